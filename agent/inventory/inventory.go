@@ -1,0 +1,511 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/errdefs"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DockerAPI is the part of the Docker client the inventory uses.
+// *client.Client satisfies it.
+type DockerAPI interface {
+	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+}
+
+// ChangeKind says what happened to a container.
+type ChangeKind int
+
+// The kinds of change.
+const (
+	// Added: the container is new to the inventory.
+	Added ChangeKind = iota + 1
+	// Updated: the container changed, or Docker reported an event for it
+	// that subscribers may act on (kill and stop carry no state change).
+	Updated
+	// Removed: the container is gone; Change.Container is its last state.
+	Removed
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case Added:
+		return "added"
+	case Updated:
+		return "updated"
+	case Removed:
+		return "removed"
+	}
+	return fmt.Sprintf("ChangeKind(%d)", int(k))
+}
+
+// ActionResync marks changes found by listing the containers again after the
+// connection to Docker was re-established rather than from an event.
+const ActionResync = "resync"
+
+// Change is one ordered change to the inventory.
+type Change struct {
+	// Seq increases by one with every change the inventory publishes.
+	Seq  uint64
+	Kind ChangeKind
+	// Action is the Docker event action behind the change (start, die,
+	// kill, stop, pause, unpause, health_status, destroy, ...) or
+	// ActionResync.
+	Action string
+	// Container is the new state; for Removed, the last known state.
+	Container *Container
+	// Previous is the state before the change; nil for Added.
+	Previous *Container
+	// Time is when the inventory observed the change.
+	Time time.Time
+}
+
+// Options configure an Inventory.
+type Options struct {
+	// Logger receives connection and sync messages; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the inventory's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// InspectConcurrency bounds parallel inspects during a full sync.
+	InspectConcurrency int
+	// MaxBackoff caps the wait between reconnection attempts.
+	MaxBackoff time.Duration
+}
+
+// Inventory is the node's live container inventory. Create it with New and
+// run it with Run; it is safe for concurrent use.
+type Inventory struct {
+	docker DockerAPI
+	log    *slog.Logger
+	opts   Options
+	m      *metrics
+
+	mu         sync.Mutex
+	containers map[string]*Container
+	seq        uint64
+	subs       map[*Subscription]struct{}
+	connected  bool
+	lastErr    error
+	synced     chan struct{} // closed after the first full sync
+	syncedOnce sync.Once
+}
+
+// New returns an inventory that reads from docker. Call Run to fill it.
+func New(docker DockerAPI, opts Options) *Inventory {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.InspectConcurrency <= 0 {
+		opts.InspectConcurrency = 8
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 2 * time.Second
+	}
+	inv := &Inventory{
+		docker:     docker,
+		log:        opts.Logger,
+		opts:       opts,
+		containers: make(map[string]*Container),
+		subs:       make(map[*Subscription]struct{}),
+		synced:     make(chan struct{}),
+	}
+	inv.m = newMetrics(inv, opts.Registerer)
+	return inv
+}
+
+// Run keeps the inventory in step with Docker until ctx is cancelled. A lost
+// connection is retried with backoff; Run returns only ctx's error.
+func (inv *Inventory) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		err := inv.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		inv.setConnected(false, err)
+		inv.m.disconnects.Inc()
+		if time.Since(start) > 10*time.Second {
+			backoff = 100 * time.Millisecond // it worked for a while: start over
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		inv.log.Warn("docker connection lost; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, inv.opts.MaxBackoff)
+	}
+}
+
+// session subscribes to events, lists and syncs, then applies events until
+// the stream fails.
+func (inv *Inventory) session(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Subscribe first, replaying from a moment before the list: every change
+	// after the list is then seen as an event, and events that the list
+	// already covers are harmless because each one re-inspects.
+	since := time.Now().Add(-2 * time.Second)
+	msgs, errs := inv.docker.Events(ctx, events.ListOptions{
+		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType))),
+	})
+	if err := inv.fullSync(ctx); err != nil {
+		return fmt.Errorf("sync containers: %w", err)
+	}
+	inv.setConnected(true, nil)
+	inv.syncedOnce.Do(func() { close(inv.synced) })
+
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			if err == nil {
+				err = errors.New("event stream closed")
+			}
+			return fmt.Errorf("docker events: %w", err)
+		case msg := <-msgs:
+			inv.handleEvent(ctx, msg)
+		}
+	}
+}
+
+// fullSync lists every container, inspects them and publishes the
+// difference from the current state.
+func (inv *Inventory) fullSync(ctx context.Context) error {
+	start := time.Now()
+	list, err := inv.docker.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	found := make([]*Container, len(list))
+	errs := make([]error, len(list))
+	sem := make(chan struct{}, inv.opts.InspectConcurrency)
+	var wg sync.WaitGroup
+	for i, s := range list {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := inv.inspect(ctx, s.ID)
+			found[i], errs[i] = c, err
+		}()
+	}
+	wg.Wait()
+
+	now := make(map[string]*Container, len(list))
+	for i, c := range found {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		if c != nil { // nil: removed between list and inspect
+			now[c.ID] = c
+		}
+	}
+
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	ids := make([]string, 0, len(now))
+	for id := range now {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		inv.upsertLocked(now[id], ActionResync, false)
+	}
+	var gone []string
+	for id := range inv.containers {
+		if _, ok := now[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	sort.Strings(gone)
+	for _, id := range gone {
+		inv.removeLocked(id, ActionResync)
+	}
+	inv.m.syncs.Inc()
+	inv.m.syncDuration.Observe(time.Since(start).Seconds())
+	inv.log.Info("docker inventory synced", "containers", len(now), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// inspect returns the container's current state, or nil if it no longer
+// exists.
+func (inv *Inventory) inspect(ctx context.Context, id string) (*Container, error) {
+	resp, err := inv.docker.ContainerInspect(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		inv.m.errors.WithLabelValues("inspect").Inc()
+		return nil, fmt.Errorf("inspect %.12s: %w", id, err)
+	}
+	return fromInspect(resp), nil
+}
+
+// normalizeAction strips the detail Docker appends to some actions
+// ("health_status: healthy", "exec_start: sh -c ...").
+func normalizeAction(a string) string {
+	action, _, _ := strings.Cut(a, ":")
+	return strings.TrimSpace(action)
+}
+
+// notableActions are published even when the container's state did not
+// change, because subscribers act on them (the registrar drains on kill and
+// stop before the container dies).
+var notableActions = map[string]bool{"kill": true, "stop": true}
+
+func (inv *Inventory) handleEvent(ctx context.Context, msg events.Message) {
+	action := normalizeAction(string(msg.Action))
+	id := msg.Actor.ID
+	if id == "" || strings.HasPrefix(action, "exec_") || action == "attach" ||
+		action == "detach" || action == "resize" || action == "top" ||
+		action == "export" || action == "archive-path" || action == "extract-to-dir" {
+		return
+	}
+	inv.m.events.WithLabelValues(action).Inc()
+	if action == "destroy" {
+		inv.mu.Lock()
+		inv.removeLocked(id, action)
+		inv.mu.Unlock()
+		return
+	}
+	c, err := inv.inspect(ctx, id)
+	if err != nil {
+		// The stream will fail too if Docker is gone; a transient inspect
+		// error is repaired by the next event or sync.
+		inv.log.Warn("inspect after event failed", "container", id, "action", action, "err", err)
+		return
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if c == nil {
+		inv.removeLocked(id, action)
+		return
+	}
+	inv.upsertLocked(c, action, notableActions[action])
+}
+
+func (inv *Inventory) upsertLocked(c *Container, action string, always bool) {
+	prev, ok := inv.containers[c.ID]
+	switch {
+	case !ok:
+		inv.containers[c.ID] = c
+		inv.publishLocked(Change{Kind: Added, Action: action, Container: c})
+	case always || !prev.Equal(c):
+		inv.containers[c.ID] = c
+		inv.publishLocked(Change{Kind: Updated, Action: action, Container: c, Previous: prev})
+	}
+}
+
+func (inv *Inventory) removeLocked(id, action string) {
+	prev, ok := inv.containers[id]
+	if !ok {
+		return
+	}
+	delete(inv.containers, id)
+	inv.publishLocked(Change{Kind: Removed, Action: action, Container: prev, Previous: prev})
+}
+
+func (inv *Inventory) publishLocked(ch Change) {
+	inv.seq++
+	ch.Seq = inv.seq
+	ch.Time = time.Now()
+	for s := range inv.subs {
+		s.push(ch)
+	}
+	inv.m.changes.WithLabelValues(ch.Kind.String()).Inc()
+}
+
+func (inv *Inventory) setConnected(ok bool, err error) {
+	inv.mu.Lock()
+	inv.connected, inv.lastErr = ok, err
+	inv.mu.Unlock()
+}
+
+// Connected reports whether the inventory currently follows Docker's event
+// stream, and the last connection error if it does not.
+func (inv *Inventory) Connected() (bool, error) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.connected, inv.lastErr
+}
+
+// Synced is closed once the first full sync with Docker completed.
+func (inv *Inventory) Synced() <-chan struct{} { return inv.synced }
+
+// Get returns the container with the given full ID.
+func (inv *Inventory) Get(id string) (*Container, bool) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	c, ok := inv.containers[id]
+	return c, ok
+}
+
+// Lookup finds a container by full ID, unique ID prefix or name.
+func (inv *Inventory) Lookup(ref string) (*Container, bool) {
+	ref = strings.TrimPrefix(ref, "/")
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if c, ok := inv.containers[ref]; ok {
+		return c, true
+	}
+	var match *Container
+	for _, c := range inv.containers {
+		if c.Name == ref {
+			return c, true
+		}
+		if len(ref) >= 4 && strings.HasPrefix(c.ID, ref) {
+			if match != nil {
+				return nil, false // ambiguous prefix
+			}
+			match = c
+		}
+	}
+	return match, match != nil
+}
+
+// List returns all containers, sorted by name.
+func (inv *Inventory) List() []*Container {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.listLocked()
+}
+
+func (inv *Inventory) listLocked() []*Container {
+	out := make([]*Container, 0, len(inv.containers))
+	for _, c := range inv.containers {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Subscribe returns a subscription whose Snapshot is the inventory at this
+// moment and whose Next yields every later change in order. Close it when
+// done.
+func (inv *Inventory) Subscribe() *Subscription {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	s := &Subscription{
+		inv:      inv,
+		snapshot: inv.listLocked(),
+		seq:      inv.seq,
+		notify:   make(chan struct{}, 1),
+	}
+	inv.subs[s] = struct{}{}
+	return s
+}
+
+func (inv *Inventory) unsubscribe(s *Subscription) {
+	inv.mu.Lock()
+	delete(inv.subs, s)
+	inv.mu.Unlock()
+}
+
+// Subscription is one subscriber's ordered view of the inventory. Its queue
+// is unbounded so that a slow subscriber never stalls the others or the
+// event stream; the queue depth is exported as a metric.
+type Subscription struct {
+	inv      *Inventory
+	snapshot []*Container
+	seq      uint64
+
+	mu     sync.Mutex
+	queue  []Change
+	closed bool
+	notify chan struct{}
+}
+
+// Snapshot returns the containers as they were when the subscription began.
+func (s *Subscription) Snapshot() []*Container { return s.snapshot }
+
+// SnapshotSeq is the sequence number of the last change included in the
+// snapshot; the first change Next returns has SnapshotSeq+1.
+func (s *Subscription) SnapshotSeq() uint64 { return s.seq }
+
+// ErrClosed is returned by Next after Close.
+var ErrClosed = errors.New("inventory subscription closed")
+
+// Next waits for the next change. It returns ctx's error when ctx ends and
+// ErrClosed after Close.
+func (s *Subscription) Next(ctx context.Context) (Change, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return Change{}, ErrClosed
+		}
+		if len(s.queue) > 0 {
+			ch := s.queue[0]
+			s.queue[0] = Change{}
+			s.queue = s.queue[1:]
+			s.mu.Unlock()
+			return ch, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Change{}, ctx.Err()
+		case <-s.notify:
+		}
+	}
+}
+
+// Pending returns and removes every queued change without waiting.
+func (s *Subscription) Pending() []Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.queue
+	s.queue = nil
+	return out
+}
+
+// Ready is signalled when changes may be waiting; use it with Pending to
+// consume changes in batches.
+func (s *Subscription) Ready() <-chan struct{} { return s.notify }
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	s.inv.unsubscribe(s)
+	s.mu.Lock()
+	s.closed = true
+	s.queue = nil
+	s.mu.Unlock()
+}
+
+func (s *Subscription) push(ch Change) {
+	s.mu.Lock()
+	if !s.closed {
+		s.queue = append(s.queue, ch)
+	}
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Subscription) depth() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
