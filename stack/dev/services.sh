@@ -64,7 +64,7 @@ docker_up() {
 
 # ---------------------------------------------------------------- consul
 CONSUL_BIN=$CACHE/consul-$CONSUL_VERSION/consul
-consul_ok() { curl -fsS "http://127.0.0.1:$CONSUL_HTTP_PORT/v1/status/leader" | grep -q ':'; }
+consul_ok() { curl -fs "http://127.0.0.1:$CONSUL_HTTP_PORT/v1/status/leader" | grep -q ':'; }
 
 consul_build() {
   [[ -x $CONSUL_BIN ]] && return
@@ -94,7 +94,7 @@ consul_up() {
 
 # ---------------------------------------------------------------- elasticsearch
 ES_HOME=$CACHE/elasticsearch-$ES_VERSION
-es_ok() { curl -fsS "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s" | grep -q '"status"'; }
+es_ok() { curl -fs "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s" | grep -q '"status"'; }
 
 es_fetch() {
   [[ -x $ES_HOME/bin/elasticsearch ]] && return
@@ -120,13 +120,19 @@ es_up() {
   mkdir -p "$data" "$RUN/es-logs"
   chown -R heartwood-es "$ES_HOME" "$data" "$RUN/es-logs"
   log "elasticsearch: starting on 127.0.0.1:$ES_PORT (log $RUN/elasticsearch.log)"
-  # Java must be 17+; the machine's default is.
-  nohup runuser -u heartwood-es -- env ES_JAVA_OPTS="${ES_JAVA_OPTS:--Xms1g -Xmx1g}" \
+  # The integ-test zip ships no JDK: use the machine's Java (17+).
+  local java_home=${ES_JAVA_HOME:-}
+  if [[ -z $java_home ]]; then
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    java_home=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
+  fi
+  nohup runuser -u heartwood-es -- env ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="${ES_JAVA_OPTS:--Xms1g -Xmx1g}" \
     "$ES_HOME/bin/elasticsearch" \
     -E discovery.type=single-node -E network.host=127.0.0.1 -E http.port="$ES_PORT" \
     -E path.data="$data" -E path.logs="$RUN/es-logs" \
     -E cluster.routing.allocation.disk.threshold_enabled=false \
-    -E action.destructive_requires_name=false >"$RUN/elasticsearch.log" 2>&1 &
+    -E action.destructive_requires_name=false \
+    -E xpack.security.enabled=false -E xpack.security.enrollment.enabled=false >"$RUN/elasticsearch.log" 2>&1 &
   echo $! >"$RUN/elasticsearch.pid"
   wait_for es 180 es_ok || { tail -n 40 "$RUN/elasticsearch.log" >&2; die "elasticsearch did not become yellow within 180s"; }
   log "elasticsearch: up"
