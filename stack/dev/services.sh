@@ -116,7 +116,10 @@ es_up() {
   if es_ok; then log "elasticsearch: already running (127.0.0.1:$ES_PORT)"; return; fi
   es_fetch
   id -u heartwood-es >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin heartwood-es
+  # Test data is disposable: a fresh start begins with an empty cluster
+  # (set ES_KEEP_DATA=1 to keep it), so shards of old test runs never pile up.
   local data=$CACHE/es-data-$ES_VERSION
+  [[ ${ES_KEEP_DATA:-0} == 1 ]] || rm -rf "$data"
   mkdir -p "$data" "$RUN/es-logs"
   chown -R heartwood-es "$ES_HOME" "$data" "$RUN/es-logs"
   log "elasticsearch: starting on 127.0.0.1:$ES_PORT (log $RUN/elasticsearch.log)"
@@ -132,6 +135,7 @@ es_up() {
     -E path.data="$data" -E path.logs="$RUN/es-logs" \
     -E cluster.routing.allocation.disk.threshold_enabled=false \
     -E action.destructive_requires_name=false \
+    -E cluster.max_shards_per_node=10000 \
     -E xpack.security.enabled=false -E xpack.security.enrollment.enabled=false >"$RUN/elasticsearch.log" 2>&1 &
   echo $! >"$RUN/elasticsearch.pid"
   wait_for es 180 es_ok || { tail -n 40 "$RUN/elasticsearch.log" >&2; die "elasticsearch did not become yellow within 180s"; }
