@@ -1,0 +1,199 @@
+package watchman
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/heartwood-ops/heartwood/watchman/cgroup"
+	"github.com/heartwood-ops/heartwood/watchman/policy"
+	"github.com/heartwood-ops/heartwood/watchman/procfs"
+)
+
+// Sample is one reading of a container's figures.
+type Sample struct {
+	At     time.Time
+	Cgroup cgroup.Stats
+	Net    []procfs.Iface
+	// HasNet is false when the network namespace was not read (host
+	// network, or the process is gone).
+	HasNet bool
+	// GPU figures, when a GPU reader is present.
+	HasGPU      bool
+	GPUUtil     float64
+	GPUMemBytes uint64
+	// FromDocker marks a sample taken through the Docker stats API fallback.
+	FromDocker bool
+}
+
+// Rates are the activity between two samples.
+type Rates struct {
+	Interval time.Duration `json:"interval"`
+	CPU      float64       `json:"cpu_cores"`
+	NetBps   float64       `json:"net_bytes_per_second"`
+	DiskBps  float64       `json:"disk_bytes_per_second"`
+	// ThrottledPeriods is the number of CFS periods throttled.
+	ThrottledPeriods uint64  `json:"throttled_periods"`
+	Pressure         float64 `json:"pressure"`
+	HasPressure      bool    `json:"has_pressure"`
+	GPU              float64 `json:"gpu_percent"`
+	HasGPU           bool    `json:"has_gpu"`
+}
+
+// Signals converts the rates to the policy's input.
+func (r Rates) Signals() policy.Signals {
+	return policy.Signals{
+		CPU: r.CPU, Net: r.NetBps, Disk: r.DiskBps, GPU: r.GPU, HasGPU: r.HasGPU,
+		Throttled: r.ThrottledPeriods > 0, Pressure: r.Pressure, HasPressure: r.HasPressure,
+	}
+}
+
+// delta returns b-a, or 0 when the counter went backwards (reset).
+func delta(a, b uint64) uint64 {
+	if b < a {
+		return 0
+	}
+	return b - a
+}
+
+// computeRates compares two consecutive samples of the same cgroup.
+func computeRates(prev, cur *Sample) Rates {
+	dt := cur.At.Sub(prev.At)
+	r := Rates{Interval: dt}
+	if dt <= 0 {
+		return r
+	}
+	sec := dt.Seconds()
+	r.CPU = float64(delta(prev.Cgroup.CPUUsage, cur.Cgroup.CPUUsage)) / 1e9 / sec
+	r.ThrottledPeriods = delta(prev.Cgroup.CFSThrottled, cur.Cgroup.CFSThrottled)
+	var disk uint64
+	for _, d := range cur.Cgroup.BlkIO {
+		for _, p := range prev.Cgroup.BlkIO {
+			if p.Major == d.Major && p.Minor == d.Minor {
+				disk += delta(p.ReadBytes, d.ReadBytes) + delta(p.WriteBytes, d.WriteBytes)
+				break
+			}
+		}
+	}
+	r.DiskBps = float64(disk) / sec
+	if cur.HasNet && prev.HasNet {
+		var n uint64
+		for _, i := range cur.Net {
+			if i.Name == "lo" {
+				continue
+			}
+			for _, p := range prev.Net {
+				if p.Name == i.Name {
+					n += delta(p.RxBytes, i.RxBytes) + delta(p.TxBytes, i.TxBytes)
+					break
+				}
+			}
+		}
+		r.NetBps = float64(n) / sec
+	}
+	if cur.Cgroup.HasPSI && prev.Cgroup.HasPSI {
+		r.HasPressure = true
+		us := float64(dt.Microseconds())
+		for _, pair := range [...][2]uint64{
+			{prev.Cgroup.CPUPressure.Some.Total, cur.Cgroup.CPUPressure.Some.Total},
+			{prev.Cgroup.MemoryPressure.Some.Total, cur.Cgroup.MemoryPressure.Some.Total},
+			{prev.Cgroup.IOPressure.Some.Total, cur.Cgroup.IOPressure.Some.Total},
+		} {
+			r.Pressure = max(r.Pressure, float64(delta(pair[0], pair[1]))/us)
+		}
+	}
+	if cur.HasGPU {
+		r.HasGPU, r.GPU = true, cur.GPUUtil
+	}
+	return r
+}
+
+// sampler reads one container's figures from its cgroup and network
+// namespace, keeping the files open between reads.
+type sampler struct {
+	pid    int
+	cg     *cgroup.Reader
+	netdev *procfs.File
+	cgPath string // cAdvisor-style id label: the cgroup path
+}
+
+// errNoCgroup means the cgroup could not be opened: fall back to Docker.
+var errNoCgroup = errors.New("cgroup not readable")
+
+// openSampler resolves pid's cgroup and opens its files. hostNet disables
+// network sampling (the namespace is the host's).
+func openSampler(procRoot, cgroupRoot string, pid int, hostNet bool) (*sampler, error) {
+	paths, err := cgroup.ForPID(procRoot, cgroupRoot, pid)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoCgroup, err)
+	}
+	cg, err := cgroup.Open(paths)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoCgroup, err)
+	}
+	s := &sampler{pid: pid, cg: cg, cgPath: cgroupID(cgroupRoot, paths)}
+	if !hostNet {
+		if f, err := procfs.OpenPID(procRoot, pid, "net/dev"); err == nil {
+			s.netdev = f
+		}
+	}
+	return s, nil
+}
+
+// cgroupID returns the cgroup path relative to its hierarchy, as cAdvisor
+// puts it in the id label (/docker/<id> or /system.slice/docker-<id>.scope).
+func cgroupID(root string, p cgroup.Paths) string {
+	var dir string
+	var bases []string
+	switch {
+	case p.V1["cpuacct"] != "":
+		dir = p.V1["cpuacct"]
+		bases = []string{root + "/cpuacct", root + "/cpu,cpuacct", root + "/cpuacct,cpu"}
+	case p.V2 != "":
+		dir = p.V2
+		bases = []string{root + "/unified", root}
+	}
+	for _, b := range bases {
+		if len(dir) > len(b) && dir[:len(b)] == b && dir[len(b)] == '/' {
+			return dir[len(b):]
+		}
+	}
+	return dir
+}
+
+// read fills s. An error wrapping cgroup.ErrVanished or procfs.ErrVanished
+// means the container went away: skip the sample.
+func (sm *sampler) read(s *Sample, now time.Time) error {
+	s.At = now
+	s.FromDocker = false
+	if err := sm.cg.Read(&s.Cgroup); err != nil {
+		return err
+	}
+	s.HasNet = false
+	if sm.netdev != nil {
+		b, err := sm.netdev.Read()
+		if err == nil {
+			s.Net, err = procfs.ParseNetDev(b, s.Net)
+		}
+		if err == nil {
+			s.HasNet = true
+		}
+	}
+	return nil
+}
+
+func (sm *sampler) close() {
+	if sm == nil {
+		return
+	}
+	sm.cg.Close()
+	if sm.netdev != nil {
+		sm.netdev.Close()
+	}
+}
+
+// vanished reports whether err means the container's cgroup or process is
+// gone.
+func vanished(err error) bool {
+	return errors.Is(err, cgroup.ErrVanished) || errors.Is(err, procfs.ErrVanished)
+}

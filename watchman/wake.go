@@ -1,0 +1,193 @@
+package watchman
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/heartwood-ops/heartwood/watchman/procfs"
+)
+
+// connKey identifies one TCP connection.
+type connKey struct{ local, remote netip.AddrPort }
+
+// connWatch finds new inbound connections in a network namespace by
+// comparing its TCP tables with a baseline. The kernel completes handshakes
+// and queues data for a frozen process, so the connections show up as
+// SYN_RECV or ESTABLISHED entries on a listening port.
+type connWatch struct {
+	files    []*procfs.File
+	peers    []netip.Prefix
+	baseline map[connKey]uint32 // connection -> receive queue at pause time
+	listen   map[uint16]bool
+	conns    []procfs.Socket
+}
+
+// newConnWatch opens /proc/<pid>/net/tcp and tcp6 and records the current
+// connections as the baseline.
+func newConnWatch(procRoot string, pid int, peers []netip.Prefix) (*connWatch, error) {
+	cw := &connWatch{peers: peers, listen: map[uint16]bool{}}
+	for _, name := range []string{"net/tcp", "net/tcp6"} {
+		f, err := procfs.OpenPID(procRoot, pid, name)
+		if err != nil {
+			if name == "net/tcp6" { // IPv6 disabled
+				continue
+			}
+			cw.close()
+			return nil, err
+		}
+		cw.files = append(cw.files, f)
+	}
+	if err := cw.scan(); err != nil {
+		cw.close()
+		return nil, err
+	}
+	cw.baseline = make(map[connKey]uint32, len(cw.conns))
+	for _, s := range cw.conns {
+		cw.baseline[connKey{s.Local, s.Remote}] = s.RxQueue
+	}
+	return cw, nil
+}
+
+// scan re-reads the tables into cw.listen and cw.conns (inbound
+// connections on listening ports).
+func (cw *connWatch) scan() error {
+	clear(cw.listen)
+	cw.conns = cw.conns[:0]
+	var all []procfs.Socket
+	for _, f := range cw.files {
+		b, err := f.Read()
+		if err != nil {
+			return err
+		}
+		if err := procfs.ParseTCP(b, func(s procfs.Socket) {
+			switch s.State {
+			case procfs.TCPListen:
+				cw.listen[s.Local.Port()] = true
+			case procfs.TCPEstablished, procfs.TCPSynRecv:
+				all = append(all, s)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	for _, s := range all {
+		if cw.listen[s.Local.Port()] {
+			cw.conns = append(cw.conns, s)
+		}
+	}
+	return nil
+}
+
+// check rescans and returns the first new inbound connection, or one with
+// more queued data than at pause time, from a peer that is not ignored.
+func (cw *connWatch) check() (procfs.Socket, bool, error) {
+	if err := cw.scan(); err != nil {
+		return procfs.Socket{}, false, err
+	}
+	for _, s := range cw.conns {
+		if cw.ignored(s.Remote.Addr()) {
+			continue
+		}
+		rx, known := cw.baseline[connKey{s.Local, s.Remote}]
+		if !known || s.RxQueue > rx {
+			return s, true, nil
+		}
+	}
+	return procfs.Socket{}, false, nil
+}
+
+func (cw *connWatch) ignored(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range cw.peers {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (cw *connWatch) close() {
+	for _, f := range cw.files {
+		f.Close()
+	}
+	cw.files = nil
+}
+
+// startWatchLocked starts watching a paused container for connections, if
+// wake-on-connect is on and the container has its own network namespace.
+func (w *Watchman) startWatchLocked(t *tracked) {
+	if !w.cfg.WakeOnConnect || w.runCtx == nil || t.watchStop != nil ||
+		t.c.NetworkMode == "host" || t.c.State.Pid <= 0 {
+		return
+	}
+	cw, err := newConnWatch(w.cfg.ProcRoot, t.c.State.Pid, w.peers)
+	if err != nil {
+		w.log.Warn("cannot watch paused container for connections", "container", t.c.Name, "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(w.runCtx)
+	t.watchStop = cancel
+	id, name := t.c.ID, t.c.Name
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer cw.close()
+		tick := time.NewTicker(w.cfg.WakePoll)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			s, hit, err := cw.check()
+			if err != nil {
+				w.log.Debug("connection watch ended", "container", name, "err", err)
+				return
+			}
+			if !hit {
+				continue
+			}
+			detected := time.Now()
+			w.log.Info("connection to paused container; waking it", "container", name,
+				"local", s.Local.String(), "remote", s.Remote.String())
+			w.mu.Lock()
+			if t, ok := w.ctrs[id]; ok && t.watchStop != nil {
+				t.watchStop = nil // this goroutine ends; wakeIDs must not cancel a new one
+			}
+			w.mu.Unlock()
+			cancel()
+			if err := w.wakeIDs(w.runCtxOr(ctx), w.wakeSet(id), "connect", detected); err != nil {
+				w.log.Warn("wake on connect failed", "container", name, "err", err)
+			}
+			return
+		}
+	}()
+}
+
+// runCtxOr returns the run context, or fallback when Run has ended.
+func (w *Watchman) runCtxOr(fallback context.Context) context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.runCtx != nil {
+		return w.runCtx
+	}
+	return fallback
+}
+
+func (w *Watchman) wakeSet(id string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t, ok := w.ctrs[id]; ok {
+		return w.wakeSetLocked(t)
+	}
+	return nil
+}
+
+func (w *Watchman) stopWatchLocked(t *tracked) {
+	if t.watchStop != nil {
+		t.watchStop()
+		t.watchStop = nil
+	}
+}

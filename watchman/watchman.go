@@ -1,0 +1,425 @@
+// Package watchman measures every container on the node from its cgroup and
+// network namespace files, exports cAdvisor-compatible metrics, and pauses
+// (or stops, or reports) idle containers that opted in by label, waking them
+// on demand or when a client connects.
+//
+// Data flow: the inventory tells the watchman which containers exist; every
+// Config.Interval it reads each running container's cgroup files (kept open,
+// re-read from offset 0) and /proc/<pid>/net/dev, turns two consecutive
+// readings into rates, and feeds the rates of opted-in containers to a
+// policy.Tracker. When every member of a group has been idle for its whole
+// window, the group is paused: the Maintainer takes its services out of
+// discovery first, then Docker pauses it. While it is paused its TCP table
+// is polled and a new inbound connection to a listening port wakes it.
+package watchman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/watchman/gpu"
+	"github.com/heartwood-ops/heartwood/watchman/policy"
+)
+
+// Container states reported by DescribeContainer and the state metric.
+const (
+	StateUnmanaged      = "unmanaged"       // no opt-in label
+	StateExcluded       = "excluded"        // excluded by configuration, or the agent itself
+	StateInvalid        = "invalid-policy"  // malformed heartwood.watchman.* labels
+	StateNotRunning     = "not-running"     // created, exited or dead
+	StateActive         = "active"          // opted in, some signal above threshold
+	StateIdle           = "idle"            // opted in, idle, window not yet over
+	StateWouldPause     = "would-pause"     // dry run: would have been paused
+	StateNotified       = "notified"        // action notify fired
+	StatePausing        = "pausing"         // action in flight
+	StatePaused         = "paused"          // paused by the watchman
+	StateStopped        = "stopped"         // stopped by the watchman
+	StateWaking         = "waking"          // wake in flight
+	StatePausedExternal = "paused-external" // paused by someone else
+)
+
+var allStates = []string{StateUnmanaged, StateExcluded, StateInvalid, StateNotRunning, StateActive,
+	StateIdle, StateWouldPause, StateNotified, StatePausing, StatePaused, StateStopped, StateWaking, StatePausedExternal}
+
+// tracked is the watchman's state for one container. Guarded by
+// Watchman.mu.
+type tracked struct {
+	c       *inventory.Container
+	pol     policy.Policy
+	polErr  error
+	managed bool // opted in, valid, not excluded, not self
+
+	sm        *sampler
+	openErr   error
+	cur, prev Sample
+	hasCur    bool
+	hasPrev   bool
+	rates     Rates
+	hasRates  bool
+	tr        policy.Tracker
+	verdict   policy.Verdict
+	fallingBk bool // Docker stats fallback in flight
+
+	state       string
+	pausedByUs  bool
+	stoppedByUs bool
+	pausedAt    time.Time
+	maintenance bool
+	busy        bool
+	recorded    bool // would-pause / notify recorded for this idle streak
+	deferred    bool // cap event recorded for this idle streak
+	watchStop   context.CancelFunc
+	errLogged   bool
+}
+
+// Watchman is the idle-container pauser. Create it with New and run it with
+// Run.
+type Watchman struct {
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	now   func() time.Time
+	peers []netip.Prefix
+	m     *metrics
+	gpu   gpu.Reader
+
+	mu       sync.Mutex
+	ctrs     map[string]*tracked
+	defaults policy.Defaults // local config overlaid with KV
+	kvDryRun bool            // cluster or node dry-run switch from KV
+	limiter  *policy.Limiter
+	runCtx   context.Context
+	ready    bool
+	wg       sync.WaitGroup
+	events   chan map[string]any
+	fbSem    chan struct{}
+}
+
+// New validates cfg and returns a watchman.
+func New(cfg Config, deps Deps) (*Watchman, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Source == nil {
+		return nil, errors.New("watchman: deps.Source is required")
+	}
+	if deps.Docker == nil {
+		return nil, errors.New("watchman: deps.Docker is required")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("subsystem", "watchman")
+	peers, _ := parsePeers(cfg.HealthCheckPeers)
+	w := &Watchman{
+		cfg:      cfg,
+		deps:     deps,
+		log:      log,
+		now:      time.Now,
+		peers:    peers,
+		ctrs:     map[string]*tracked{},
+		defaults: cfg.defaults(),
+		limiter:  policy.NewLimiter(cfg.MaxPausesPerMinute),
+		events:   make(chan map[string]any, 256),
+		fbSem:    make(chan struct{}, 2),
+	}
+	g, err := gpu.Open(cfg.ProcRoot)
+	if err != nil {
+		log.Info("GPU metrics unavailable; gpu thresholds are ignored", "reason", err)
+	} else {
+		w.gpu = g
+	}
+	w.m = newMetrics(w, deps.Registerer)
+	return w, nil
+}
+
+// Ready returns nil once the first sample of every running container has
+// been taken.
+func (w *Watchman) Ready() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.ready {
+		return errors.New("watchman: first sample not taken yet")
+	}
+	return nil
+}
+
+// Run samples and acts until ctx ends. It returns nil when ctx ends.
+func (w *Watchman) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	sub := w.deps.Source.Subscribe()
+	defer func() {
+		cancel()
+		sub.Close()
+		w.wg.Wait()
+		w.mu.Lock()
+		for _, t := range w.ctrs {
+			t.sm.close()
+			t.sm = nil
+		}
+		w.runCtx = nil
+		w.ready = false
+		w.mu.Unlock()
+	}()
+	w.mu.Lock()
+	w.runCtx = ctx
+	for _, c := range sub.Snapshot() {
+		w.upsertLocked(c, "snapshot")
+	}
+	w.mu.Unlock()
+	w.wg.Add(1)
+	go w.shipEvents(ctx)
+	if w.deps.KV != nil && w.cfg.KVPrefix != "" {
+		w.wg.Add(1)
+		go w.watchKV(ctx)
+	}
+	w.tick(ctx)
+	w.mu.Lock()
+	w.ready = true
+	w.mu.Unlock()
+	t := time.NewTicker(w.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.Ready():
+			changes := sub.Pending()
+			w.mu.Lock()
+			for _, ch := range changes {
+				w.applyLocked(ch)
+			}
+			w.mu.Unlock()
+		case <-t.C:
+			w.tick(ctx)
+		}
+	}
+}
+
+// tick samples every running container and acts on due groups.
+func (w *Watchman) tick(ctx context.Context) {
+	start := time.Now()
+	var snap gpu.Snapshot
+	if w.gpu != nil {
+		s, err := w.gpu.Sample(ctx)
+		if err != nil {
+			w.m.sampleErrors.WithLabelValues("gpu").Inc()
+		} else {
+			snap = s
+		}
+	}
+	w.mu.Lock()
+	now := w.now()
+	for id, t := range w.ctrs {
+		w.sampleLocked(t, now, snap.Containers[id], snap.Containers != nil)
+	}
+	w.decideLocked(now)
+	w.mu.Unlock()
+	w.m.tickDuration.Observe(time.Since(start).Seconds())
+}
+
+// applyLocked folds one inventory change into the state.
+func (w *Watchman) applyLocked(ch inventory.Change) {
+	c := ch.Container
+	if ch.Kind == inventory.Removed {
+		if t, ok := w.ctrs[c.ID]; ok {
+			w.stopWatchLocked(t)
+			t.sm.close()
+			delete(w.ctrs, c.ID)
+		}
+		return
+	}
+	t := w.upsertLocked(c, ch.Action)
+	switch ch.Action {
+	case "unpause":
+		if t.pausedByUs && !t.busy {
+			// Somebody unpaused it by hand: track it as active again and
+			// end the maintenance we started.
+			w.stopWatchLocked(t)
+			t.pausedByUs = false
+			t.tr.Reset()
+			t.hasPrev = false
+			maint := t.maintenance
+			t.maintenance = false
+			w.setStateLocked(t, StateActive)
+			w.m.wakes.WithLabelValues("manual").Inc()
+			w.eventLocked(t, "wake", "manual", "unpaused outside the watchman", nil)
+			if maint && w.deps.Maintainer != nil && w.runCtx != nil {
+				id := c.ID
+				ctx := w.runCtx
+				w.wg.Add(1)
+				go func() {
+					defer w.wg.Done()
+					if err := w.deps.Maintainer.Maintenance(ctx, id, false, "watchman: unpaused manually"); err != nil {
+						w.log.Warn("end maintenance after manual unpause failed", "container", id, "err", err)
+					}
+				}()
+			}
+		}
+	case "die", "stop", "kill":
+		if !c.State.Running {
+			w.stopWatchLocked(t)
+		}
+	}
+}
+
+// upsertLocked records the container's new state and re-derives its
+// policy.
+func (w *Watchman) upsertLocked(c *inventory.Container, action string) *tracked {
+	t, ok := w.ctrs[c.ID]
+	if !ok {
+		t = &tracked{}
+		w.ctrs[c.ID] = t
+	}
+	prev := t.c
+	t.c = c
+	if prev != nil && prev.State.Pid != c.State.Pid {
+		t.sm.close()
+		t.sm, t.hasCur, t.hasPrev, t.hasRates, t.openErr = nil, false, false, false, nil
+		t.tr.Reset()
+	}
+	w.policyLocked(t)
+	switch {
+	case !c.State.Running:
+		t.sm.close()
+		t.sm, t.hasCur, t.hasPrev, t.hasRates = nil, false, false, false
+		if !t.stoppedByUs {
+			t.pausedByUs = false
+			w.setStateLocked(t, StateNotRunning)
+		}
+	case c.State.Paused:
+		if !t.pausedByUs && !t.busy {
+			if action == "snapshot" && t.managed {
+				// Paused by an earlier run of the agent (it restarted):
+				// adopt it so that it can still be woken.
+				t.pausedByUs, t.maintenance = true, true
+				w.setStateLocked(t, StatePaused)
+				w.startWatchLocked(t)
+			} else {
+				w.setStateLocked(t, StatePausedExternal)
+			}
+		}
+	default:
+		t.stoppedByUs = false
+		if t.state == StatePausedExternal || t.state == StateNotRunning || t.state == "" || t.state == StateStopped {
+			w.setStateLocked(t, w.baseStateLocked(t))
+		}
+	}
+	return t
+}
+
+// policyLocked re-derives the container's policy from its labels and the
+// current defaults.
+func (w *Watchman) policyLocked(t *tracked) {
+	prevErr := t.polErr
+	t.pol, t.polErr = policy.Parse(t.c.Labels, w.defaults)
+	t.managed = t.polErr == nil && t.pol.Enabled && !w.excludedLocked(t.c)
+	if t.polErr != nil && (prevErr == nil || prevErr.Error() != t.polErr.Error()) {
+		w.log.Warn("malformed watchman labels; the container will not be paused", "container", t.c.Name, "err", t.polErr)
+		w.m.policyErrors.Inc()
+		w.eventLocked(t, "policy-invalid", "labels", t.polErr.Error(), nil)
+	}
+	if !t.busy && !t.pausedByUs && !t.stoppedByUs && t.c.State.Running && !t.c.State.Paused {
+		switch base := w.baseStateLocked(t); {
+		case base != StateActive:
+			w.setStateLocked(t, base)
+		case t.state != StateIdle && t.state != StateWouldPause && t.state != StateNotified:
+			w.setStateLocked(t, StateActive)
+		}
+	}
+}
+
+// baseStateLocked is the state of a running, unpaused container before
+// any idle decision.
+func (w *Watchman) baseStateLocked(t *tracked) string {
+	switch {
+	case w.isSelf(t.c.ID) || w.excludedLocked(t.c):
+		return StateExcluded
+	case t.polErr != nil:
+		return StateInvalid
+	case !t.pol.Enabled:
+		return StateUnmanaged
+	}
+	return StateActive
+}
+
+func (w *Watchman) isSelf(id string) bool {
+	s := w.deps.SelfContainerID
+	return s != "" && (id == s || (len(s) >= 12 && strings.HasPrefix(id, s)))
+}
+
+func (w *Watchman) excludedLocked(c *inventory.Container) bool {
+	if w.isSelf(c.ID) {
+		return true
+	}
+	for _, e := range w.cfg.Exclude {
+		e = strings.TrimPrefix(strings.TrimSpace(e), "/")
+		if e == c.Name || e == c.ID || (len(e) >= 12 && strings.HasPrefix(c.ID, e)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *Watchman) setStateLocked(t *tracked, s string) {
+	if t.state == s {
+		return
+	}
+	t.state = s
+	if s == StateActive {
+		t.recorded, t.deferred = false, false
+	}
+}
+
+// groupKey is the container's pause group: the group label, else the
+// Swarm service, else the container alone.
+func groupKey(t *tracked) string {
+	switch {
+	case t.pol.Group != "":
+		return "group:" + t.pol.Group
+	case t.c.Swarm != nil && t.c.Swarm.ServiceName != "":
+		return "service:" + t.c.Swarm.ServiceName
+	}
+	return "container:" + t.c.ID
+}
+
+// dryRunLocked reports whether actions on t are only recorded.
+func (w *Watchman) dryRunLocked(t *tracked) bool {
+	return w.cfg.DryRun || w.kvDryRun || t.pol.DryRun
+}
+
+// lookupLocked finds a tracked container by full ID, name or ID prefix.
+func (w *Watchman) lookupLocked(ref string) (*tracked, bool) {
+	ref = strings.TrimPrefix(ref, "/")
+	if t, ok := w.ctrs[ref]; ok {
+		return t, true
+	}
+	var match *tracked
+	for id, t := range w.ctrs {
+		if t.c.Name == ref {
+			return t, true
+		}
+		if len(ref) >= 4 && strings.HasPrefix(id, ref) {
+			if match != nil {
+				return nil, false
+			}
+			match = t
+		}
+	}
+	return match, match != nil
+}
+
+// ErrNotFound is returned for an unknown container.
+var ErrNotFound = errors.New("watchman: no such container")
+
+func (w *Watchman) errNotFound(ref string) error {
+	return fmt.Errorf("%w: %s", ErrNotFound, ref)
+}
