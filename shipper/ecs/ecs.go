@@ -1,0 +1,327 @@
+// Package ecs encodes log events as Elastic Common Schema documents.
+//
+// Everything that is the same for all lines of a container (container.*,
+// service.*, orchestrator.*, host.*, agent.*, data_stream.*) is encoded once
+// into a Meta; each line then costs only its own fields and a copy.
+package ecs
+
+import (
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heartwood-ops/heartwood/shipper/logline"
+)
+
+// AgentType is the agent.type of every document.
+const AgentType = "heartwood"
+
+// Source describes the origin of a container's logs: the fields that are
+// the same for every line.
+type Source struct {
+	ContainerID   string
+	ContainerName string
+	Image         string
+	Labels        map[string]string
+
+	// ServiceName is the Swarm service, compose service or image name.
+	ServiceName string
+	ServiceID   string
+	// OrchestratorType is "swarm", "compose" or empty.
+	OrchestratorType string
+	// Namespace is the Swarm stack or compose project.
+	Namespace string
+	TaskID    string
+	TaskName  string
+	TaskSlot  int
+	NodeID    string
+
+	HostName         string
+	AgentVersion     string
+	AgentEphemeralID string
+
+	Dataset       string // data_stream.dataset and event.dataset
+	DataNamespace string // data_stream.namespace
+}
+
+// Meta is a Source encoded once.
+type Meta struct {
+	frag    []byte // ,"container":{...},... (leading comma, no closing brace)
+	dataset []byte // the dataset as a JSON string
+}
+
+// NewMeta encodes src.
+func NewMeta(src Source) *Meta {
+	var b []byte
+	b = append(b, `,"container":{"id":`...)
+	b = AppendString(b, src.ContainerID)
+	if src.ContainerName != "" {
+		b = append(b, `,"name":`...)
+		b = AppendString(b, src.ContainerName)
+	}
+	if src.Image != "" {
+		name, tag := splitImage(src.Image)
+		b = append(b, `,"image":{"name":`...)
+		b = AppendString(b, name)
+		if tag != "" {
+			b = append(b, `,"tag":`...)
+			b = AppendString(b, tag)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"runtime":"docker"`...)
+	if len(src.Labels) > 0 {
+		b = append(b, `,"labels":{`...)
+		keys := make([]string, 0, len(src.Labels))
+		for k := range src.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendString(b, k)
+			b = append(b, ':')
+			b = AppendString(b, src.Labels[k])
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	if src.HostName != "" {
+		b = append(b, `,"host":{"name":`...)
+		b = AppendString(b, src.HostName)
+		b = append(b, '}')
+	}
+	if src.ServiceName != "" {
+		b = append(b, `,"service":{"name":`...)
+		b = AppendString(b, src.ServiceName)
+		if src.ServiceID != "" {
+			b = append(b, `,"id":`...)
+			b = AppendString(b, src.ServiceID)
+		}
+		b = append(b, '}')
+	}
+	if src.OrchestratorType != "" {
+		b = append(b, `,"orchestrator":{"type":`...)
+		b = AppendString(b, src.OrchestratorType)
+		if src.Namespace != "" {
+			b = append(b, `,"namespace":`...)
+			b = AppendString(b, src.Namespace)
+		}
+		if src.TaskID != "" || src.TaskName != "" {
+			b = append(b, `,"resource":{"type":"task"`...)
+			if src.TaskName != "" {
+				b = append(b, `,"name":`...)
+				b = AppendString(b, src.TaskName)
+			}
+			if src.TaskID != "" {
+				b = append(b, `,"id":`...)
+				b = AppendString(b, src.TaskID)
+			}
+			b = append(b, `,"parent":{"type":"service"}}`...)
+		}
+		b = append(b, '}')
+	}
+	if src.TaskSlot > 0 || src.NodeID != "" {
+		// Swarm details with no ECS field of their own.
+		b = append(b, `,"swarm":{`...)
+		sep := ""
+		if src.TaskSlot > 0 {
+			b = append(b, `"task":{"slot":`...)
+			b = strconv.AppendInt(b, int64(src.TaskSlot), 10)
+			b = append(b, '}')
+			sep = ","
+		}
+		if src.NodeID != "" {
+			b = append(b, sep...)
+			b = append(b, `"node":{"id":`...)
+			b = AppendString(b, src.NodeID)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"agent":{"type":"`+AgentType+`"`...)
+	if src.AgentVersion != "" {
+		b = append(b, `,"version":`...)
+		b = AppendString(b, src.AgentVersion)
+	}
+	if src.HostName != "" {
+		b = append(b, `,"name":`...)
+		b = AppendString(b, src.HostName)
+	}
+	if src.AgentEphemeralID != "" {
+		b = append(b, `,"ephemeral_id":`...)
+		b = AppendString(b, src.AgentEphemeralID)
+	}
+	b = append(b, '}')
+	b = append(b, `,"data_stream":{"type":"logs","dataset":`...)
+	b = AppendString(b, src.Dataset)
+	b = append(b, `,"namespace":`...)
+	b = AppendString(b, src.DataNamespace)
+	b = append(b, '}')
+	return &Meta{frag: b, dataset: AppendString(nil, src.Dataset)}
+}
+
+// splitImage splits "repo/name:tag" into name and tag; digests stay in the
+// name.
+func splitImage(ref string) (string, string) {
+	for i := len(ref) - 1; i >= 0; i-- {
+		switch ref[i] {
+		case ':':
+			return ref[:i], ref[i+1:]
+		case '/', '@':
+			return ref, ""
+		}
+	}
+	return ref, ""
+}
+
+// Event is one log event to encode.
+type Event struct {
+	Line *logline.Line
+	// Seq is the per-container sequence number (event.sequence).
+	Seq uint64
+	// Message replaces Line.Text as the message when non-nil (JSON logs).
+	Message []byte
+	// Level is log.level, if known.
+	Level string
+	// Fields is a JSON object of decoded JSON-log fields, stored in the
+	// flattened field "json"; nil for none.
+	Fields []byte
+	// Tags are appended to tags (e.g. "json_error").
+	Tags []string
+}
+
+// Append encodes ev as a complete JSON document onto dst.
+func (m *Meta) Append(dst []byte, ev *Event) []byte {
+	l := ev.Line
+	dst = append(dst, `{"@timestamp":"`...)
+	if n := len(l.TimeRaw); n > 0 && l.TimeRaw[n-1] == 'Z' && isPlainASCII(l.TimeRaw) {
+		dst = append(dst, l.TimeRaw...)
+	} else {
+		dst = time.Unix(0, l.Time).UTC().AppendFormat(dst, time.RFC3339Nano)
+	}
+	dst = append(dst, `","message":`...)
+	msg := l.Text
+	if ev.Message != nil {
+		msg = ev.Message
+	}
+	dst = AppendStringBytes(dst, msg)
+	dst = append(dst, `,"log":{"iostream":"`...)
+	dst = append(dst, l.Stream.String()...)
+	dst = append(dst, '"')
+	if ev.Level != "" {
+		dst = append(dst, `,"level":`...)
+		dst = AppendString(dst, ev.Level)
+	}
+	dst = append(dst, `},"event":{"sequence":`...)
+	dst = strconv.AppendUint(dst, ev.Seq, 10)
+	dst = append(dst, `,"dataset":`...)
+	dst = append(dst, m.dataset...)
+	dst = append(dst, '}')
+	if ev.Fields != nil {
+		dst = append(dst, `,"json":`...)
+		dst = append(dst, ev.Fields...)
+	}
+	if l.Truncated || l.Lines > 1 || l.Records > 1 || len(ev.Tags) > 0 {
+		dst = append(dst, `,"tags":[`...)
+		sep := ""
+		tag := func(s string) {
+			dst = append(dst, sep...)
+			dst = append(dst, '"')
+			dst = append(dst, s...)
+			dst = append(dst, '"')
+			sep = ","
+		}
+		if l.Truncated {
+			tag("truncated")
+		}
+		if l.Lines > 1 {
+			tag("multiline")
+		}
+		if l.Records > 1 {
+			tag("partial")
+		}
+		for _, t := range ev.Tags {
+			dst = append(dst, sep...)
+			dst = AppendString(dst, t)
+			sep = ","
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, m.frag...)
+	return append(dst, '}')
+}
+
+func isPlainASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// safe marks the ASCII bytes that are copied into a JSON string unchanged.
+var safe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string, sanitized: invalid UTF-8 becomes
+// U+FFFD and control characters are escaped.
+func AppendString(dst []byte, s string) []byte {
+	return appendString(dst, s)
+}
+
+// AppendStringBytes is AppendString for a byte slice.
+func AppendStringBytes(dst []byte, s []byte) []byte {
+	return appendString(dst, s)
+}
+
+func appendString[T string | []byte](dst []byte, s T) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if safe[c] {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
