@@ -1,0 +1,261 @@
+// Package agent wires Heartwood together: one Docker client and inventory
+// feeding the registrar, the shipper and the watchman, the HTTP API, and a
+// supervisor that keeps them running until shutdown.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/heartwood-ops/heartwood/agent/api"
+	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/agent/supervisor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// BuildInfo identifies the running binary.
+type BuildInfo struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision"`
+}
+
+// Agent is one running Heartwood agent.
+type Agent struct {
+	cfg   Config
+	build BuildInfo
+	log   *slog.Logger
+
+	registry *prometheus.Registry
+	docker   *client.Client
+	inv      *inventory.Inventory
+	sup      *supervisor.Supervisor
+	subs     []subsystem
+	apiOpts  api.Options
+	started  time.Time
+	listener net.Listener
+}
+
+// subsystem is one enabled subsystem as the agent sees it.
+type subsystem struct {
+	name  string
+	run   func(ctx context.Context) error
+	ready func() error
+	// describe may be nil.
+	describe api.Describer
+}
+
+// New builds an agent from a validated configuration. It connects nothing
+// yet: Run does.
+func New(cfg Config, build BuildInfo, logger *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("node-name: not set and hostname unknown: %w", err)
+		}
+		cfg.NodeName = h
+	}
+	if cfg.SelfContainerID == "" {
+		cfg.SelfContainerID = detectSelfContainerID("/proc")
+	}
+	a := &Agent{cfg: cfg, build: build, log: logger, registry: prometheus.NewRegistry(), started: time.Now()}
+	a.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "heartwood_build_info",
+		Help:        "Heartwood's version and build; always 1.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	a.registry.MustRegister(buildInfo)
+
+	docker, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker-host %s: %w", cfg.DockerHost, err)
+	}
+	a.docker = docker
+	a.inv = inventory.New(docker, inventory.Options{
+		Logger:     logger.With("component", "inventory"),
+		Registerer: a.registry,
+	})
+	a.sup = supervisor.New(supervisor.Options{Logger: logger.With("component", "supervisor"), Registerer: a.registry})
+	if err := a.buildSubsystems(); err != nil {
+		_ = docker.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Run runs the agent until ctx is cancelled, then shuts down within the
+// configured shutdown timeout.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.docker.Close()
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
+	}
+	a.listener = ln
+	srv := &http.Server{
+		Handler:           a.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	a.log.Info("heartwood starting", "version", a.build.Version, "node", a.cfg.NodeName,
+		"api", "http://"+ln.Addr().String(), "docker", a.cfg.DockerHost, "subsystems", a.subsystemNames(),
+		"self_container", shortID(a.cfg.SelfContainerID))
+
+	// The units run on their own context so that shutdown can be bounded
+	// by the deadline rather than by ctx.
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	a.sup.Add("inventory", supervisor.UnitFunc(a.inv.Run))
+	for _, s := range a.subs {
+		a.sup.Add(s.name, supervisor.UnitFunc(func(ctx context.Context) error {
+			// Start from a full picture of the node, never from an empty
+			// inventory: the registrar would otherwise see every
+			// container as gone.
+			select {
+			case <-a.inv.Synced():
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return s.run(ctx)
+		}))
+	}
+	supDone := make(chan struct{})
+	go func() {
+		defer close(supDone)
+		a.sup.Run(runCtx)
+	}()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		runErr = fmt.Errorf("http api: %w", err)
+	}
+	a.log.Info("heartwood shutting down", "deadline", a.cfg.ShutdownTimeout)
+	deadline := time.NewTimer(a.cfg.ShutdownTimeout)
+	defer deadline.Stop()
+	stop()
+	select {
+	case <-supDone:
+	case <-deadline.C:
+		runErr = errors.Join(runErr, fmt.Errorf("shutdown: subsystems did not stop within %s", a.cfg.ShutdownTimeout))
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		_ = srv.Close()
+	}
+	a.log.Info("heartwood stopped")
+	return runErr
+}
+
+// Addr returns the API's listening address once Run has started.
+func (a *Agent) Addr() net.Addr {
+	if a.listener == nil {
+		return nil
+	}
+	return a.listener.Addr()
+}
+
+func (a *Agent) handler() http.Handler {
+	opts := api.Options{
+		Inventory:  a.inv,
+		Describers: map[string]api.Describer{},
+		Checks:     map[string]api.Check{},
+		Gatherer:   a.registry,
+		Logger:     a.log.With("component", "api"),
+		Token:      a.apiToken,
+		Status:     a.status,
+	}
+	for _, s := range a.subs {
+		if s.describe != nil {
+			opts.Describers[s.name] = s.describe
+		}
+		if s.ready != nil {
+			opts.Checks[s.name] = s.ready
+		}
+	}
+	opts.Controller = a.controller()
+	return api.Handler(opts)
+}
+
+// apiToken returns the bearer token for mutating calls; the file is re-read
+// on every call so that rotation needs no restart.
+func (a *Agent) apiToken() string {
+	if a.cfg.APITokenFile != "" {
+		b, err := os.ReadFile(a.cfg.APITokenFile)
+		if err != nil {
+			// Fail closed: an unreadable token file matches no request.
+			a.log.Error("api token file unreadable; refusing mutating calls", "err", err)
+			return "\x00unreadable"
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return a.cfg.APIToken
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Build      BuildInfo          `json:"build"`
+	Node       string             `json:"node"`
+	Uptime     string             `json:"uptime"`
+	Docker     DockerStatus       `json:"docker"`
+	Subsystems []supervisor.State `json:"subsystems"`
+}
+
+// DockerStatus is the inventory's connection state.
+type DockerStatus struct {
+	Host       string `json:"host"`
+	Connected  bool   `json:"connected"`
+	Error      string `json:"error,omitempty"`
+	Containers int    `json:"containers"`
+}
+
+func (a *Agent) status() any {
+	ok, err := a.inv.Connected()
+	ds := DockerStatus{Host: a.cfg.DockerHost, Connected: ok, Containers: len(a.inv.List())}
+	if err != nil {
+		ds.Error = err.Error()
+	}
+	return Status{
+		Build:      a.build,
+		Node:       a.cfg.NodeName,
+		Uptime:     time.Since(a.started).Round(time.Second).String(),
+		Docker:     ds,
+		Subsystems: a.sup.States(),
+	}
+}
+
+func (a *Agent) subsystemNames() []string {
+	names := make([]string, 0, len(a.subs))
+	for _, s := range a.subs {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

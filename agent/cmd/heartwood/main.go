@@ -1,0 +1,173 @@
+// Command heartwood is the per-node ops agent for Docker Swarm clusters:
+// it registers containers in Consul, ships their logs to Elasticsearch and
+// measures them, pausing idle training containers that opted in.
+//
+//	heartwood run [flags]            run the agent
+//	heartwood config check [flags]   validate the configuration and print it
+//	heartwood ps                     list containers as the local agent sees them
+//	heartwood pause NAME|ID          pause a container through the local agent
+//	heartwood wake NAME|ID           wake a paused container through the local agent
+//	heartwood version                print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/heartwood-ops/heartwood/agent"
+	"github.com/heartwood-ops/heartwood/agent/config"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.revision=...".
+var (
+	version  = "dev"
+	revision = "unknown"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+const usage = `usage: heartwood <command> [flags]
+
+commands:
+  run            run the agent (see heartwood run -h for every setting)
+  config check   validate the configuration and print the effective settings, secrets redacted
+  ps             list the node's containers as the local agent sees them
+  pause NAME     pause a container through the local agent
+  wake NAME      wake a paused container through the local agent
+  version        print the version
+`
+
+// run is main without the process exit, so that tests can call it.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runAgent(ctx, rest, environ, stderr)
+	case "config":
+		if len(rest) == 0 || rest[0] != "check" {
+			fmt.Fprintln(stderr, "usage: heartwood config check [flags]")
+			return 2
+		}
+		return configCheck(rest[1:], environ, stdout, stderr)
+	case "ps", "pause", "wake":
+		return clientCommand(ctx, cmd, rest, environ, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "heartwood %s (%s)\n", version, revision)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "heartwood: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+// loadConfig parses flags, the config file and the environment into an
+// agent configuration.
+func loadConfig(name string, args, environ []string, stderr io.Writer) (agent.Config, error) {
+	cfg := agent.DefaultConfig()
+	loader, err := config.NewLoader(&cfg)
+	if err != nil {
+		return cfg, err
+	}
+	fs := flag.NewFlagSet("heartwood "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	loader.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if err := loader.Load(environ); err != nil {
+		return cfg, err
+	}
+	if cfg.ConsulToken == "" && cfg.ConsulTokenFile == "" {
+		cfg.ConsulToken = lookupEnv(environ, "CONSUL_HTTP_TOKEN")
+	}
+	return cfg, cfg.Validate()
+}
+
+func runAgent(ctx context.Context, args, environ []string, stderr io.Writer) int {
+	cfg, err := loadConfig("run", args, environ, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "heartwood: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	a, err := agent.New(cfg, agent.BuildInfo{Version: version, Revision: revision}, logger)
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := a.Run(ctx); err != nil {
+		logger.Error("agent stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func configCheck(args, environ []string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig("config check", args, environ, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "heartwood: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	out, err := config.Effective(&cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "heartwood: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stderr, "configuration is valid")
+	_, _ = stdout.Write(out)
+	return 0
+}
+
+func newLogger(level, format string, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // validated before
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func lookupEnv(environ []string, key string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if k, v, ok := cut(environ[i]); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+func cut(kv string) (string, string, bool) {
+	for i := 0; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return "", "", false
+}
