@@ -40,6 +40,8 @@ type ServiceView struct {
 	Checks            []CheckView       `json:"checks,omitempty"`
 	Warnings          []string          `json:"warnings,omitempty"`
 	InSync            bool              `json:"in_sync"`
+	// Error is Consul's refusal of this registration, if it refused it.
+	Error string `json:"error,omitempty"`
 }
 
 // CheckView summarises one check.
@@ -87,6 +89,9 @@ func (r *Registrar) DescribeContainer(id string) any {
 			EnableTagOverride: s.EnableTagOverride,
 			Warnings:          s.Warnings,
 			InSync:            a != nil && a.hash == s.Hash,
+		}
+		if rj, ok := r.rejected[s.ID]; ok && rj.hash == s.Hash {
+			sv.Error = "consul rejected the registration: " + rj.err
 		}
 		for _, c := range s.Checks {
 			cv := checkView(c)

@@ -94,6 +94,7 @@ type Registrar struct {
 	explicit   map[string]string             // container ID → maintenance reason
 	drain      map[string]drainState         // container ID → kill/stop seen
 	foreign    map[string]string             // Registrator-format stale IDs → reason
+	rejected   map[string]rejection          // service ID → Consul's refusal of that version
 	hostIP     string
 	loaded     bool
 	readyErr   error
@@ -105,6 +106,14 @@ type actualService struct {
 	hash      string
 	maint     bool
 	health    string // status of the Docker health check, "" if none
+}
+
+// rejection records that Consul refused a registration (HTTP 4xx other
+// than 403/429): retrying the same content cannot succeed, so it is not
+// retried until the desired service changes.
+type rejection struct {
+	hash string
+	err  string
 }
 
 type drainState struct {
@@ -150,6 +159,7 @@ func newRegistrar(cfg Config, deps Deps, agent agentAPI) (*Registrar, error) {
 		explicit:   map[string]string{},
 		drain:      map[string]drainState{},
 		foreign:    map[string]string{},
+		rejected:   map[string]rejection{},
 		hostIP:     cfg.IP,
 		readyErr:   errors.New("registrar: not yet reconciled with consul"),
 	}, nil
@@ -489,6 +499,9 @@ func (r *Registrar) planLocked(ids []string, full bool) []plan {
 			owner := r.owner[sid]
 			reason := r.maintenanceLocked(owner)
 			maint := reason != ""
+			if rj, ok := r.rejected[sid]; ok && rj.hash == want.Hash {
+				break // Consul refused this exact registration; see DescribeContainer
+			}
 			if have == nil || have.hash != want.Hash {
 				if have == nil {
 					count("missing")
@@ -579,6 +592,11 @@ func (r *Registrar) reconcile(ctx context.Context, full bool, dirty map[string]t
 		}
 		for sid := range r.actual {
 			ids = append(ids, sid)
+		}
+		for sid, rj := range r.rejected {
+			if d := r.desired[sid]; d == nil || d.Hash != rj.hash {
+				delete(r.rejected, sid)
+			}
 		}
 	} else {
 		queue := make([]string, 0, len(dirty))
@@ -808,6 +826,14 @@ func (r *Registrar) run(ctx context.Context, p plan, since map[string]time.Time)
 			err = r.agent.UpdateTTLOpts(s.checkID, "Docker health: "+s.status, s.status, q)
 		}
 		r.m.writes.WithLabelValues(s.op).Inc()
+		if s.op == opRegister && permanent(err) {
+			r.m.errors.WithLabelValues("rejected").Inc()
+			r.mu.Lock()
+			r.rejected[s.id] = rejection{hash: s.reg.Meta[translate.MetaHash], err: err.Error()}
+			r.mu.Unlock()
+			r.log.Warn("consul rejected the service registration; not retried until it changes", "service_id", s.id, "container", shortID(s.container), "err", err)
+			return nil
+		}
 		if err != nil {
 			r.m.errors.WithLabelValues(s.op).Inc()
 			return fmt.Errorf("%s %s: %w", s.op, s.id, err)
@@ -851,6 +877,16 @@ func (r *Registrar) applied(s step, since map[string]time.Time) {
 	if t, ok := since[s.container]; ok && !t.IsZero() && (s.op == opRegister || s.op == opDeregister || s.op == opHealth) {
 		r.m.eventLatency.Observe(time.Since(t).Seconds())
 	}
+}
+
+// permanent reports whether Consul refused a request for its content, so
+// that sending it again cannot succeed.
+func permanent(err error) bool {
+	var se consulapi.StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code >= 400 && se.Code < 500 && se.Code != 403 && se.Code != 429 && se.Code != 408
 }
 
 func shortID(id string) string {

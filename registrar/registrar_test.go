@@ -92,6 +92,11 @@ func (f *fakeAgent) ServiceRegisterOpts(s *consulapi.AgentServiceRegistration, o
 	if err := f.write("register"); err != nil {
 		return err
 	}
+	for _, c := range s.Checks {
+		if len(c.Args) > 0 {
+			return consulapi.StatusError{Code: 400, Body: "Scripts are disabled on this agent"}
+		}
+	}
 	if !o.ReplaceExistingChecks {
 		return errors.New("registered without replace-existing-checks")
 	}
@@ -564,4 +569,30 @@ func TestNewRejectsBadDeps(t *testing.T) {
 	if _, err := newRegistrar(DefaultConfig(), Deps{Source: fakeSource{}, NodeName: "a:b"}, newFakeAgent()); err == nil {
 		t.Fatal("accepted node name with ':'")
 	}
+}
+
+func TestRejectedRegistrationNotRetriedAndReported(t *testing.T) {
+	h := newHarness(t, nil)
+	h.r.ingest([]inventory.Change{
+		{Kind: inventory.Added, Container: ctr("good")},
+		{Kind: inventory.Added, Container: ctr("script", "SERVICE_CHECK_SCRIPT=true")},
+	}, map[string]time.Time{})
+	if err := h.full(); err != nil {
+		t.Fatalf("a rejected service failed the reconcile: %v", err)
+	}
+	h.wantIDs("n1:good:80")
+	regs := h.agent.writes["register"]
+	if err := h.full(); err != nil {
+		t.Fatal(err)
+	}
+	if h.agent.writes["register"] != regs {
+		t.Fatal("rejected registration retried although nothing changed")
+	}
+	v := h.r.DescribeContainer(ctr("script").ID).(ContainerView)
+	if len(v.Desired) != 1 || !strings.Contains(v.Desired[0].Error, "Scripts are disabled") {
+		t.Fatalf("rejection not reported: %+v", v.Desired)
+	}
+	// Fixing the labels registers it.
+	h.change(inventory.Updated, "update", ctr("script", "SERVICE_CHECK_TCP=true"))
+	h.wantIDs("n1:good:80", "n1:script:80")
 }
