@@ -26,7 +26,7 @@ type Options struct {
 	// TLS settings; any of them switches the scheme to https unless Addr
 	// names one.
 	CAFile, CAPath, CertFile, KeyFile, ServerName string
-	InsecureSkipVerify                           bool
+	InsecureSkipVerify                            bool
 }
 
 // New returns a Consul client for opts.

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -113,17 +114,22 @@ func (c *PrivateConsul) Restart() {
 }
 
 // PrivateDockerd is a Docker engine of the test's own (own data root, exec
-// root and socket, no bridge network, no iptables), which the test may stop
-// and restart without disturbing the shared engine. It shares the kernel and
-// cgroups with the shared engine. It is stopped, and its data removed, at
+// root, socket and bridge, no iptables), which the test may stop and restart
+// without disturbing the shared engine. It shares the kernel and cgroups
+// with the shared engine. It is stopped, and its data and bridge removed, at
 // test end.
+//
+// Its default bridge is a Linux bridge of its own (hwd<random>, a /24 in
+// 10.213.0.0/16): started with --bridge=none, dockerd would delete the shared
+// engine's docker0 interface.
 type PrivateDockerd struct {
 	// Host is its endpoint, e.g. unix:///tmp/.../docker.sock.
 	Host string
 
-	t    testing.TB
-	root string
-	cmd  *exec.Cmd
+	t      testing.TB
+	root   string
+	bridge string
+	cmd    *exec.Cmd
 }
 
 // StartPrivateDockerd starts a private dockerd and waits until it answers.
@@ -134,12 +140,36 @@ func StartPrivateDockerd(t testing.TB) *PrivateDockerd {
 		t.Fatalf("testenv: %v", err)
 	}
 	d := &PrivateDockerd{t: t, root: root, Host: "unix://" + filepath.Join(root, "docker.sock")}
+	d.bridge = makeBridge(t)
 	d.Start()
 	t.Cleanup(func() {
 		d.Stop()
 		_ = os.RemoveAll(root)
+		_ = exec.Command("ip", "link", "del", d.bridge).Run()
 	})
 	return d
+}
+
+// makeBridge creates a Linux bridge with a random 10.213.x.1/24 address.
+func makeBridge(t testing.TB) string {
+	t.Helper()
+	id := RunID()
+	name := "hwd" + id[:8]
+	b, err := hex.DecodeString(id[8:10])
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	cmds := [][]string{
+		{"ip", "link", "add", name, "type", "bridge"},
+		{"ip", "addr", "add", fmt.Sprintf("10.213.%d.1/24", b[0]), "dev", name},
+		{"ip", "link", "set", name, "up"},
+	}
+	for _, c := range cmds {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("testenv: %v: %v\n%s", c, err, out)
+		}
+	}
+	return name
 }
 
 // Start starts the engine if it is not running and waits until it answers.
@@ -157,7 +187,7 @@ func (d *PrivateDockerd) Start() {
 		"--data-root", filepath.Join(d.root, "data"),
 		"--exec-root", filepath.Join(d.root, "exec"),
 		"--pidfile", filepath.Join(d.root, "docker.pid"),
-		"-H", d.Host, "--bridge", "none", "--iptables=false", "--ip-masq=false")
+		"-H", d.Host, "--bridge", d.bridge, "--iptables=false", "--ip-masq=false")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,262 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/go-connections/nat"
+)
+
+// fakeDocker is an in-memory engine: containers by ID, and an event stream
+// the test feeds.
+type fakeDocker struct {
+	mu         sync.Mutex
+	containers map[string]container.InspectResponse
+	msgs       chan events.Message
+	errs       chan error
+	listErr    error
+}
+
+func newFakeDocker() *fakeDocker {
+	return &fakeDocker{containers: map[string]container.InspectResponse{}}
+}
+
+func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msgs = make(chan events.Message, 100)
+	f.errs = make(chan error, 1)
+	return f.msgs, f.errs
+}
+
+func (f *fakeDocker) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	var out []container.Summary
+	for id := range f.containers {
+		out = append(out, container.Summary{ID: id})
+	}
+	return out, nil
+}
+
+func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return c, errdefs.NotFound(errors.New("no such container"))
+	}
+	return c, nil
+}
+
+func (f *fakeDocker) set(id, name, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.containers[id] = inspectFixture(id, name, status)
+}
+
+func (f *fakeDocker) remove(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.containers, id)
+}
+
+func (f *fakeDocker) emit(id, action string) {
+	f.mu.Lock()
+	ch := f.msgs
+	f.mu.Unlock()
+	ch <- events.Message{Type: events.ContainerEventType, Action: events.Action(action), Actor: events.Actor{ID: id}}
+}
+
+func (f *fakeDocker) breakStream() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.errs <- errors.New("unexpected EOF")
+}
+
+func inspectFixture(id, name, status string) container.InspectResponse {
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{
+			ID: id, Name: "/" + name, Image: "sha256:abc", Created: "2026-11-28T10:00:00.123456789Z",
+			LogPath: "/var/lib/docker/containers/" + id + "/" + id + "-json.log",
+			State:   &container.State{Status: container.ContainerState(status), Running: status == "running" || status == "paused", Paused: status == "paused", Pid: 42},
+			HostConfig: &container.HostConfig{NetworkMode: "bridge", LogConfig: container.LogConfig{Type: "json-file"}},
+		},
+		Config: &container.Config{
+			Image: "web:1.2", Env: []string{"A=1"},
+			Labels:       map[string]string{LabelSwarmServiceName: "stack_web", LabelSwarmTaskName: "stack_web.3.xyz", LabelSwarmTaskID: "xyz", LabelStackNamespace: "stack"},
+			ExposedPorts: nat.PortSet{"80/tcp": {}, "53/udp": {}},
+		},
+		NetworkSettings: &container.NetworkSettings{
+			NetworkSettingsBase: container.NetworkSettingsBase{Ports: nat.PortMap{"80/tcp": {{HostIP: "0.0.0.0", HostPort: "8080"}}}},
+			Networks:            map[string]*network.EndpointSettings{"bridge": {NetworkID: "n1", IPAddress: "172.17.0.2"}},
+		},
+	}
+}
+
+func next(t *testing.T, s *Subscription) Change {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ch, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return ch
+}
+
+func TestSnapshotThenOrderedChanges(t *testing.T) {
+	fd := newFakeDocker()
+	fd.set("a", "alpha", "running")
+	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- inv.Run(ctx) }()
+	<-inv.Synced()
+
+	sub := inv.Subscribe()
+	defer sub.Close()
+	if snap := sub.Snapshot(); len(snap) != 1 || snap[0].Name != "alpha" {
+		t.Fatalf("snapshot = %v, want [alpha]", snap)
+	}
+
+	// Each step changes the engine, emits the event, and checks the change
+	// before the next step: events are applied with the state that inspect
+	// returns when they are processed.
+	steps := []struct {
+		mutate func()
+		id     string
+		action string
+		kind   ChangeKind
+		name   string
+	}{
+		{func() { fd.set("b", "beta", "running") }, "b", "start", Added, "beta"},
+		{func() {}, "a", "kill", Updated, "alpha"}, // no state change, still published
+		{func() { fd.set("a", "alpha", "paused") }, "a", "pause", Updated, "alpha"},
+		{func() { fd.remove("b") }, "b", "destroy", Removed, "beta"},
+	}
+	lastSeq := sub.SnapshotSeq()
+	for _, st := range steps {
+		st.mutate()
+		fd.emit("a", "exec_start: sh -c true") // ignored
+		fd.emit(st.id, st.action)
+		ch := next(t, sub)
+		if ch.Kind != st.kind || ch.Action != st.action || ch.Container.Name != st.name {
+			t.Fatalf("change = %v %s %s, want %v %s %s", ch.Kind, ch.Action, ch.Container.Name, st.kind, st.action, st.name)
+		}
+		if ch.Seq != lastSeq+1 {
+			t.Fatalf("seq = %d, want %d", ch.Seq, lastSeq+1)
+		}
+		lastSeq = ch.Seq
+	}
+	if c, _ := inv.Get("a"); !c.State.Paused {
+		t.Errorf("alpha not paused in inventory: %+v", c.State)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+}
+
+func TestReconnectEmitsTheDifference(t *testing.T) {
+	fd := newFakeDocker()
+	fd.set("a", "alpha", "running")
+	fd.set("b", "beta", "running")
+	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = inv.Run(ctx) }()
+	<-inv.Synced()
+	sub := inv.Subscribe()
+	defer sub.Close()
+
+	// Docker goes away; while it is gone, a is removed, b exits, c appears.
+	fd.mu.Lock()
+	fd.listErr = errors.New("connection refused")
+	fd.mu.Unlock()
+	fd.breakStream()
+	deadline := time.Now().Add(5 * time.Second)
+	for ok, _ := inv.Connected(); ok; ok, _ = inv.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("inventory still connected after the stream broke")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fd.remove("a")
+	fd.set("b", "beta", "exited")
+	fd.set("c", "gamma", "running")
+	fd.mu.Lock()
+	fd.listErr = nil
+	fd.mu.Unlock()
+
+	got := map[string]ChangeKind{}
+	for range 3 {
+		ch := next(t, sub)
+		if ch.Action != ActionResync {
+			t.Fatalf("action = %q, want resync", ch.Action)
+		}
+		got[ch.Container.Name] = ch.Kind
+	}
+	want := map[string]ChangeKind{"alpha": Removed, "beta": Updated, "gamma": Added}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: kind %v, want %v", k, got[k], v)
+		}
+	}
+	if len(inv.List()) != 2 {
+		t.Errorf("inventory has %d containers, want 2", len(inv.List()))
+	}
+}
+
+func TestFromInspect(t *testing.T) {
+	c := fromInspect(inspectFixture("0123456789abcdef", "web", "running"))
+	if c.Name != "web" || c.ShortID() != "0123456789ab" || c.LogDriver != "json-file" {
+		t.Errorf("basic fields wrong: %+v", c)
+	}
+	wantPorts := []Port{{ContainerPort: 53, Proto: "udp"}, {ContainerPort: 80, Proto: "tcp", HostIP: "0.0.0.0", HostPort: 8080}}
+	if len(c.Ports) != 2 || c.Ports[0] != wantPorts[0] || c.Ports[1] != wantPorts[1] {
+		t.Errorf("ports = %+v, want %+v", c.Ports, wantPorts)
+	}
+	if c.Swarm == nil || c.Swarm.ServiceName != "stack_web" || c.Swarm.Slot != 3 || c.Swarm.Stack != "stack" {
+		t.Errorf("swarm = %+v", c.Swarm)
+	}
+	if c.Created.Nanosecond() != 123456789 {
+		t.Errorf("created lost nanoseconds: %v", c.Created)
+	}
+	if !c.Equal(fromInspect(inspectFixture("0123456789abcdef", "web", "running"))) {
+		t.Error("Equal is false for identical inspects")
+	}
+	if c.Equal(fromInspect(inspectFixture("0123456789abcdef", "web", "paused"))) {
+		t.Error("Equal is true across a state change")
+	}
+}
+
+func TestLookup(t *testing.T) {
+	inv := New(newFakeDocker(), Options{})
+	inv.containers["abcdef0123"] = &Container{ID: "abcdef0123", Name: "web"}
+	inv.containers["abcdff0123"] = &Container{ID: "abcdff0123", Name: "db"}
+	tests := []struct {
+		ref, want string
+	}{{"web", "abcdef0123"}, {"/db", "abcdff0123"}, {"abcdef", "abcdef0123"}, {"abcd", ""}, {"ab", ""}, {"nope", ""}}
+	for _, tc := range tests {
+		c, ok := inv.Lookup(tc.ref)
+		got := ""
+		if ok {
+			got = c.ID
+		}
+		if got != tc.want {
+			t.Errorf("Lookup(%q) = %q, want %q", tc.ref, got, tc.want)
+		}
+	}
+}
