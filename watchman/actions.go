@@ -42,7 +42,7 @@ func (w *Watchman) Pause(ctx context.Context, ref, reason string) error {
 		w.mu.Unlock()
 		return fmt.Errorf("%w: %s is %s", ErrRefused, t.c.Name, w.baseStateLocked(t))
 	}
-	if t.pausedByUs || t.c.State.Paused {
+	if t.pausedByUs || t.stoppedByUs {
 		w.mu.Unlock()
 		return nil
 	}
@@ -50,7 +50,10 @@ func (w *Watchman) Pause(ctx context.Context, ref, reason string) error {
 	var ids []string
 	var members []*tracked
 	for _, m := range w.ctrs {
-		if m.managed && m.c.State.Running && !m.c.State.Paused && !m.pausedByUs && groupKey(m) == key {
+		// The inventory's paused flag may lag behind our own pause and
+		// wake; the container asked for is paused regardless.
+		if m.managed && m.c.State.Running && !m.pausedByUs && !m.stoppedByUs && groupKey(m) == key &&
+			(m == t || !m.c.State.Paused) {
 			if m.busy {
 				w.mu.Unlock()
 				return fmt.Errorf("%w: %s", ErrBusy, m.c.Name)
@@ -109,8 +112,8 @@ func (w *Watchman) pauseOne(ctx context.Context, id string, action policy.Action
 		w.mu.Unlock()
 		return fmt.Errorf("%w: %s: %s", ErrRefused, t.c.Name, why)
 	}
-	if !ok || !fresh.State.Running || fresh.State.Paused {
-		return refuse("not running, or already paused")
+	if !ok || !fresh.State.Running {
+		return refuse("not running")
 	}
 	pol, perr := policy.Parse(fresh.Labels, w.defaults)
 	switch {

@@ -240,7 +240,9 @@ func (w *Watchman) applyLocked(ch inventory.Change) {
 	t := w.upsertLocked(c, ch.Action)
 	switch ch.Action {
 	case "unpause":
-		if t.pausedByUs && !t.busy {
+		// The inventory inspects after each event, so a stale unpause
+		// event (ours, processed after a later pause) shows Paused.
+		if t.pausedByUs && !t.busy && !c.State.Paused {
 			// Somebody unpaused it by hand: track it as active again and
 			// end the maintenance we started.
 			w.stopWatchLocked(t)
