@@ -112,7 +112,7 @@ func New(docker DockerAPI, opts Options) *Inventory {
 		opts.InspectConcurrency = 8
 	}
 	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 2 * time.Second
+		opts.MaxBackoff = time.Second
 	}
 	inv := &Inventory{
 		docker:     docker,

@@ -159,6 +159,9 @@ services=("$@"); ((${#services[@]})) || services=(docker consul es)
 case $cmd in
   up)
     command -v curl >/dev/null || apt_install curl ca-certificates
+    # Test tools: promtool checks /metrics; ip makes private test bridges.
+    command -v promtool >/dev/null || apt_install prometheus
+    command -v ip >/dev/null || apt_install iproute2
     for s in "${services[@]}"; do "${s}_up"; done
     ;;
   down)
