@@ -114,7 +114,12 @@ type actualService struct {
 type rejection struct {
 	hash string
 	err  string
+	at   time.Time
 }
+
+// rejectionTTL is how long a rejected registration is left alone before a
+// full reconcile tries it again (in case the refusal was transient).
+const rejectionTTL = 10 * time.Minute
 
 type drainState struct {
 	at      time.Time
@@ -594,7 +599,7 @@ func (r *Registrar) reconcile(ctx context.Context, full bool, dirty map[string]t
 			ids = append(ids, sid)
 		}
 		for sid, rj := range r.rejected {
-			if d := r.desired[sid]; d == nil || d.Hash != rj.hash {
+			if d := r.desired[sid]; d == nil || d.Hash != rj.hash || time.Since(rj.at) > rejectionTTL {
 				delete(r.rejected, sid)
 			}
 		}
@@ -829,7 +834,7 @@ func (r *Registrar) run(ctx context.Context, p plan, since map[string]time.Time)
 		if s.op == opRegister && permanent(err) {
 			r.m.errors.WithLabelValues("rejected").Inc()
 			r.mu.Lock()
-			r.rejected[s.id] = rejection{hash: s.reg.Meta[translate.MetaHash], err: err.Error()}
+			r.rejected[s.id] = rejection{hash: s.reg.Meta[translate.MetaHash], err: err.Error(), at: time.Now()}
 			r.mu.Unlock()
 			r.log.Warn("consul rejected the service registration; not retried until it changes", "service_id", s.id, "container", shortID(s.container), "err", err)
 			return nil
@@ -879,14 +884,22 @@ func (r *Registrar) applied(s step, since map[string]time.Time) {
 	}
 }
 
-// permanent reports whether Consul refused a request for its content, so
-// that sending it again cannot succeed.
+// permanent reports whether the agent answered a registration with an
+// error about its content (4xx other than 403/408/429, or the 500 Consul
+// uses for refused checks such as disabled script checks), so that sending
+// the same content again cannot succeed.
 func permanent(err error) bool {
 	var se consulapi.StatusError
 	if !errors.As(err, &se) {
 		return false
 	}
-	return se.Code >= 400 && se.Code < 500 && se.Code != 403 && se.Code != 429 && se.Code != 408
+	switch {
+	case se.Code == 403 || se.Code == 408 || se.Code == 429:
+		return false
+	case se.Code >= 400 && se.Code < 500, se.Code == 500:
+		return true
+	}
+	return false
 }
 
 func shortID(id string) string {
