@@ -19,6 +19,7 @@ import (
 	"github.com/heartwood-ops/heartwood/agent/api"
 	"github.com/heartwood-ops/heartwood/agent/inventory"
 	"github.com/heartwood-ops/heartwood/agent/supervisor"
+	"github.com/heartwood-ops/heartwood/watchman"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -40,6 +41,7 @@ type Agent struct {
 	inv      *inventory.Inventory
 	sup      *supervisor.Supervisor
 	subs     []subsystem
+	watchman *watchman.Watchman
 	apiOpts  api.Options
 	started  time.Time
 	listener net.Listener
