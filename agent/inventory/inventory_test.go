@@ -88,8 +88,8 @@ func inspectFixture(id, name, status string) container.InspectResponse {
 	return container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{
 			ID: id, Name: "/" + name, Image: "sha256:abc", Created: "2026-11-28T10:00:00.123456789Z",
-			LogPath: "/var/lib/docker/containers/" + id + "/" + id + "-json.log",
-			State:   &container.State{Status: container.ContainerState(status), Running: status == "running" || status == "paused", Paused: status == "paused", Pid: 42},
+			LogPath:    "/var/lib/docker/containers/" + id + "/" + id + "-json.log",
+			State:      &container.State{Status: container.ContainerState(status), Running: status == "running" || status == "paused", Paused: status == "paused", Pid: 42},
 			HostConfig: &container.HostConfig{NetworkMode: "bridge", LogConfig: container.LogConfig{Type: "json-file"}},
 		},
 		Config: &container.Config{
