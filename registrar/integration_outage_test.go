@@ -84,7 +84,7 @@ func TestIntegrationDockerdRestart(t *testing.T) {
 	// Stopping dockerd stops its containers first (their die events
 	// deregister them); then the event stream breaks.
 	d.Stop()
-	it.waitIDs(5*time.Second)
+	it.waitIDs(5 * time.Second)
 	d.Start()
 	it.run(docker, spec{name: it.name("after"), ports: []string{port(2)}, netMode: "host"})
 	took := it.waitIDs(10*time.Second, it.id(it.name("always"), pnum(0)), it.id(it.name("after"), pnum(2)))
