@@ -1,0 +1,179 @@
+package esout
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ByteSize is a size in bytes that reads and writes human units: a plain
+// number of bytes, or a number with one of the suffixes k, m, g (also kb,
+// kib, mb, mib, gb, gib, any case), all binary (1k = 1024 bytes).
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10},
+	{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10},
+	{"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1},
+}
+
+// UnmarshalText parses a size such as "4MiB", "512k" or "1048576".
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.ToLower(strings.TrimSpace(string(text)))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("invalid byte size %q: want a non-negative integer with optional unit k, m or g", text)
+	}
+	if n > (1<<63-1)/mult {
+		return fmt.Errorf("byte size %q overflows", text)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// MarshalText writes the size with the largest binary unit that divides it.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
+// String returns the size as MarshalText writes it.
+func (b ByteSize) String() string {
+	n := int64(b)
+	switch {
+	case n != 0 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n != 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n != 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// DeadLetterConfig names the dead-letter data stream,
+// logs-<dataset>-<namespace>.
+type DeadLetterConfig struct {
+	// Dataset is the data stream's dataset.
+	Dataset string `yaml:"dataset" help:"dataset of the dead-letter data stream logs-<dataset>-<namespace>"`
+	// Namespace is the data stream's namespace.
+	Namespace string `yaml:"namespace" help:"namespace of the dead-letter data stream logs-<dataset>-<namespace>"`
+}
+
+// Config configures the Elasticsearch output. Validate's messages name the
+// offending key relative to this struct (e.g. "flush-bytes: ..."); a parent
+// config prefixes its own path, e.g. fmt.Errorf("shipper.output.%w", err).
+type Config struct {
+	// FlushBytes is the uncompressed size at which a bulk request is sent.
+	FlushBytes ByteSize `yaml:"flush-bytes" help:"uncompressed bulk request size that triggers a flush"`
+	// FlushInterval is the longest a queued document waits for a flush.
+	FlushInterval time.Duration `yaml:"flush-interval" help:"longest time a queued document waits before its bulk request is sent"`
+	// Workers is the number of concurrent bulk requests.
+	Workers int `yaml:"workers" help:"number of concurrent bulk requests"`
+	// MaxInflightBytes bounds the memory held by accepted but unacknowledged
+	// documents; Write blocks while it is full.
+	MaxInflightBytes ByteSize `yaml:"max-inflight-bytes" help:"memory bound for accepted, not yet acknowledged documents (Write blocks when full)"`
+	// Compression gzips bulk request bodies.
+	Compression bool `yaml:"compression" help:"gzip bulk request bodies"`
+	// CompressionLevel is the gzip level, 1 (fastest) to 9 (smallest).
+	CompressionLevel int `yaml:"compression-level" help:"gzip level, 1 (fastest) to 9 (smallest)"`
+	// RetryBackoffMin is the first retry delay.
+	RetryBackoffMin time.Duration `yaml:"retry-backoff-min" help:"first retry delay (doubles per attempt, with jitter)"`
+	// RetryBackoffMax caps the retry delay.
+	RetryBackoffMax time.Duration `yaml:"retry-backoff-max" help:"longest retry delay"`
+	// RequestTimeout bounds one bulk request, response included.
+	RequestTimeout time.Duration `yaml:"request-timeout" help:"timeout of one bulk request, response included"`
+	// DeadLetter names the dead-letter data stream.
+	DeadLetter DeadLetterConfig `yaml:"dead-letter"`
+}
+
+// DefaultConfig returns the defaults: 4 MiB / 1 s flushes, 2 workers,
+// 64 MiB in flight, gzip level 1, 100 ms..30 s backoff, 60 s requests, dead
+// letters to logs-heartwood.deadletter-default.
+func DefaultConfig() Config {
+	return Config{
+		FlushBytes:       4 << 20,
+		FlushInterval:    time.Second,
+		Workers:          2,
+		MaxInflightBytes: 64 << 20,
+		Compression:      true,
+		CompressionLevel: gzip.BestSpeed,
+		RetryBackoffMin:  100 * time.Millisecond,
+		RetryBackoffMax:  30 * time.Second,
+		RequestTimeout:   60 * time.Second,
+		DeadLetter:       DeadLetterConfig{Dataset: "heartwood.deadletter", Namespace: "default"},
+	}
+}
+
+// maxWorkers bounds Workers.
+const maxWorkers = 64
+
+// Validate reports every invalid field, naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf(key+": "+format, args...))
+	}
+	if c.FlushBytes <= 0 {
+		bad("flush-bytes", "must be > 0, got %d", int64(c.FlushBytes))
+	}
+	if c.FlushInterval <= 0 {
+		bad("flush-interval", "must be > 0, got %s", c.FlushInterval)
+	}
+	if c.Workers < 1 || c.Workers > maxWorkers {
+		bad("workers", "must be between 1 and %d, got %d", maxWorkers, c.Workers)
+	}
+	if c.MaxInflightBytes < c.FlushBytes {
+		bad("max-inflight-bytes", "must be >= flush-bytes (%s), got %s", c.FlushBytes, c.MaxInflightBytes)
+	}
+	if c.Compression && (c.CompressionLevel < gzip.BestSpeed || c.CompressionLevel > gzip.BestCompression) {
+		bad("compression-level", "must be between 1 and 9, got %d", c.CompressionLevel)
+	}
+	if c.RetryBackoffMin <= 0 {
+		bad("retry-backoff-min", "must be > 0, got %s", c.RetryBackoffMin)
+	}
+	if c.RetryBackoffMax < c.RetryBackoffMin {
+		bad("retry-backoff-max", "must be >= retry-backoff-min (%s), got %s", c.RetryBackoffMin, c.RetryBackoffMax)
+	}
+	if c.RequestTimeout <= 0 {
+		bad("request-timeout", "must be > 0, got %s", c.RequestTimeout)
+	}
+	if err := validDataStreamPart(c.DeadLetter.Dataset); err != nil {
+		bad("dead-letter.dataset", "%v", err)
+	}
+	if err := validDataStreamPart(c.DeadLetter.Namespace); err != nil {
+		bad("dead-letter.namespace", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// validDataStreamPart applies the data stream naming rules to a dataset or
+// namespace: non-empty, at most 100 bytes, lowercase, none of -\/*?"<>|,#
+// or space.
+func validDataStreamPart(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if len(s) > 100 {
+		return fmt.Errorf("must be at most 100 bytes, got %d", len(s))
+	}
+	if strings.ContainsAny(s, "-\\/*?\"<>|,# ") || strings.ToLower(s) != s {
+		return fmt.Errorf("must be lowercase without any of -\\/*?\"<>|,# or space, got %q", s)
+	}
+	return nil
+}
+
+// deadLetterStream is the dead-letter data stream's name.
+func (c Config) deadLetterStream() string {
+	return "logs-" + c.DeadLetter.Dataset + "-" + c.DeadLetter.Namespace
+}

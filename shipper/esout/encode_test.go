@@ -1,0 +1,58 @@
+package esout
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestAppendCreate(t *testing.T) {
+	tests := []struct {
+		name, index, id, body, want string
+	}{
+		{"plain", "logs-a-b", "id1", `{"a":1}`, "{\"create\":{\"_index\":\"logs-a-b\",\"_id\":\"id1\"}}\n{\"a\":1}\n"},
+		{"no id", "logs-a-b", "", `{}`, "{\"create\":{\"_index\":\"logs-a-b\"}}\n{}\n"},
+		{"escaped id", "i", "a\"b\\c\nd\x01", `{}`, "{\"create\":{\"_index\":\"i\",\"_id\":\"a\\\"b\\\\c\\nd\\u0001\"}}\n{}\n"},
+		{"invalid utf8 id", "i", "a\xffb", `{}`, "{\"create\":{\"_index\":\"i\",\"_id\":\"a\\ufffdb\"}}\n{}\n"},
+		{"utf8 id", "i", "é☃", `{}`, "{\"create\":{\"_index\":\"i\",\"_id\":\"é☃\"}}\n{}\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(appendCreate(nil, tc.index, tc.id, []byte(tc.body)))
+			if got != tc.want {
+				t.Fatalf("got %q\nwant %q", got, tc.want)
+			}
+			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			if len(lines) != 2 {
+				t.Fatalf("want 2 lines, got %d", len(lines))
+			}
+			var action map[string]map[string]string
+			if err := json.Unmarshal([]byte(lines[0]), &action); err != nil {
+				t.Fatalf("action line is not JSON: %v", err)
+			}
+			if a := action["create"]; a["_index"] != tc.index || a["_id"] != strings.ToValidUTF8(tc.id, "\uFFFD") {
+				t.Fatalf("action decodes to %v", action)
+			}
+			if tc.id == "" || !strings.ContainsAny(tc.id, "\"\\\n\x01\xff") {
+				if n := createSize(tc.index, tc.id, []byte(tc.body)); n != len(got) {
+					t.Fatalf("createSize = %d, encoded %d", n, len(got))
+				}
+			}
+		})
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add("plain")
+	f.Add("q\"b\\\n\t\x00\xff\u2028é")
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q encodes to invalid JSON %q: %v", s, b, err)
+		}
+		if want := strings.ToValidUTF8(s, "\uFFFD"); got != want && !strings.Contains(s, "\xff") {
+			t.Fatalf("round trip %q -> %q", s, got)
+		}
+	})
+}
