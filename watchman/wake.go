@@ -14,7 +14,7 @@ type connKey struct{ local, remote netip.AddrPort }
 // connWatch finds new inbound connections in a network namespace by
 // comparing its TCP tables with a baseline. The kernel completes handshakes
 // and queues data for a frozen process, so the connections show up as
-// SYN_RECV or ESTABLISHED entries on a listening port.
+// SYN_RECV, ESTABLISHED or CLOSE_WAIT entries on a listening port.
 type connWatch struct {
 	files    []*procfs.File
 	peers    []netip.Prefix
@@ -64,7 +64,9 @@ func (cw *connWatch) scan() error {
 			switch s.State {
 			case procfs.TCPListen:
 				cw.listen[s.Local.Port()] = true
-			case procfs.TCPEstablished, procfs.TCPSynRecv:
+			case procfs.TCPEstablished, procfs.TCPSynRecv, procfs.TCPCloseWait:
+				// CLOSE_WAIT: the client already half-closed after
+				// sending its request (HTTP/1.0 clients, nc).
 				all = append(all, s)
 			}
 		}); err != nil {

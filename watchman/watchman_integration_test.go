@@ -152,7 +152,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func (e *env) run(t *testing.T, name string, labels map[string]string, cmd ...string) string {
 	t.Helper()
 	return e.runSpec(t, testenv.Spec{Name: "wm-" + e.runID + "-" + name,
-		Config: &container.Config{Image: testenv.BusyboxImage, Cmd: cmd, Labels: labels},
+		Config:     &container.Config{Image: testenv.BusyboxImage, Cmd: cmd, Labels: labels},
 		HostConfig: &container.HostConfig{NetworkMode: "none"}})
 }
 

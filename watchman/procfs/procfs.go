@@ -97,6 +97,7 @@ func ParseNetDev(b []byte, dst []Iface) ([]Iface, error) {
 const (
 	TCPEstablished = 0x01
 	TCPSynRecv     = 0x03
+	TCPCloseWait   = 0x08
 	TCPListen      = 0x0A
 )
 

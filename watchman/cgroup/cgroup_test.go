@@ -1,0 +1,293 @@
+package cgroup
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"syscall"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const fixtureID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// TestFixtures resolves and reads the cgroup of pid 4242 in each fixture
+// (real file layouts of v1/v2 × cgroupfs/systemd drivers) and compares the
+// result with its golden file.
+func TestFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		unified  bool
+		v1Ctrls  []string
+		cgroupID string
+	}{
+		{"v1-cgroupfs", false, []string{"blkio", "cpu", "cpuacct", "freezer", "memory", "pids"}, "/docker/" + fixtureID},
+		{"v1-systemd", false, []string{"blkio", "cpu", "cpuacct", "freezer", "memory", "pids"}, "/system.slice/docker-" + fixtureID + ".scope"},
+		{"v2-cgroupfs", true, nil, "/docker/" + fixtureID},
+		{"v2-systemd", true, nil, "/system.slice/docker-" + fixtureID + ".scope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join("testdata", tc.name)
+			root := filepath.Join(dir, "sys/fs/cgroup")
+			p, err := ForPID(filepath.Join(dir, "proc"), root, 4242)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Unified() != tc.unified {
+				t.Errorf("Unified() = %v", p.Unified())
+			}
+			var ctrls []string
+			for c := range p.V1 {
+				ctrls = append(ctrls, c)
+			}
+			if len(ctrls) != len(tc.v1Ctrls) {
+				t.Errorf("v1 controllers %v, want %v", p.V1, tc.v1Ctrls)
+			}
+			for _, c := range tc.v1Ctrls {
+				if _, ok := p.V1[c]; !ok {
+					t.Errorf("controller %s not resolved: %v", c, p.V1)
+				}
+			}
+			id, err := ContainerIDOfPID(filepath.Join(dir, "proc"), 4242)
+			if err != nil || id != fixtureID {
+				t.Errorf("ContainerIDOfPID = %q, %v", id, err)
+			}
+			r, err := Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var s Stats
+			if err := r.Read(&s); err != nil {
+				t.Fatal(err)
+			}
+			// A second read into the same Stats gives the same figures
+			// (files are re-read from offset 0).
+			var again Stats
+			if err := r.Read(&again); err != nil || !reflect.DeepEqual(s, again) {
+				t.Fatalf("second read differs: %v\n%+v\n%+v", err, s, again)
+			}
+			got, _ := json.MarshalIndent(s, "", "  ")
+			golden := filepath.Join("testdata", tc.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(want) != string(got)+"\n" {
+				t.Errorf("stats differ from %s:\n%s", golden, got)
+			}
+		})
+	}
+}
+
+// TestFixtureFigures spells out the figures that matter, so the golden
+// files cannot silently drift.
+func TestFixtureFigures(t *testing.T) {
+	read := func(name string) Stats {
+		dir := filepath.Join("testdata", name)
+		p, err := ForPID(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"), 4242)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var s Stats
+		if err := r.Read(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	v2 := read("v2-systemd")
+	for _, c := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"cpu usage", v2.CPUUsage, 2563412000},
+		{"cpu user", v2.CPUUser, 1800312000},
+		{"throttled", v2.CFSThrottled, 7},
+		{"throttled time", v2.CFSThrottledTime, 35012000},
+		{"memory", v2.MemoryUsage, 52441088},
+		{"limit", v2.MemoryLimit, Unlimited},
+		{"working set", v2.MemoryWorkingSet, 52441088 - 12582912},
+		{"pids", v2.Pids, 7},
+		{"pids max", v2.PidsMax, 4096},
+		{"io psi total", v2.IOPressure.Some.Total, 889123},
+		{"nvme read", v2.BlkIO[0].ReadBytes, 19931136},
+		{"nvme writes", v2.BlkIO[0].Writes, 101},
+	} {
+		if c.got != c.want {
+			t.Errorf("v2 %s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if v2.Frozen || !v2.HasPSI {
+		t.Errorf("v2 frozen=%v psi=%v", v2.Frozen, v2.HasPSI)
+	}
+	v1 := read("v1-systemd")
+	for _, c := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"cpu usage", v1.CPUUsage, 7310452187},
+		{"cpu user", v1.CPUUser, 5120000000},
+		{"cpu system", v1.CPUSystem, 2030000000},
+		{"throttled", v1.CFSThrottled, 33},
+		{"memory", v1.MemoryUsage, 104857600},
+		{"limit", v1.MemoryLimit, 536870912},
+		{"working set", v1.MemoryWorkingSet, 104857600 - 20971520},
+		{"rss", v1.MemoryRSS, 58720256},
+		{"sda read bytes", v1.BlkIO[0].ReadBytes, 10485760},
+		{"sda writes", v1.BlkIO[0].Writes, 64},
+		{"pids max", v1.PidsMax, Unlimited},
+	} {
+		if c.got != c.want {
+			t.Errorf("v1 %s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if !v1.Frozen || v1.HasPSI {
+		t.Errorf("v1-systemd frozen=%v psi=%v", v1.Frozen, v1.HasPSI)
+	}
+	if v1c := read("v1-cgroupfs"); !v1c.HasPSI || v1c.MemoryLimit != Unlimited {
+		t.Errorf("v1-cgroupfs (hybrid) psi=%v limit=%d", v1c.HasPSI, v1c.MemoryLimit)
+	}
+}
+
+func TestParseProcCgroup(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    []Entry
+		wantErr bool
+	}{
+		{"0::/docker/abc\n", []Entry{{0, nil, "/docker/abc"}}, false},
+		{"4:cpu,cpuacct:/x\n1:name=systemd:/y", []Entry{{4, []string{"cpu", "cpuacct"}, "/x"}, {1, []string{"name=systemd"}, "/y"}}, false},
+		{"0::/\n", []Entry{{0, nil, "/"}}, false},
+		{"", nil, true},
+		{"x::/a", nil, true},
+		{"1:cpu", nil, true},
+		{"1:cpu:relative", nil, true},
+		{"-1::/a", nil, true},
+	} {
+		got, err := ParseProcCgroup([]byte(tc.in))
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%q: err %v", tc.in, err)
+			continue
+		}
+		if !tc.wantErr && !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: got %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestContainerID(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"/docker/" + fixtureID, fixtureID},
+		{"/system.slice/docker-" + fixtureID + ".scope", fixtureID},
+		{"/mycgroup/" + fixtureID, fixtureID},
+		{"/kubepods/burstable/pod1/" + fixtureID, fixtureID},
+		{"/user.slice/user-0.slice/session-1.scope", ""},
+		{"/", ""},
+		{"/docker/" + fixtureID[:63], ""},
+	} {
+		if got := ContainerID(tc.path); got != tc.want {
+			t.Errorf("ContainerID(%q) = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestParsers(t *testing.T) {
+	var p PSI
+	if err := parsePSI([]byte("some avg10=1.50 avg60=0.40 avg300=0.10 total=889123\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=5\n"), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Some.Avg10 != 1.5 || p.Some.Total != 889123 || p.Full.Total != 5 {
+		t.Errorf("psi %+v", p)
+	}
+	for _, bad := range []string{"", "some avg10=x total=1", "some total=-1", "some avg10"} {
+		if err := parsePSI([]byte(bad), &PSI{}); err == nil {
+			t.Errorf("parsePSI(%q) accepted", bad)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{{"12\n", 12, true}, {"max\n", Unlimited, true}, {"", 0, false}, {"1x", 0, false}, {"18446744073709551616", 0, false}, {"18446744073709551615", 1<<64 - 1, true}} {
+		got, ok := parseUint([]byte(tc.in))
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("parseUint(%q) = %d, %v", tc.in, got, ok)
+		}
+	}
+	devs, err := parseBlkioV1([]byte("8:0 Read 10\n8:0 Write 20\n8:0 Total 30\nTotal 30\n"), nil, true)
+	if err != nil || len(devs) != 1 || devs[0].ReadBytes != 10 || devs[0].WriteBytes != 20 {
+		t.Errorf("blkio v1 %+v %v", devs, err)
+	}
+	devs, err = parseIOStatV2([]byte("8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n"), devs[:0])
+	if err != nil || devs[0] != (BlkDev{8, 0, 1, 2, 3, 4}) {
+		t.Errorf("io.stat %+v %v", devs, err)
+	}
+	if _, err := parseIOStatV2([]byte("8:x rbytes=1\n"), nil); err == nil {
+		t.Error("bad device accepted")
+	}
+}
+
+func TestVanishedErrors(t *testing.T) {
+	for _, err := range []error{syscall.ENODEV, syscall.ESRCH, os.ErrNotExist, fmt.Errorf("read: %w", syscall.ENOENT)} {
+		if !errors.Is(classify(err), ErrVanished) {
+			t.Errorf("%v not classified as vanished", err)
+		}
+	}
+	if errors.Is(classify(syscall.EACCES), ErrVanished) {
+		t.Error("EACCES classified as vanished")
+	}
+	// A missing required file is a vanished cgroup, not a crash.
+	_, err := Open(Paths{V2: t.TempDir()})
+	if !errors.Is(err, ErrVanished) {
+		t.Errorf("Open on an empty dir: %v", err)
+	}
+}
+
+func TestResolveNothing(t *testing.T) {
+	if _, err := Resolve(t.TempDir(), []Entry{{0, nil, "/docker/x"}}); err == nil {
+		t.Error("resolved a cgroup that does not exist")
+	}
+}
+
+func BenchmarkReadV1(b *testing.B) {
+	benchRead(b, "v1-cgroupfs")
+}
+
+func BenchmarkReadV2(b *testing.B) {
+	benchRead(b, "v2-systemd")
+}
+
+func benchRead(b *testing.B, name string) {
+	dir := filepath.Join("testdata", name)
+	p, err := ForPID(filepath.Join(dir, "proc"), filepath.Join(dir, "sys/fs/cgroup"), 4242)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	var s Stats
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.Read(&s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
