@@ -16,7 +16,7 @@ func (w *Watchman) sampleLocked(t *tracked, now time.Time, g gpu.ContainerUsage,
 		return
 	}
 	if t.sm == nil {
-		sm, err := openSampler(w.cfg.ProcRoot, w.cfg.CgroupRoot, c.State.Pid, c.NetworkMode == "host")
+		sm, err := openSampler(w.cfg.ProcRoot, w.cfg.CgroupRoot, c.State.Pid, c.NetworkMode == "host", w.detailEvery())
 		if err != nil {
 			if vanished(err) && !errors.Is(err, errNoCgroup) {
 				w.m.skipped.Inc()
@@ -172,4 +172,14 @@ func conservative(a, b policy.Action) policy.Action {
 		return b
 	}
 	return a
+}
+
+// detailPeriod is how often the figures the idle decision does not need
+// (memory breakdown and limit, pids, I/O operation counts, CPU user/system
+// split, freezer state) are re-read; the decision's own signals are read
+// every interval.
+const detailPeriod = 5 * time.Second
+
+func (w *Watchman) detailEvery() int {
+	return max(1, int(detailPeriod/w.cfg.Interval))
 }

@@ -111,10 +111,14 @@ func computeRates(prev, cur *Sample) Rates {
 // sampler reads one container's figures from its cgroup and network
 // namespace, keeping the files open between reads.
 type sampler struct {
-	pid    int
-	cg     *cgroup.Reader
-	netdev *procfs.File
-	cgPath string // cAdvisor-style id label: the cgroup path
+	pid int
+	// detailEvery: every detailEvery-th read is a full read; the others
+	// re-read only the files the idle decision needs (cgroup.ReadHot).
+	detailEvery int
+	reads       int
+	cg          *cgroup.Reader
+	netdev      *procfs.File
+	cgPath      string // cAdvisor-style id label: the cgroup path
 }
 
 // errNoCgroup means the cgroup could not be opened: fall back to Docker.
@@ -122,7 +126,7 @@ var errNoCgroup = errors.New("cgroup not readable")
 
 // openSampler resolves pid's cgroup and opens its files. hostNet disables
 // network sampling (the namespace is the host's).
-func openSampler(procRoot, cgroupRoot string, pid int, hostNet bool) (*sampler, error) {
+func openSampler(procRoot, cgroupRoot string, pid int, hostNet bool, detailEvery int) (*sampler, error) {
 	paths, err := cgroup.ForPID(procRoot, cgroupRoot, pid)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoCgroup, err)
@@ -131,7 +135,7 @@ func openSampler(procRoot, cgroupRoot string, pid int, hostNet bool) (*sampler, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoCgroup, err)
 	}
-	s := &sampler{pid: pid, cg: cg, cgPath: cgroupID(cgroupRoot, paths)}
+	s := &sampler{pid: pid, cg: cg, cgPath: cgroupID(cgroupRoot, paths), detailEvery: max(1, detailEvery)}
 	if !hostNet {
 		if f, err := procfs.OpenPID(procRoot, pid, "net/dev"); err == nil {
 			s.netdev = f
@@ -166,7 +170,12 @@ func cgroupID(root string, p cgroup.Paths) string {
 func (sm *sampler) read(s *Sample, now time.Time) error {
 	s.At = now
 	s.FromDocker = false
-	if err := sm.cg.Read(&s.Cgroup); err != nil {
+	read := sm.cg.ReadHot
+	if sm.reads%sm.detailEvery == 0 {
+		read = sm.cg.Read
+	}
+	sm.reads++
+	if err := read(&s.Cgroup); err != nil {
 		return err
 	}
 	s.HasNet = false

@@ -291,3 +291,42 @@ func benchRead(b *testing.B, name string) {
 		}
 	}
 }
+
+func TestReadHotReusesDetail(t *testing.T) {
+	src := filepath.Join("testdata", "v2-cgroupfs", "sys/fs/cgroup", "docker", fixtureID)
+	dir := t.TempDir()
+	ents, _ := os.ReadDir(src)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(src, e.Name()))
+		os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644)
+	}
+	r, err := Open(Paths{V2: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var full, hot Stats
+	if err := r.ReadHot(&hot); err != nil { // first call is a full read
+		t.Fatal(err)
+	}
+	if err := r.Read(&full); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(full, hot) {
+		t.Fatalf("hot %+v\nfull %+v", hot, full)
+	}
+	os.WriteFile(filepath.Join(dir, "memory.current"), []byte("60000000\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "pids.current"), []byte("99\n"), 0o644)
+	if err := r.ReadHot(&hot); err != nil {
+		t.Fatal(err)
+	}
+	if hot.MemoryUsage != 60000000 || hot.MemoryWorkingSet != 60000000-12582912 || hot.Pids != 7 {
+		t.Errorf("hot read: usage %d ws %d pids %d", hot.MemoryUsage, hot.MemoryWorkingSet, hot.Pids)
+	}
+	if err := r.Read(&full); err != nil || full.Pids != 99 {
+		t.Errorf("full read: pids %d %v", full.Pids, err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = r.ReadHot(&hot) }); n != 0 {
+		t.Errorf("%v allocations per hot read", n)
+	}
+}

@@ -49,6 +49,9 @@ type Reader struct {
 	v2    bool
 	files [numFiles]*os.File
 	buf   []byte
+	// detail caches the figures of the last full read for ReadHot.
+	detail    Stats
+	hasDetail bool
 }
 
 const (
@@ -186,16 +189,42 @@ func classify(err error) error {
 	return err
 }
 
-// Read fills s with the current figures. An error wrapping ErrVanished
-// means the cgroup was removed; s is then incomplete.
-func (r *Reader) Read(s *Stats) error {
+// Read fills s with the current figures from every file. An error
+// wrapping ErrVanished means the cgroup was removed; s is then incomplete.
+func (r *Reader) Read(s *Stats) error { return r.read2(s, true) }
+
+// ReadHot re-reads only the files the idle decision needs every sample —
+// CPU usage and throttling, memory usage, block I/O bytes and PSI — and
+// fills the other figures (CPU user/system split, memory limit and
+// breakdown, I/O operation counts, pids, freezer state) from the last Read.
+// The working set uses the last Read's inactive_file. Before the first Read
+// it does a full read.
+func (r *Reader) ReadHot(s *Stats) error {
+	if !r.hasDetail {
+		return r.Read(s)
+	}
+	return r.read2(s, false)
+}
+
+func (r *Reader) read2(s *Stats, full bool) error {
 	devs := s.BlkIO[:0]
 	*s = Stats{BlkIO: devs}
+	if !full {
+		d := &r.detail
+		s.CPUUser, s.CPUSystem = d.CPUUser, d.CPUSystem
+		s.MemoryLimit, s.MemoryRSS, s.MemoryCache, s.MemoryInactiveFile = d.MemoryLimit, d.MemoryRSS, d.MemoryCache, d.MemoryInactiveFile
+		s.Pids, s.PidsMax, s.Frozen = d.Pids, d.PidsMax, d.Frozen
+		for _, x := range d.BlkIO {
+			var dev *BlkDev
+			s.BlkIO, dev = findDev(s.BlkIO, x.Major, x.Minor)
+			dev.Reads, dev.Writes = x.Reads, x.Writes
+		}
+	}
 	if r.v2 {
-		if err := r.readV2(s); err != nil {
+		if err := r.readV2(s, full); err != nil {
 			return err
 		}
-	} else if err := r.readV1(s); err != nil {
+	} else if err := r.readV1(s, full); err != nil {
 		return err
 	}
 	if s.MemoryInactiveFile < s.MemoryUsage {
@@ -213,6 +242,13 @@ func (r *Reader) Read(s *Stats) error {
 			return fmt.Errorf("%s: %w", r.files[fPSICPU+i].Name(), err)
 		}
 		s.HasPSI = true
+	}
+	if full {
+		r.detail.BlkIO = append(r.detail.BlkIO[:0], s.BlkIO...)
+		blk := r.detail.BlkIO
+		r.detail = *s
+		r.detail.BlkIO = blk
+		r.hasDetail = true
 	}
 	return nil
 }
@@ -243,19 +279,9 @@ func (r *Reader) flat(i int, fn func(k []byte, v uint64)) error {
 // userHZ is the unit of cpuacct.stat (USER_HZ is 100 on every Linux ABI).
 const userHZ = 100
 
-func (r *Reader) readV1(s *Stats) error {
+func (r *Reader) readV1(s *Stats, full bool) error {
 	var err error
 	if s.CPUUsage, _, err = r.single(fCPUUsage); err != nil {
-		return err
-	}
-	if err := r.flat(fCPUAcct, func(k []byte, v uint64) {
-		switch string(k) {
-		case "user":
-			s.CPUUser = v * (1e9 / userHZ)
-		case "system":
-			s.CPUSystem = v * (1e9 / userHZ)
-		}
-	}); err != nil {
 		return err
 	}
 	if err := r.flat(fCPUStat, func(k []byte, v uint64) {
@@ -271,6 +297,26 @@ func (r *Reader) readV1(s *Stats) error {
 		return err
 	}
 	if s.MemoryUsage, _, err = r.single(fMemUsage); err != nil {
+		return err
+	}
+	if b, err := r.read(fBlkBytes); err != nil {
+		return err
+	} else if b != nil {
+		if s.BlkIO, err = parseBlkioV1(b, s.BlkIO, true); err != nil {
+			return fmt.Errorf("%s: %w", r.files[fBlkBytes].Name(), err)
+		}
+	}
+	if !full {
+		return nil
+	}
+	if err := r.flat(fCPUAcct, func(k []byte, v uint64) {
+		switch string(k) {
+		case "user":
+			s.CPUUser = v * (1e9 / userHZ)
+		case "system":
+			s.CPUSystem = v * (1e9 / userHZ)
+		}
+	}); err != nil {
 		return err
 	}
 	var ok bool
@@ -291,13 +337,6 @@ func (r *Reader) readV1(s *Stats) error {
 		}
 	}); err != nil {
 		return err
-	}
-	if b, err := r.read(fBlkBytes); err != nil {
-		return err
-	} else if b != nil {
-		if s.BlkIO, err = parseBlkioV1(b, s.BlkIO, true); err != nil {
-			return fmt.Errorf("%s: %w", r.files[fBlkBytes].Name(), err)
-		}
 	}
 	if b, err := r.read(fBlkOps); err != nil {
 		return err
@@ -334,7 +373,7 @@ func (r *Reader) pids(s *Stats) error {
 	return nil
 }
 
-func (r *Reader) readV2(s *Stats) error {
+func (r *Reader) readV2(s *Stats, full bool) error {
 	if err := r.flat(fCPUStat, func(k []byte, v uint64) {
 		switch string(k) {
 		case "usage_usec":
@@ -357,6 +396,16 @@ func (r *Reader) readV2(s *Stats) error {
 	if s.MemoryUsage, _, err = r.single(fMemUsage); err != nil {
 		return err
 	}
+	if b, err := r.read(fBlkBytes); err != nil {
+		return err
+	} else if b != nil {
+		if s.BlkIO, err = parseIOStatV2(b, s.BlkIO); err != nil {
+			return fmt.Errorf("%s: %w", r.files[fBlkBytes].Name(), err)
+		}
+	}
+	if !full {
+		return nil
+	}
 	var ok bool
 	if s.MemoryLimit, ok, err = r.single(fMemLimit); err != nil {
 		return err
@@ -378,13 +427,6 @@ func (r *Reader) readV2(s *Stats) error {
 		return err
 	}
 	s.MemoryRSS, s.MemoryCache = anon, file
-	if b, err := r.read(fBlkBytes); err != nil {
-		return err
-	} else if b != nil {
-		if s.BlkIO, err = parseIOStatV2(b, s.BlkIO); err != nil {
-			return fmt.Errorf("%s: %w", r.files[fBlkBytes].Name(), err)
-		}
-	}
 	if err := r.pids(s); err != nil {
 		return err
 	}

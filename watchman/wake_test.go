@@ -1,0 +1,72 @@
+package watchman
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+const tcp6Header = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+const tcpHeader = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+
+// Lines in /proc/net/tcp6 format (captured from a paused busybox httpd).
+const (
+	listen8080  = "   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 332888 2 00000000ac1fdb60 100 0 0 10 0\n"
+	fromGateway = "   1: 0000000000000000FFFF0000020015AC:1F90 0000000000000000FFFF0000010015AC:948E 01 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000067418930 20 4 28 10 -1\n"
+	gwWithData  = "   1: 0000000000000000FFFF0000020015AC:1F90 0000000000000000FFFF0000010015AC:948E 01 00000000:00000013 00:00000000 00000000     0        0 0 1 0000000067418930 20 4 28 10 -1\n"
+	fromPeer    = "   2: 0000000000000000FFFF0000020015AC:1F90 0000000000000000FFFF0000050015AC:948F 03 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000067418930 20 4 28 10 -1\n"
+	halfClosed  = "   3: 0000000000000000FFFF0000020015AC:1F90 0000000000000000FFFF0000010015AC:9490 08 00000000:00000013 00:00000000 00000000     0        0 0 1 0000000067418930 20 4 28 10 -1\n"
+	outbound    = "   4: 0000000000000000FFFF0000020015AC:A000 0000000000000000FFFF0000010015AC:1F90 01 00000000:00000010 00:00000000 00000000     0        0 0 1 0000000067418930 20 4 28 10 -1\n"
+)
+
+func TestConnWatch(t *testing.T) {
+	peers, err := parsePeers([]string{"172.21.0.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name           string
+		baseline, next string
+		hit            bool
+		remote         string
+	}{
+		{"nothing new", listen8080, listen8080, false, ""},
+		{"new connection", listen8080, listen8080 + fromGateway, true, "172.21.0.1:38030"},
+		{"health-check peer ignored", listen8080, listen8080 + fromPeer, false, ""},
+		{"half-closed request", listen8080, listen8080 + halfClosed, true, "172.21.0.1:38032"},
+		{"outbound connection ignored", listen8080, listen8080 + outbound, false, ""},
+		{"existing idle keep-alive", listen8080 + fromGateway, listen8080 + fromGateway, false, ""},
+		{"data on an existing connection", listen8080 + fromGateway, listen8080 + gwWithData, true, "172.21.0.1:38030"},
+		{"no listener, no wake", "", fromGateway, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proc := t.TempDir()
+			dir := filepath.Join(proc, "9", "net")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			write := func(v6 string) {
+				os.WriteFile(filepath.Join(dir, "tcp"), []byte(tcpHeader), 0o644)
+				os.WriteFile(filepath.Join(dir, "tcp6"), []byte(tcp6Header+v6), 0o644)
+			}
+			write(tc.baseline)
+			cw, err := newConnWatch(proc, 9, peers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cw.close()
+			write(tc.next)
+			s, hit, err := cw.check()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hit != tc.hit {
+				t.Fatalf("hit = %v (%+v)", hit, s)
+			}
+			if hit && s.Remote != netip.MustParseAddrPort(tc.remote) {
+				t.Errorf("remote %s, want %s", s.Remote, tc.remote)
+			}
+		})
+	}
+}
