@@ -24,12 +24,14 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/heartwood-ops/heartwood/agent/inventory"
 	"github.com/heartwood-ops/heartwood/agent/testenv"
 	"github.com/heartwood-ops/heartwood/watchman"
+	"github.com/heartwood-ops/heartwood/watchman/consulkv"
 )
 
 // recMaintainer records Maintenance calls. The registrar's real Consul
@@ -114,13 +116,18 @@ func testConfig() watchman.Config {
 // start runs an inventory and a watchman against the real Docker engine.
 func start(t *testing.T, cfg watchman.Config) *env {
 	t.Helper()
+	return startKV(t, cfg, nil)
+}
+
+func startKV(t *testing.T, cfg watchman.Config, kv watchman.KV) *env {
+	t.Helper()
 	cli := testenv.Docker(t)
 	testenv.Busybox(t, cli)
 	e := &env{cli: cli, runID: testenv.RunID(), maint: &recMaintainer{}, sink: &recSink{}, reg: prometheus.NewRegistry()}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	inv := inventory.New(cli, inventory.Options{Logger: log})
 	w, err := watchman.New(cfg, watchman.Deps{
-		Source: inv, Docker: cli, Maintainer: e.maint, Events: e.sink,
+		Source: inv, Docker: cli, Maintainer: e.maint, Events: e.sink, KV: kv,
 		NodeName: "itest", Logger: log, Registerer: e.reg,
 	})
 	if err != nil {
@@ -579,4 +586,46 @@ func TestIntegrationDockerStatsFallback(t *testing.T) {
 		t.Error("no sample error reported for the unreadable cgroup")
 	}
 	_ = fmt.Sprint()
+}
+
+// TestIntegrationKVDefaultsAndDryRun changes the cluster-wide defaults and
+// the dry-run switch live through the shared Consul's KV store.
+func TestIntegrationKVDefaultsAndDryRun(t *testing.T) {
+	addr := testenv.RequireConsul(t)
+	ccfg := consulapi.DefaultConfig()
+	ccfg.Address = addr
+	c, err := consulapi.NewClient(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "heartwood-test/" + testenv.RunID() + "/watchman/"
+	t.Cleanup(func() { _, _ = c.KV().DeleteTree(prefix, nil) })
+	put := func(k, v string) {
+		if _, err := c.KV().Put(&consulapi.KVPair{Key: prefix + k, Value: []byte(v)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("dry-run", "true")
+	cfg := testConfig() // local window: 1h
+	cfg.KVPrefix = prefix
+	kv := consulkv.New(c)
+	kv.Wait = 10 * time.Second
+	e := startKV(t, cfg, kv)
+	id := e.run(t, "kv", map[string]string{"heartwood.watchman.enable": "true"}, "sleep", "3600")
+	time.Sleep(2 * time.Second)
+	put("window", "3s") // cluster-wide default, live
+	waitFor(t, 20*time.Second, "would-pause under the KV window and dry-run switch", func() bool {
+		return len(e.sink.find(id, "would-pause")) == 1
+	})
+	if s := readCgroupFile(t, "freezer", id, "freezer.state"); s != "THAWED" {
+		t.Fatalf("paused in dry-run: %s", s)
+	}
+	// Switch dry-run off: the container is paused for real.
+	put("dry-run", "false")
+	waitFor(t, 20*time.Second, "pause after dry-run off", func() bool {
+		return readCgroupFile(t, "freezer", id, "freezer.state") == "FROZEN"
+	})
+	if v := e.view(t, id); v.Policy == nil || v.Policy.Window != 3*time.Second {
+		t.Errorf("policy %+v", v.Policy)
+	}
 }
