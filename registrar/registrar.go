@@ -298,11 +298,16 @@ func (r *Registrar) ingest(changes []inventory.Change, dirty map[string]time.Tim
 	}
 }
 
+// ErrNotReady is returned by Maintenance before the first full reconcile
+// with Consul; the requested state is recorded and applied by it.
+var ErrNotReady = errors.New("registrar: not yet reconciled with consul")
+
 // Maintenance puts every service of the container into Consul maintenance
 // (on) or takes them out of it (off), and keeps that state across
 // reconciles and Consul restarts until it is turned off or the container
-// is removed. It returns once Consul has the new state, or with the error
-// that prevented it (the state is then applied by a later reconcile).
+// is removed. It returns nil once Consul has the new state; otherwise the
+// error that prevented it (ErrNotReady before the first reconcile), and the
+// state is applied by a later reconcile.
 func (r *Registrar) Maintenance(ctx context.Context, containerID string, on bool, reason string) error {
 	if reason == "" {
 		reason = "maintenance requested by Heartwood"
@@ -321,7 +326,7 @@ func (r *Registrar) Maintenance(ctx context.Context, containerID string, on bool
 	loaded := r.loaded
 	r.mu.Unlock()
 	if !loaded {
-		return nil // the first full reconcile applies it
+		return ErrNotReady
 	}
 	if err := r.reconcile(ctx, false, map[string]time.Time{containerID: {}}); err != nil {
 		return fmt.Errorf("registrar: maintenance for %.12s: %w", containerID, err)
@@ -584,6 +589,11 @@ func (r *Registrar) reconcile(ctx context.Context, full bool, dirty map[string]t
 		for id, d := range r.drain {
 			if c, ok := r.containers[id]; ok && c.State.Running && time.Since(d.at) > r.cfg.DrainTimeout {
 				delete(r.drain, id)
+			}
+		}
+		for id := range r.explicit {
+			if _, ok := r.containers[id]; !ok {
+				delete(r.explicit, id) // a container that never existed or is gone
 			}
 		}
 	}

@@ -596,3 +596,31 @@ func TestRejectedRegistrationNotRetriedAndReported(t *testing.T) {
 	h.change(inventory.Updated, "update", ctr("script", "SERVICE_CHECK_TCP=true"))
 	h.wantIDs("n1:good:80", "n1:script:80")
 }
+
+func TestMaintenanceBeforeFirstReconcile(t *testing.T) {
+	h := newHarness(t, nil)
+	c := ctr("web")
+	h.r.ingest([]inventory.Change{{Kind: inventory.Added, Container: c}}, map[string]time.Time{})
+	if err := h.r.Maintenance(context.Background(), c.ID, true, "early"); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("err = %v, want ErrNotReady", err)
+	}
+	if err := h.full(); err != nil {
+		t.Fatal(err)
+	}
+	if h.agent.maint["n1:web:80"] != "early" {
+		t.Fatalf("early maintenance not applied by the first reconcile: %v", h.agent.maint)
+	}
+	// Unknown containers are forgotten at the next full reconcile.
+	if err := h.r.Maintenance(context.Background(), "nosuch", true, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.full(); err != nil {
+		t.Fatal(err)
+	}
+	h.r.mu.Lock()
+	_, kept := h.r.explicit["nosuch"]
+	h.r.mu.Unlock()
+	if kept {
+		t.Fatal("maintenance for an unknown container kept")
+	}
+}

@@ -1,0 +1,60 @@
+package registrar
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/registrar/translate"
+)
+
+func benchContainer(i int) *inventory.Container {
+	c := ctr(fmt.Sprintf("web%04d", i), "SERVICE_NAME=web", "SERVICE_TAGS=a,b,c", "SERVICE_CHECK_HTTP=/health", "SERVICE_REGION=eu")
+	c.ID = fmt.Sprintf("%064d", i)
+	c.Healthcheck = &inventory.Healthcheck{Test: []string{"CMD", "true"}}
+	c.State.Health = "healthy"
+	return c
+}
+
+// BenchmarkTranslate measures one container's translation.
+func BenchmarkTranslate(b *testing.B) {
+	c := benchContainer(1)
+	o := translate.Options{Node: "n1", HostIP: "10.0.0.1", DockerHealth: true, CheckInterval: "10s"}
+	for b.Loop() {
+		if len(translate.Translate(c, o).Services) != 1 {
+			b.Fatal("no service")
+		}
+	}
+}
+
+// BenchmarkFullReconcileSteady500 measures the registrar's own work in a
+// full reconcile of 500 containers that are all in sync (the agent is an
+// in-memory fake, so Consul's time to answer the two reads is excluded).
+func BenchmarkFullReconcileSteady500(b *testing.B) {
+	agent := newFakeAgent()
+	cfg := DefaultConfig()
+	cfg.IP = "10.0.0.1"
+	r, err := newRegistrar(cfg, Deps{Source: fakeSource{}, NodeName: "n1"}, agent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var changes []inventory.Change
+	for i := range 500 {
+		changes = append(changes, inventory.Change{Kind: inventory.Added, Container: benchContainer(i)})
+	}
+	r.ingest(changes, map[string]time.Time{})
+	if err := r.reconcile(context.Background(), true, nil); err != nil {
+		b.Fatal(err)
+	}
+	w := agent.totalWrites()
+	for b.Loop() {
+		if err := r.reconcile(context.Background(), true, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if agent.totalWrites() != w {
+		b.Fatalf("steady state wrote %d times", agent.totalWrites()-w)
+	}
+}
