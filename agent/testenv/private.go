@@ -285,3 +285,9 @@ func waitHTTP(timeout time.Duration, url string, ok func(body string) bool) erro
 	}
 	return last
 }
+
+// ContainersRoot is the engine's containers directory, where its json-file
+// logs live (<root>/<id>/<id>-json.log).
+func (d *PrivateDockerd) ContainersRoot() string {
+	return filepath.Join(d.root, "data", "containers")
+}

@@ -1,0 +1,164 @@
+//go:build integration
+
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-connections/nat"
+	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/heartwood-ops/heartwood/agent"
+	"github.com/heartwood-ops/heartwood/agent/testenv"
+)
+
+// TestIntegrationAgentEndToEnd runs the whole agent against the real Docker,
+// Consul and Elasticsearch: a container is registered in Consul, its logs
+// reach Elasticsearch, the watchman pauses it when idle after the registrar
+// put its service into maintenance, and a wake through the API brings both
+// back.
+func TestIntegrationAgentEndToEnd(t *testing.T) {
+	// A private engine: the agent under test sees only this test's
+	// containers, never those of tests running beside it.
+	d := testenv.StartPrivateDockerd(t)
+	cli := d.Client()
+	consulAddr := testenv.RequireConsul(t)
+	esURL := testenv.RequireES(t)
+	img := testenv.Busybox(t, cli)
+	run := testenv.RunID()
+	service := "hw-e2e-" + run
+	namespace := "e2e" + run
+
+	base := startAgent(t, d.Host, func(c *agent.Config) {
+		c.Registrar.Enabled = true
+		c.Registrar.IP = "127.0.0.1"
+		c.Registrar.DeregisterOnShutdown = true
+		c.Shipper.Enabled = true
+		c.Shipper.ContainersRoot = d.ContainersRoot()
+		c.Shipper.Namespace = namespace
+		c.Watchman.Enabled = true
+		c.Watchman.Interval = 500 * time.Millisecond
+		c.Watchman.KVPrefix = "heartwood-test/" + run + "/"
+	})
+
+	id := testenv.Run(t, cli, run, testenv.Spec{
+		Name: "e2e-" + run,
+		Config: &container.Config{
+			Image:        img,
+			Cmd:          []string{"sh", "-c", "echo hello-" + run + "; echo second-line-" + run + "; exec httpd -f -p 80 -h /"},
+			ExposedPorts: nat.PortSet{"80/tcp": {}},
+			Labels: map[string]string{
+				"SERVICE_NAME":               service,
+				"heartwood.watchman.enable":  "true",
+				"heartwood.watchman.window":  "3s",
+				"heartwood.watchman.min-age": "0s",
+				"heartwood.watchman.dry-run": "false",
+				"heartwood.watchman.action":  "pause",
+				"heartwood.watchman.cpu":     "0.5",
+				"heartwood.watchman.net":     "1000000",
+				"heartwood.watchman.disk":    "100000000",
+			},
+		},
+		HostConfig: &container.HostConfig{PortBindings: nat.PortMap{"80/tcp": {{HostIP: "127.0.0.1", HostPort: ""}}}},
+	})
+
+	consul, err := consulapi.NewClient(&consulapi.Config{Address: consulAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serviceID string
+	waitUntil(t, 15*time.Second, "service registered in Consul", func() (bool, string) {
+		svcs, err := consul.Agent().ServicesWithFilter(fmt.Sprintf("Service == %q", service))
+		if err != nil {
+			return false, err.Error()
+		}
+		for sid := range svcs {
+			serviceID = sid
+		}
+		return len(svcs) == 1, fmt.Sprint(svcs)
+	})
+
+	waitUntil(t, 30*time.Second, "both log lines searchable in Elasticsearch", func() (bool, string) {
+		n, body := esCount(esURL, "logs-*-"+namespace, "message:hello-"+run+" OR message:second-line-"+run)
+		return n == 2, body
+	})
+
+	maintenanceID := "_service_maintenance:" + serviceID
+	waitUntil(t, 30*time.Second, "idle container paused with its service in maintenance", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		in, err := cli.ContainerInspect(ctx, id)
+		if err != nil {
+			return false, err.Error()
+		}
+		checks, err := consul.Agent().Checks()
+		if err != nil {
+			return false, err.Error()
+		}
+		_, inMaint := checks[maintenanceID]
+		return in.State.Paused && inMaint, fmt.Sprintf("paused=%v maintenance=%v", in.State.Paused, inMaint)
+	})
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/containers/"+id+"/wake?reason=e2e", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("wake: %s", resp.Status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	in, err := cli.ContainerInspect(ctx, id)
+	if err != nil || in.State.Paused {
+		t.Fatalf("after wake: paused=%v err=%v", in.State.Paused, err)
+	}
+	waitUntil(t, 10*time.Second, "maintenance ended after wake", func() (bool, string) {
+		checks, err := consul.Agent().Checks()
+		if err != nil {
+			return false, err.Error()
+		}
+		_, inMaint := checks[maintenanceID]
+		return !inMaint, "still in maintenance"
+	})
+
+	waitUntil(t, 30*time.Second, "watchman decisions shipped to Elasticsearch", func() (bool, string) {
+		n, body := esCount(esURL, "logs-*-"+namespace, "container.id:"+id+" AND NOT message:*-"+run)
+		return n >= 2, body // at least the pause and the wake
+	})
+
+	code, body := get(base + "/v1/containers/" + id)
+	if code != 200 {
+		t.Fatalf("GET container: %d", code)
+	}
+	for _, sub := range []string{`"registrar"`, `"shipper"`, `"watchman"`} {
+		if !strings.Contains(body, sub) {
+			t.Errorf("/v1/containers/%s lacks the %s view:\n%s", id, sub, body)
+		}
+	}
+}
+
+// esCount counts documents matching a query-string query.
+func esCount(esURL, index, q string) (int, string) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(esURL + "/" + index + "/_count?q=" + strings.ReplaceAll(q, " ", "%20"))
+	if err != nil {
+		return -1, err.Error()
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Count int `json:"count"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return -1, err.Error()
+	}
+	return out.Count, fmt.Sprintf("%s count=%d", resp.Status, out.Count)
+}
