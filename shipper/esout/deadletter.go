@@ -50,9 +50,9 @@ func (c Config) deadLetterTemplate() []byte {
 						}},
 					}},
 					"data_stream": map[string]any{"properties": map[string]any{
-						"type":      map[string]any{"type": "constant_keyword"},
-						"dataset":   map[string]any{"type": "constant_keyword"},
-						"namespace": map[string]any{"type": "constant_keyword"},
+						"type":      map[string]any{"type": "keyword"},
+						"dataset":   map[string]any{"type": "keyword"},
+						"namespace": map[string]any{"type": "keyword"},
 					}},
 				},
 			},

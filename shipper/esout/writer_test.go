@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -257,6 +258,11 @@ func (a *acks) get(tok uint64) Outcome {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.outcomes[tok]
+}
+
+// testLogger logs warnings and errors to the test output.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func testConfig() Config {
