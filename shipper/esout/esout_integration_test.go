@@ -258,8 +258,8 @@ func TestIntegrationMappingConflictDeadLetter(t *testing.T) {
 	}
 	for _, raw := range src {
 		var dl struct {
-			Event struct{ Original string }
-			Error struct{ Type, Message string }
+			Event     struct{ Original string }
+			Error     struct{ Type, Message string }
 			Heartwood struct {
 				DeadLetter struct {
 					Index, ID, Document string

@@ -458,9 +458,11 @@ func TestWriter(t *testing.T) {
 		},
 		{
 			name: "413 split into smaller requests",
-			setup: func(f *fakeES) { f.whole = func(_ int, ids []string) int { return map[bool]int{true: 413}[len(ids) > 8] } },
-			docs:  func() []Doc { return mkDocs(testIndex, 64, "d") },
-			want:  map[Outcome]int{Delivered: 64}, stored: 64,
+			setup: func(f *fakeES) {
+				f.whole = func(_ int, ids []string) int { return map[bool]int{true: 413}[len(ids) > 8] }
+			},
+			docs: func() []Doc { return mkDocs(testIndex, 64, "d") },
+			want: map[Outcome]int{Delivered: 64}, stored: 64,
 			check: func(t *testing.T, f *fakeES, _ *prometheus.Registry) {
 				if n := f.count(DefaultConfig().deadLetterStream()); n != 0 {
 					t.Errorf("%d dead letters, want 0", n)
