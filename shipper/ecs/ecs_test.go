@@ -21,8 +21,8 @@ func swarmSource() Source {
 		ContainerName: "shop_web.2.x8k2n1",
 		Image:         "registry.local:5000/shop/web:1.4.2",
 		Labels: map[string]string{
-			"com.docker.stack.namespace":    "shop",
-			"com.docker.swarm.service.name": "shop_web",
+			"com.docker.stack.namespace":      "shop",
+			"com.docker.swarm.service.name":   "shop_web",
 			"heartwood.logs.multiline.preset": "java",
 		},
 		ServiceName: "shop_web", ServiceID: "svc123", OrchestratorType: "swarm", Namespace: "shop",

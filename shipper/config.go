@@ -1,0 +1,185 @@
+// Package shipper ships every container log line to Elasticsearch exactly
+// once, as ECS documents in logs-<dataset>-<namespace> data streams.
+//
+// It tails Docker's json-file logs directly (following rotation by file
+// identity), reassembles Docker's 16 KiB partial lines, groups multi-line
+// events, optionally decodes JSON logs, and writes through shipper/esout
+// with a deterministic _id per event derived from its position in its file,
+// so that replays after a crash, restart or retry are no-ops. Per-container
+// checkpoints advance only past acknowledged events.
+//
+// Subpackages, each with one job: jsonfile (record decoder), partial
+// (16 KiB reassembly), multiline (event grouping), jsonlog (JSON logs), ecs
+// (document encoding), template (index template), checkpoint (persistent
+// offsets), tail (rotation-aware file follower), esout (bulk writer).
+package shipper
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/heartwood-ops/heartwood/shipper/esout"
+)
+
+// ByteSize is a size in bytes with human units (e.g. 32MiB, 512k).
+type ByteSize = esout.ByteSize
+
+// Config configures the shipper.
+type Config struct {
+	Enabled bool `yaml:"enabled" help:"ship container logs to Elasticsearch"`
+	// ContainersRoot is Docker's containers directory as seen by the agent.
+	ContainersRoot string `yaml:"containers-root" help:"Docker's containers directory holding <id>/<id>-json.log (mount it read-only when the agent runs in a container)"`
+	// Dataset and Namespace name the data stream logs-<dataset>-<namespace>;
+	// containers override them with labels heartwood.logs.dataset/namespace.
+	Dataset   string `yaml:"dataset" help:"default data stream dataset (logs-<dataset>-<namespace>)"`
+	Namespace string `yaml:"namespace" help:"default data stream namespace (logs-<dataset>-<namespace>)"`
+	// MaxEventBytes bounds one event (a reassembled or multi-line message);
+	// longer ones are truncated and tagged.
+	MaxEventBytes ByteSize `yaml:"max-event-bytes" help:"largest event (reassembled line or multi-line group); longer ones are truncated and tagged"`
+	// MaxInflightBytes bounds the documents read but not yet acknowledged;
+	// reading stops when it is full (Docker's files are the buffer).
+	MaxInflightBytes ByteSize `yaml:"max-inflight-bytes" help:"memory bound for read, not yet acknowledged documents (reading pauses when full)"`
+	// BatchBytes is the size at which a reader hands a batch to the output.
+	BatchBytes ByteSize `yaml:"batch-bytes" help:"size at which a container's reader hands a batch of documents to the output"`
+	// Multiline holds the defaults for containers that enable multiline.
+	Multiline MultilineConfig `yaml:"multiline"`
+	// CheckpointInterval batches checkpoint writes.
+	CheckpointInterval time.Duration `yaml:"checkpoint-interval" help:"how often acknowledged positions are written to the data directory"`
+	// PollInterval is how often an idle reader looks for new data.
+	PollInterval time.Duration `yaml:"poll-interval" help:"how often an idle reader checks its log file for new data and rotation"`
+	// RemovalGrace bounds how long a removed container's reader keeps
+	// waiting for its last acknowledgements.
+	RemovalGrace time.Duration `yaml:"removal-grace" help:"how long a removed container's reader may take to drain and get its last lines acknowledged"`
+	// MaxDeletedFiles bounds the rotated files per container that Docker
+	// deleted before they were read and that are kept open to be read.
+	MaxDeletedFiles int `yaml:"max-deleted-files" help:"rotated log files per container kept open after Docker deleted them unread; beyond this they count as lost"`
+	// HeadroomWarn warns when unread bytes exceed this fraction of the
+	// container's max-size × max-file.
+	HeadroomWarn float64 `yaml:"headroom-warn" help:"warn when unread log bytes exceed this fraction of the container's max-size x max-file"`
+	// Template is the index template installed at start.
+	Template TemplateConfig `yaml:"template"`
+	// Output configures the Elasticsearch bulk writer.
+	Output esout.Config `yaml:"output"`
+}
+
+// MultilineConfig holds multiline defaults.
+type MultilineConfig struct {
+	MaxLines int           `yaml:"max-lines" help:"most lines joined into one multi-line event"`
+	Timeout  time.Duration `yaml:"timeout" help:"a gap longer than this between two lines ends a multi-line event"`
+}
+
+// TemplateConfig configures the index template.
+type TemplateConfig struct {
+	Install  bool     `yaml:"install" help:"install the index template at start"`
+	Name     string   `yaml:"name" help:"index template name"`
+	Patterns []string `yaml:"patterns" help:"index patterns of the template"`
+	Priority int      `yaml:"priority" help:"template priority (Elastic's built-in logs-*-* uses 100)"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Enabled:            true,
+		ContainersRoot:     "/var/lib/docker/containers",
+		Dataset:            "docker.container",
+		Namespace:          "default",
+		MaxEventBytes:      1 << 20,
+		MaxInflightBytes:   32 << 20,
+		BatchBytes:         512 << 10,
+		Multiline:          MultilineConfig{MaxLines: 500, Timeout: 2 * time.Second},
+		CheckpointInterval: time.Second,
+		PollInterval:       250 * time.Millisecond,
+		RemovalGrace:       5 * time.Minute,
+		MaxDeletedFiles:    4,
+		HeadroomWarn:       0.8,
+		Template: TemplateConfig{
+			Install:  true,
+			Name:     "heartwood-logs",
+			Patterns: []string{"logs-*-*"},
+			Priority: 150,
+		},
+		Output: esout.DefaultConfig(),
+	}
+}
+
+// Validate reports every invalid field, naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("shipper."+key+": "+format, args...))
+	}
+	if c.ContainersRoot == "" {
+		bad("containers-root", "must not be empty")
+	}
+	if err := validDataStreamPart(c.Dataset); err != nil {
+		bad("dataset", "%v", err)
+	}
+	if err := validDataStreamPart(c.Namespace); err != nil {
+		bad("namespace", "%v", err)
+	}
+	if c.MaxEventBytes < 1024 {
+		bad("max-event-bytes", "must be at least 1KiB, got %v", c.MaxEventBytes)
+	}
+	if c.BatchBytes < 1024 {
+		bad("batch-bytes", "must be at least 1KiB, got %v", c.BatchBytes)
+	}
+	if c.MaxInflightBytes < c.BatchBytes {
+		bad("max-inflight-bytes", "must be at least batch-bytes (%v), got %v", c.BatchBytes, c.MaxInflightBytes)
+	}
+	if c.Multiline.MaxLines <= 0 {
+		bad("multiline.max-lines", "must be > 0, got %d", c.Multiline.MaxLines)
+	}
+	if c.Multiline.Timeout <= 0 {
+		bad("multiline.timeout", "must be > 0, got %v", c.Multiline.Timeout)
+	}
+	if c.CheckpointInterval <= 0 {
+		bad("checkpoint-interval", "must be > 0, got %v", c.CheckpointInterval)
+	}
+	if c.PollInterval <= 0 {
+		bad("poll-interval", "must be > 0, got %v", c.PollInterval)
+	}
+	if c.RemovalGrace <= 0 {
+		bad("removal-grace", "must be > 0, got %v", c.RemovalGrace)
+	}
+	if c.MaxDeletedFiles < 0 {
+		bad("max-deleted-files", "must be >= 0, got %d", c.MaxDeletedFiles)
+	}
+	if c.HeadroomWarn <= 0 || c.HeadroomWarn > 1 {
+		bad("headroom-warn", "must be in (0, 1], got %v", c.HeadroomWarn)
+	}
+	if c.Template.Install {
+		if c.Template.Name == "" {
+			bad("template.name", "must not be empty")
+		}
+		if len(c.Template.Patterns) == 0 {
+			bad("template.patterns", "must not be empty")
+		}
+		if c.Template.Priority <= 100 {
+			bad("template.priority", "must be above 100 (Elastic's built-in logs template), got %d", c.Template.Priority)
+		}
+	}
+	if err := c.Output.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("shipper.output.%w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// validDataStreamPart checks a dataset or namespace against Elasticsearch's
+// data stream naming rules.
+func validDataStreamPart(s string) error {
+	switch {
+	case s == "":
+		return errors.New("must not be empty")
+	case len(s) > 100:
+		return fmt.Errorf("must be at most 100 characters, got %d", len(s))
+	case strings.ToLower(s) != s:
+		return fmt.Errorf("must be lower case, got %q", s)
+	case strings.ContainsAny(s, "-\\/*?\"<>| ,#:"):
+		return fmt.Errorf("must not contain '-' or any of \\/*?\"<>| ,#:, got %q", s)
+	case strings.HasPrefix(s, "_") || strings.HasPrefix(s, "+") || strings.HasPrefix(s, "."):
+		return fmt.Errorf("must not start with _, + or ., got %q", s)
+	}
+	return nil
+}

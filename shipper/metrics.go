@@ -1,0 +1,73 @@
+package shipper
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	linesRead       prometheus.Counter
+	bytesRead       prometheus.Counter
+	events          prometheus.Counter
+	eventsAcked     *prometheus.CounterVec
+	bytesAcked      *prometheus.CounterVec
+	malformed       prometheus.Counter
+	truncated       prometheus.Counter
+	gaps            *prometheus.CounterVec
+	lostBytes       *prometheus.CounterVec
+	headroomWarns   *prometheus.CounterVec
+	lag             *prometheus.GaugeVec
+	readers         prometheus.Gauge
+	inflightBytes   prometheus.Gauge
+	checkpointFails prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns = "heartwood_shipper_"
+	m := &metrics{
+		linesRead: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "records_read_total",
+			Help: "json-file records (log lines or 16 KiB parts) read."}),
+		bytesRead: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "bytes_read_total",
+			Help: "Bytes of json-file log read."}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_total",
+			Help: "Events (lines after reassembly and multiline grouping) handed to the output."}),
+		eventsAcked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "events_acked_total",
+			Help: "Events acknowledged by the output, by outcome (delivered, duplicate, dead_lettered)."}, []string{"outcome"}),
+		bytesAcked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "bytes_acked_total",
+			Help: "Document bytes acknowledged by the output, by outcome."}, []string{"outcome"}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "malformed_records_total",
+			Help: "json-file records that could not be decoded and were skipped."}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_truncated_total",
+			Help: "Events cut at the maximum event size or line count."}),
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "gaps_total",
+			Help: "Gaps: log data lost before it could be read, per container."}, []string{"container"}),
+		lostBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "lost_bytes_total",
+			Help: "Log bytes known lost before they could be read (rotated away), per container."}, []string{"container"}),
+		headroomWarns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "rotation_headroom_warnings_total",
+			Help: "Times unread log data came close to being rotated away, per container."}, []string{"container"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "lag_seconds",
+			Help: "Now minus the Docker timestamp of the newest acknowledged line, per container."}, []string{"container"}),
+		readers: prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "readers",
+			Help: "Container log readers running."}),
+		inflightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "inflight_bytes",
+			Help: "Bytes of documents read and not yet acknowledged."}),
+		checkpointFails: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "checkpoint_write_errors_total",
+			Help: "Failed checkpoint file writes."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.linesRead, m.bytesRead, m.events, m.eventsAcked, m.bytesAcked,
+		m.malformed, m.truncated, m.gaps, m.lostBytes, m.headroomWarns, m.lag, m.readers, m.inflightBytes, m.checkpointFails} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("register shipper metrics: %w", err)
+			}
+			return nil, fmt.Errorf("register shipper metrics: %w", err)
+		}
+	}
+	return m, nil
+}

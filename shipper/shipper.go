@@ -1,0 +1,464 @@
+package shipper
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
+	"github.com/heartwood-ops/heartwood/shipper/ecs"
+	"github.com/heartwood-ops/heartwood/shipper/esout"
+	"github.com/heartwood-ops/heartwood/shipper/tail"
+	"github.com/heartwood-ops/heartwood/shipper/template"
+)
+
+// Source is the container inventory; *inventory.Inventory satisfies it.
+type Source interface {
+	Subscribe() *inventory.Subscription
+	Get(id string) (*inventory.Container, bool)
+}
+
+// DockerLogs reads a container's logs through the Docker API, for log
+// drivers without a readable file; *client.Client satisfies it.
+type DockerLogs interface {
+	ContainerLogs(ctx context.Context, container string, options container.LogsOptions) (io.ReadCloser, error)
+}
+
+// Output is where documents go; *esout.Writer satisfies it.
+type Output interface {
+	Run(ctx context.Context) error
+	Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error
+	PutIndexTemplate(ctx context.Context, name string, body []byte) error
+	Ready() error
+}
+
+// Deps are the shipper's collaborators.
+type Deps struct {
+	Source Source
+	// ES is the Elasticsearch client the output writes with.
+	ES *elasticsearch.Client
+	// Output replaces the Elasticsearch writer built from ES (tests,
+	// benchmarks); nil for the real one.
+	Output Output
+	// Docker reads logs of containers whose driver writes no json-file.
+	Docker DockerLogs
+	// DataDir holds the checkpoint file.
+	DataDir string
+	// NodeName is host.name and agent.name.
+	NodeName string
+	// SelfContainerID is the agent's own container, never shipped.
+	SelfContainerID string
+	// AgentVersion is agent.version.
+	AgentVersion string
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+}
+
+// Shipper ships container logs. Create it with New and run it with Run.
+type Shipper struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	m      *metrics
+	out    Output
+	store  *checkpoint.Store
+	budget *budget
+	ephID  string
+
+	tplReady chan struct{}
+	tplOnce  sync.Once
+	tplErr   atomic.Pointer[error]
+
+	mu       sync.Mutex
+	readers  map[string]*reader // by container ID
+	bySlot   map[uint32]*reader
+	nextSlot uint32
+	running  atomic.Bool
+}
+
+// New builds a shipper from a validated config.
+func New(cfg Config, deps Deps) (*Shipper, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Source == nil {
+		return nil, errors.New("shipper: no inventory source")
+	}
+	if deps.DataDir == "" {
+		return nil, errors.New("shipper: no data directory")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	out := deps.Output
+	if out == nil {
+		if deps.ES == nil {
+			return nil, errors.New("shipper: no Elasticsearch client")
+		}
+		w, err := esout.New(cfg.Output, deps.ES, esout.Options{Logger: deps.Logger.With("component", "esout"), Registerer: deps.Registerer})
+		if err != nil {
+			return nil, fmt.Errorf("shipper: %w", err)
+		}
+		out = w
+	}
+	store, err := checkpoint.Open(deps.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("shipper: %w", err)
+	}
+	var eph [8]byte
+	_, _ = rand.Read(eph[:])
+	s := &Shipper{
+		cfg: cfg, deps: deps, log: deps.Logger, m: m, out: out, store: store,
+		ephID:    hex.EncodeToString(eph[:]),
+		tplReady: make(chan struct{}),
+		readers:  map[string]*reader{},
+		bySlot:   map[uint32]*reader{},
+	}
+	s.budget = newBudget(int64(cfg.MaxInflightBytes), func(n int64) { m.inflightBytes.Set(float64(n)) })
+	if !cfg.Template.Install {
+		s.tplOnce.Do(func() { close(s.tplReady) })
+	}
+	return s, nil
+}
+
+// Run ships until ctx is cancelled.
+func (s *Shipper) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("shipper: already running")
+	}
+	defer s.running.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	outErr := make(chan error, 1)
+	wg.Go(func() { outErr <- s.out.Run(ctx) })
+	// Checkpoints are flushed by their own goroutine, which outlives the
+	// readers so that the final flush sees their last acknowledgements.
+	storeCtx, storeCancel := context.WithCancel(context.WithoutCancel(ctx))
+	storeDone := make(chan struct{})
+	go func() {
+		defer close(storeDone)
+		s.store.Run(storeCtx, s.cfg.CheckpointInterval, func(err error) {
+			s.m.checkpointFails.Inc()
+			s.log.Error("write checkpoints", "err", err)
+		})
+	}()
+	if s.cfg.Template.Install {
+		wg.Go(func() { s.installTemplate(ctx) })
+	}
+
+	sub := s.deps.Source.Subscribe()
+	defer sub.Close()
+	known := map[string]bool{}
+	for _, c := range sub.Snapshot() {
+		known[c.ID] = true
+		s.ensureReader(ctx, &wg, c)
+	}
+	// Checkpoints of containers that vanished while we were down.
+	for _, id := range s.store.Containers() {
+		if !known[id] {
+			s.store.Delete(id)
+		}
+	}
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-outErr:
+			if ctx.Err() == nil {
+				if err == nil {
+					err = errors.New("stopped")
+				}
+				runErr = fmt.Errorf("shipper: output: %w", err)
+			}
+			break loop
+		case <-sub.Ready():
+		}
+		for _, ch := range sub.Pending() {
+			switch ch.Kind {
+			case inventory.Added, inventory.Updated:
+				s.ensureReader(ctx, &wg, ch.Container)
+			case inventory.Removed:
+				s.mu.Lock()
+				if r := s.readers[ch.Container.ID]; r != nil && !r.removed.Load() {
+					r.removedAt.Store(time.Now().UnixNano())
+					r.removed.Store(true)
+				}
+				s.mu.Unlock()
+			}
+		}
+	}
+	cancel()
+	wg.Wait()
+	storeCancel()
+	<-storeDone
+	s.mu.Lock()
+	s.readers = map[string]*reader{}
+	s.bySlot = map[uint32]*reader{}
+	s.mu.Unlock()
+	s.m.readers.Set(0)
+	if runErr != nil {
+		return runErr
+	}
+	return ctx.Err()
+}
+
+// eligible reports whether a container's logs are shipped from its file.
+func (s *Shipper) eligible(c *inventory.Container, set settings) bool {
+	if c.ID == s.deps.SelfContainerID || (s.deps.SelfContainerID != "" && strings.HasPrefix(c.ID, s.deps.SelfContainerID)) {
+		return false
+	}
+	if !set.enabled {
+		return false
+	}
+	return c.LogDriver == "" || c.LogDriver == "json-file"
+}
+
+func (s *Shipper) ensureReader(ctx context.Context, wg *sync.WaitGroup, c *inventory.Container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.readers[c.ID]; ok {
+		return
+	}
+	set := settingsFor(s.cfg, c)
+	if !s.eligible(c, set) {
+		if set.enabled && c.ID != s.deps.SelfContainerID && c.LogDriver != "" && c.LogDriver != "json-file" && c.LogDriver != "none" {
+			s.log.Debug("log driver has no readable file; Docker API fallback not implemented", "container", c.ShortID(), "driver", c.LogDriver)
+		}
+		return
+	}
+	for _, p := range set.problems {
+		s.log.Warn("ignoring container label", "container", c.ShortID(), "problem", p)
+	}
+	s.nextSlot++
+	r := s.newReader(c, set, s.nextSlot)
+	s.readers[c.ID] = r
+	s.bySlot[r.slot] = r
+	s.m.readers.Inc()
+	wg.Go(func() {
+		select {
+		case <-s.tplReady:
+			r.run(ctx)
+		case <-ctx.Done():
+		}
+		s.mu.Lock()
+		if s.readers[c.ID] == r {
+			delete(s.readers, c.ID)
+		}
+		if r.removed.Load() {
+			delete(s.bySlot, r.slot)
+		}
+		s.mu.Unlock()
+		s.m.readers.Dec()
+		if r.removed.Load() {
+			s.m.lag.DeleteLabelValues(c.ID[:min(12, len(c.ID))])
+		}
+	})
+}
+
+// ack routes acknowledgements to their readers.
+func (s *Shipper) ack(results []esout.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, res := range results {
+		slot := uint32(res.Token >> 40)
+		if slot == 0 {
+			continue // a gap event: not tracked
+		}
+		if r := s.bySlot[slot]; r != nil {
+			r.acked(res.Token&(1<<40-1), res.Outcome)
+		}
+	}
+}
+
+// installTemplate puts the index template, retrying until it succeeds,
+// falling back to core field types on clusters without the optional ones.
+func (s *Shipper) installTemplate(ctx context.Context) {
+	opts := template.Options{Patterns: s.cfg.Template.Patterns, Priority: s.cfg.Template.Priority}
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.out.PutIndexTemplate(ctx, s.cfg.Template.Name, template.Build(opts))
+		if template.NeedsCompat(err) && !opts.Compat {
+			opts.Compat = true
+			s.log.Info("cluster lacks match_only_text/constant_keyword; installing the template with text/keyword")
+			continue
+		}
+		if err == nil {
+			s.tplErr.Store(nil)
+			s.tplOnce.Do(func() { close(s.tplReady) })
+			s.log.Info("index template installed", "name", s.cfg.Template.Name, "compat", opts.Compat)
+			return
+		}
+		e := fmt.Errorf("install index template: %w", err)
+		s.tplErr.Store(&e)
+		s.log.Warn("install index template; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// Ready reports nil once the template is installed and the output is ready.
+func (s *Shipper) Ready() error {
+	if !s.running.Load() {
+		return errors.New("shipper: not running")
+	}
+	if p := s.tplErr.Load(); p != nil {
+		return *p
+	}
+	select {
+	case <-s.tplReady:
+	default:
+		return errors.New("shipper: index template not installed yet")
+	}
+	return s.out.Ready()
+}
+
+// DescribeContainer returns the reader state of one container (nil when it
+// has no reader).
+func (s *Shipper) DescribeContainer(id string) any {
+	s.mu.Lock()
+	r := s.readers[id]
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	st := r.describe()
+	return st
+}
+
+// sourceFor builds a container's ECS source fields.
+func (s *Shipper) sourceFor(c *inventory.Container, set settings) ecs.Source {
+	src := ecs.Source{
+		ContainerID: c.ID, ContainerName: c.Name, Image: c.Image, Labels: c.Labels,
+		HostName: s.deps.NodeName, AgentVersion: s.deps.AgentVersion, AgentEphemeralID: s.ephID,
+		Dataset: set.dataset, DataNamespace: set.namespace,
+	}
+	switch {
+	case c.Swarm != nil:
+		src.ServiceName, src.ServiceID = c.Swarm.ServiceName, c.Swarm.ServiceID
+		src.OrchestratorType, src.Namespace = "swarm", c.Swarm.Stack
+		src.TaskID, src.TaskName, src.TaskSlot, src.NodeID = c.Swarm.TaskID, c.Swarm.TaskName, c.Swarm.Slot, c.Swarm.NodeID
+	case c.Labels[inventory.LabelComposeService] != "":
+		src.ServiceName = c.Labels[inventory.LabelComposeService]
+		src.OrchestratorType, src.Namespace = "compose", c.Labels[inventory.LabelComposeProject]
+	default:
+		name := c.Image
+		if i := strings.LastIndexByte(name, '/'); i >= 0 {
+			name = name[i+1:]
+		}
+		if i := strings.IndexAny(name, ":@"); i >= 0 {
+			name = name[:i]
+		}
+		src.ServiceName = name
+	}
+	return src
+}
+
+// sendGap writes a gap event to the container's data stream (best effort:
+// not tracked by checkpoints).
+func (s *Shipper) sendGap(ctx context.Context, r *reader, g tail.Gap) {
+	now := time.Now().UTC()
+	doc := map[string]any{
+		"@timestamp":  now.Format(time.RFC3339Nano),
+		"message":     fmt.Sprintf("heartwood: container log data lost before it could be shipped: %s", g.Reason),
+		"event":       map[string]any{"kind": "event", "action": "log-gap", "reason": g.Reason, "dataset": r.set.dataset},
+		"tags":        []string{"gap"},
+		"container":   map[string]any{"id": r.id},
+		"host":        map[string]any{"name": s.deps.NodeName},
+		"agent":       map[string]any{"type": ecs.AgentType, "version": s.deps.AgentVersion},
+		"data_stream": map[string]any{"type": "logs", "dataset": r.set.dataset, "namespace": r.set.namespace},
+	}
+	if g.Bytes >= 0 {
+		doc["heartwood"] = map[string]any{"gap": map[string]any{"bytes": g.Bytes}}
+	}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return
+	}
+	sum := sha256.Sum256(append([]byte(r.id), body...))
+	d := esout.Doc{Index: r.set.index(), ID: base64.RawURLEncoding.EncodeToString(sum[:15]), Body: body}
+	if err := s.out.Write(ctx, []esout.Doc{d}, func([]esout.Result) {}); err != nil {
+		s.log.Warn("send gap event", "err", err)
+	}
+}
+
+// SendEvent ships one document to logs-<dataset>-<namespace> (the
+// configured namespace) and waits until Elasticsearch acknowledged it or ctx
+// ends. It fills @timestamp (now, if absent), data_stream.*, event.dataset,
+// host.name and agent.*. The _id is a hash of the document, so a retried
+// call with the same document (and timestamp) is not indexed twice. If ctx
+// ends first the document may still be delivered later.
+func (s *Shipper) SendEvent(ctx context.Context, dataset string, doc map[string]any) error {
+	if err := validDataStreamPart(dataset); err != nil {
+		return fmt.Errorf("shipper: send event: dataset: %w", err)
+	}
+	select {
+	case <-s.tplReady:
+	case <-ctx.Done():
+		return fmt.Errorf("shipper: send event: %w", ctx.Err())
+	}
+	d := maps.Clone(doc)
+	if _, ok := d["@timestamp"]; !ok {
+		d["@timestamp"] = time.Now().UTC().Format(time.RFC3339Nano)
+	}
+	d["data_stream"] = map[string]any{"type": "logs", "dataset": dataset, "namespace": s.cfg.Namespace}
+	ev, _ := d["event"].(map[string]any)
+	ev = maps.Clone(ev)
+	if ev == nil {
+		ev = map[string]any{}
+	}
+	ev["dataset"] = dataset
+	d["event"] = ev
+	if _, ok := d["host"]; !ok {
+		d["host"] = map[string]any{"name": s.deps.NodeName}
+	}
+	d["agent"] = map[string]any{"type": ecs.AgentType, "version": s.deps.AgentVersion, "name": s.deps.NodeName}
+	body, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("shipper: send event: encode: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	done := make(chan esout.Outcome, 1)
+	doc1 := esout.Doc{Index: "logs-" + dataset + "-" + s.cfg.Namespace,
+		ID: base64.RawURLEncoding.EncodeToString(sum[:15]), Body: body, Raw: body}
+	if err := s.out.Write(ctx, []esout.Doc{doc1}, func(rs []esout.Result) { done <- rs[0].Outcome }); err != nil {
+		return fmt.Errorf("shipper: send event: %w", err)
+	}
+	select {
+	case o := <-done:
+		if o == esout.DeadLettered {
+			return errors.New("shipper: send event: rejected by elasticsearch (dead-lettered)")
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shipper: send event: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,319 @@
+package shipper
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/shipper/esout"
+)
+
+// fakeDocker serves a fixed set of containers to a real inventory.
+type fakeDocker struct {
+	mu         sync.Mutex
+	containers map[string]container.InspectResponse
+}
+
+func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	return make(chan events.Message), make(chan error)
+}
+
+func (f *fakeDocker) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []container.Summary
+	for id := range f.containers {
+		out = append(out, container.Summary{ID: id})
+	}
+	return out, nil
+}
+
+func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.containers[id], nil
+}
+
+func fakeContainer(id string, labels map[string]string) container.InspectResponse {
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{
+			ID: id, Name: "/" + id[:8],
+			State:      &container.State{Status: "running", Running: true},
+			HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}},
+		},
+		Config: &container.Config{Image: "busybox:latest", Labels: labels},
+	}
+}
+
+// fakeOutput acknowledges documents in random order, a fraction of them
+// only after a delay, and records every delivery.
+type fakeOutput struct {
+	mu        sync.Mutex
+	delivered map[string]string // _id -> message
+	dups      int
+	order     []string
+	stopAcks  bool // when set, accept but never acknowledge (a crash)
+}
+
+func newFakeOutput() *fakeOutput { return &fakeOutput{delivered: map[string]string{}} }
+
+func (o *fakeOutput) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (o *fakeOutput) Ready() error                  { return nil }
+func (o *fakeOutput) PutIndexTemplate(context.Context, string, []byte) error {
+	return nil
+}
+
+func (o *fakeOutput) Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
+	o.mu.Lock()
+	stop := o.stopAcks
+	o.mu.Unlock()
+	if stop {
+		return nil
+	}
+	results := make([]esout.Result, len(docs))
+	for i, d := range docs {
+		var body struct {
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal(d.Body, &body); err != nil {
+			panic(fmt.Sprintf("invalid body %s: %v", d.Body, err))
+		}
+		o.mu.Lock()
+		if _, ok := o.delivered[d.ID]; ok {
+			o.dups++
+			results[i] = esout.Result{Token: d.Token, Outcome: esout.Duplicate}
+		} else {
+			o.delivered[d.ID] = body.Message
+			o.order = append(o.order, body.Message)
+			results[i] = esout.Result{Token: d.Token, Outcome: esout.Delivered}
+		}
+		o.mu.Unlock()
+	}
+	rand.Shuffle(len(results), func(i, j int) { results[i], results[j] = results[j], results[i] })
+	half := len(results) / 2
+	ack(results[:half])
+	go func() { time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond); ack(results[half:]) }()
+	return nil
+}
+
+func (o *fakeOutput) messages() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := map[string]int{}
+	for _, msg := range o.delivered {
+		m[msg]++
+	}
+	return m
+}
+
+type env struct {
+	t    *testing.T
+	root string
+	data string
+	fd   *fakeDocker
+	inv  *inventory.Inventory
+}
+
+func newEnv(t *testing.T) *env {
+	e := &env{t: t, root: t.TempDir(), data: t.TempDir(), fd: &fakeDocker{containers: map[string]container.InspectResponse{}}}
+	return e
+}
+
+func (e *env) addContainer(id string, labels map[string]string) string {
+	if err := os.MkdirAll(filepath.Join(e.root, id), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	e.fd.mu.Lock()
+	e.fd.containers[id] = fakeContainer(id, labels)
+	e.fd.mu.Unlock()
+	return filepath.Join(e.root, id, id+"-json.log")
+}
+
+func appendLines(t *testing.T, path string, lines ...string) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, l := range lines {
+		rec, _ := json.Marshal(map[string]string{"log": l, "stream": "stdout", "time": time.Now().UTC().Format(time.RFC3339Nano)})
+		if _, err := f.Write(append(rec, '\n')); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// start runs an inventory and a shipper until the returned stop is called.
+func (e *env) start(out Output) (*Shipper, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	inv := inventory.New(e.fd, inventory.Options{})
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = inv.Run(ctx) })
+	<-inv.Synced()
+	cfg := DefaultConfig()
+	cfg.ContainersRoot = e.root
+	cfg.PollInterval = 20 * time.Millisecond
+	cfg.CheckpointInterval = 50 * time.Millisecond
+	cfg.BatchBytes = 4 << 10
+	cfg.MaxInflightBytes = 64 << 10
+	s, err := New(cfg, Deps{Source: inv, Output: out, DataDir: e.data, NodeName: "node1", AgentVersion: "test",
+		Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	wg.Go(func() {
+		if err := s.Run(ctx); err != nil && err != context.Canceled {
+			e.t.Errorf("Run: %v", err)
+		}
+	})
+	return s, func() { cancel(); wg.Wait() }
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func expectExactlyOnce(t *testing.T, out *fakeOutput, want []string) {
+	t.Helper()
+	got := out.messages()
+	for _, w := range want {
+		if got[w] != 1 {
+			t.Fatalf("message %q delivered %d times", w, got[w])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("delivered %d distinct messages, want %d", len(got), len(want))
+	}
+}
+
+func TestExactlyOnceAcrossRestartAndRotation(t *testing.T) {
+	e := newEnv(t)
+	ids := []string{"aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001", "bbbbbbbbbbbb0000000000000000000000000000000000000000000000000002"}
+	var want []string
+	paths := map[string]string{}
+	for _, id := range ids {
+		paths[id] = e.addContainer(id, nil)
+	}
+	write := func(from, to int) {
+		for _, id := range ids {
+			var lines []string
+			for i := from; i < to; i++ {
+				l := fmt.Sprintf("%s line %05d\n", id[:4], i)
+				lines = append(lines, l)
+				want = append(want, l[:len(l)-1])
+			}
+			appendLines(t, paths[id], lines...)
+		}
+	}
+	write(0, 500)
+	out := newFakeOutput()
+	_, stop := e.start(out)
+	waitFor(t, "first 1000 lines", func() bool { return len(out.messages()) == 1000 })
+	// Rotate one container's file like json-file does, write more.
+	p := paths[ids[0]]
+	if err := os.Rename(p, p+".1"); err != nil {
+		t.Fatal(err)
+	}
+	write(500, 800)
+	waitFor(t, "1600 lines", func() bool { return len(out.messages()) == 1600 })
+	stop()
+
+	// Lines written while stopped, then a new run on the same data dir.
+	write(800, 1000)
+	_, stop = e.start(out)
+	waitFor(t, "2000 lines", func() bool { return len(out.messages()) == 2000 })
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	expectExactlyOnce(t, out, want)
+}
+
+func TestCrashWithoutAcksReplaysWithSameIDs(t *testing.T) {
+	e := newEnv(t)
+	id := "cccccccccccc0000000000000000000000000000000000000000000000000003"
+	p := e.addContainer(id, nil)
+	var want []string
+	for i := range 300 {
+		l := fmt.Sprintf("crash line %d", i)
+		want = append(want, l)
+		appendLines(t, p, l+"\n")
+	}
+	out := newFakeOutput()
+	_, stop := e.start(out)
+	waitFor(t, "300 lines", func() bool { return len(out.messages()) == 300 })
+	stop()
+	// A crash: accepted documents whose acknowledgements never came back.
+	// Simulate by deleting the checkpoint file (as if never flushed).
+	if err := os.Remove(filepath.Join(e.data, "shipper-checkpoints.json")); err != nil {
+		t.Fatal(err)
+	}
+	_, stop = e.start(out)
+	waitFor(t, "replay as duplicates", func() bool {
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		return out.dups == 300
+	})
+	stop()
+	expectExactlyOnce(t, out, want)
+}
+
+func TestMultilineAndJSONLabels(t *testing.T) {
+	e := newEnv(t)
+	id := "dddddddddddd0000000000000000000000000000000000000000000000000004"
+	p := e.addContainer(id, map[string]string{LabelMultilinePreset: "java", LabelJSON: "true"})
+	trace := "Exception in thread \"main\" java.lang.RuntimeException: boom\n"
+	for i := range 39 {
+		trace += fmt.Sprintf("\tat com.example.C.m%d(C.java:%d)\n", i, i)
+	}
+	appendLines(t, p, "before\n")
+	var recs []string
+	for _, l := range splitKeep(trace) {
+		recs = append(recs, l)
+	}
+	appendLines(t, p, recs...)
+	appendLines(t, p, `{"level":"ERROR","msg":"structured","k":1}`+"\n", "after\n")
+	// A 40 KiB line in 16 KiB parts.
+	big := make([]byte, 40<<10)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	appendLines(t, p, string(big[:16<<10]), string(big[16<<10:32<<10]), string(big[32<<10:])+"\n", "last\n")
+	out := newFakeOutput()
+	_, stop := e.start(out)
+	waitFor(t, "6 events", func() bool { return len(out.messages()) == 6 })
+	stop()
+	got := out.messages()
+	for _, w := range []string{"before", trace[:len(trace)-1], "structured", "after", string(big), "last"} {
+		if got[w] != 1 {
+			t.Errorf("missing event %.80q (got %d messages)", w, len(got))
+		}
+	}
+}
+
+func splitKeep(s string) []string {
+	var out []string
+	start := 0
+	for i := range len(s) {
+		if s[i] == '\n' {
+			out = append(out, s[start:i+1])
+			start = i + 1
+		}
+	}
+	return out
+}
