@@ -18,7 +18,7 @@ func (w *Watchman) sampleLocked(t *tracked, now time.Time, g gpu.ContainerUsage,
 	if t.sm == nil {
 		sm, err := openSampler(w.cfg.ProcRoot, w.cfg.CgroupRoot, c.State.Pid, c.NetworkMode == "host", w.detailEvery())
 		if err != nil {
-			if vanished(err) && !errors.Is(err, errNoCgroup) {
+			if !errors.Is(err, errNoCgroup) {
 				w.m.skipped.Inc()
 				return
 			}

@@ -135,6 +135,14 @@ func newCollector(w *Watchman) *collector {
 	c.descs["heartwood_watchman_gpu_support"] = desc{prometheus.NewDesc("heartwood_watchman_gpu_support", "1 if this build reads GPUs through NVML, 0 if GPU support is absent.", nil, nil), G, ""}
 	c.order = append(c.order, "heartwood_watchman_gpu_support")
 	for _, h := range []struct{ name, help string }{
+		{"heartwood_watchman_gpu_utilization_ratio", "Fraction of the last sample period in which a kernel ran on the GPU (NVML)."},
+		{"heartwood_watchman_gpu_memory_used_bytes", "GPU memory in use (NVML)."},
+		{"heartwood_watchman_gpu_memory_total_bytes", "GPU memory (NVML)."},
+	} {
+		c.descs[h.name] = desc{prometheus.NewDesc(h.name, h.help, []string{"gpu", "uuid", "model"}, nil), G, ""}
+		c.order = append(c.order, h.name)
+	}
+	for _, h := range []struct{ name, help string }{
 		{"heartwood_watchman_host_cpu_seconds_total", "Host CPU time by mode, from gopsutil."},
 	} {
 		c.descs[h.name] = desc{prometheus.NewDesc(h.name, h.help, []string{"mode"}, nil), C, "mode"}
@@ -172,6 +180,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	w.mu.Lock()
 	for _, t := range w.ctrs {
 		pts = c.containerPoints(pts, t)
+	}
+	for _, d := range w.gpuDevs {
+		l := []string{strconv.Itoa(d.Index), d.UUID, d.Name}
+		pts = append(pts,
+			point{"heartwood_watchman_gpu_utilization_ratio", d.Util / 100, l},
+			point{"heartwood_watchman_gpu_memory_used_bytes", float64(d.MemoryUsed), l},
+			point{"heartwood_watchman_gpu_memory_total_bytes", float64(d.MemoryTotal), l})
 	}
 	w.mu.Unlock()
 	for _, p := range pts {

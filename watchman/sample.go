@@ -3,6 +3,9 @@ package watchman
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/heartwood-ops/heartwood/watchman/cgroup"
@@ -127,13 +130,19 @@ var errNoCgroup = errors.New("cgroup not readable")
 // openSampler resolves pid's cgroup and opens its files. hostNet disables
 // network sampling (the namespace is the host's).
 func openSampler(procRoot, cgroupRoot string, pid int, hostNet bool, detailEvery int) (*sampler, error) {
+	gone := func(err error) error {
+		if _, serr := os.Stat(filepath.Join(procRoot, strconv.Itoa(pid))); errors.Is(serr, os.ErrNotExist) {
+			return fmt.Errorf("%w: %w", procfs.ErrVanished, err) // the process exited
+		}
+		return fmt.Errorf("%w: %w", errNoCgroup, err)
+	}
 	paths, err := cgroup.ForPID(procRoot, cgroupRoot, pid)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoCgroup, err)
+		return nil, gone(err)
 	}
 	cg, err := cgroup.Open(paths)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoCgroup, err)
+		return nil, gone(err)
 	}
 	s := &sampler{pid: pid, cg: cg, cgPath: cgroupID(cgroupRoot, paths), detailEvery: max(1, detailEvery)}
 	if !hostNet {

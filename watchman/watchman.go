@@ -97,6 +97,7 @@ type Watchman struct {
 	limiter  *policy.Limiter
 	runCtx   context.Context
 	ready    bool
+	gpuDevs  []gpu.Device // last GPU sample, for the collector
 	wg       sync.WaitGroup
 	events   chan map[string]any
 	fbSem    chan struct{}
@@ -217,6 +218,9 @@ func (w *Watchman) tick(ctx context.Context) {
 		}
 	}
 	w.mu.Lock()
+	if w.gpu != nil {
+		w.gpuDevs = snap.Devices
+	}
 	now := w.now()
 	for id, t := range w.ctrs {
 		w.sampleLocked(t, now, snap.Containers[id], snap.Containers != nil)

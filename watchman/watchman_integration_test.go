@@ -629,3 +629,40 @@ func TestIntegrationKVDefaultsAndDryRun(t *testing.T) {
 		t.Errorf("policy %+v", v.Policy)
 	}
 }
+
+// TestIntegrationVanishingContainersAreSkipped: containers that exit or are
+// removed between samples cost a skipped sample, never an error.
+func TestIntegrationVanishingContainersAreSkipped(t *testing.T) {
+	cfg := testConfig()
+	cfg.Interval = 200 * time.Millisecond
+	e := start(t, cfg)
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, e.run(t, fmt.Sprintf("short%d", i), nil, "sh", "-c", fmt.Sprintf("sleep 1.%d", i)))
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, id := range ids[:3] {
+		testenv.Remove(e.cli, id) // removed while running
+	}
+	time.Sleep(3 * time.Second) // the others exit by themselves
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs float64
+	for _, mf := range mfs {
+		if mf.GetName() == "heartwood_watchman_sample_errors_total" {
+			for _, m := range mf.GetMetric() {
+				errs += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if errs != 0 {
+		t.Errorf("%v sample errors for containers that went away", errs)
+	}
+	for _, id := range ids[3:] {
+		if v := e.view(t, id); v != nil && v.State != watchman.StateNotRunning {
+			t.Errorf("exited container in state %s", v.State)
+		}
+	}
+}
