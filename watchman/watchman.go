@@ -160,13 +160,18 @@ func (w *Watchman) Run(ctx context.Context) error {
 	defer func() {
 		cancel()
 		sub.Close()
+		w.mu.Lock()
+		w.runCtx = nil // no new goroutines from here on
+		for _, t := range w.ctrs {
+			w.stopWatchLocked(t)
+		}
+		w.mu.Unlock()
 		w.wg.Wait()
 		w.mu.Lock()
 		for _, t := range w.ctrs {
 			t.sm.close()
 			t.sm = nil
 		}
-		w.runCtx = nil
 		w.ready = false
 		w.mu.Unlock()
 	}()
@@ -174,6 +179,13 @@ func (w *Watchman) Run(ctx context.Context) error {
 	w.runCtx = ctx
 	for _, c := range sub.Snapshot() {
 		w.upsertLocked(c, "snapshot")
+	}
+	// After a restart of Run (the supervisor's backoff), containers this
+	// watchman paused are watched again.
+	for _, t := range w.ctrs {
+		if t.pausedByUs && t.c.State.Running {
+			w.startWatchLocked(t)
+		}
 	}
 	w.mu.Unlock()
 	w.wg.Add(1)
