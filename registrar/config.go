@@ -54,7 +54,7 @@ func DefaultConfig() Config {
 		DockerHealth:      true,
 		CheckInterval:     10 * time.Second,
 		DrainTimeout:      2 * time.Minute,
-		WriteConcurrency:  8,
+		WriteConcurrency:  16,
 	}
 }
 

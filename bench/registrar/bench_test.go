@@ -196,7 +196,7 @@ func (b *bench) watch(ctx context.Context, name string, present bool, ready chan
 	var idx uint64
 	first := true
 	for {
-		q := (&consulapi.QueryOptions{WaitIndex: idx, WaitTime: 10 * time.Second}).WithContext(ctx)
+		q := (&consulapi.QueryOptions{WaitIndex: idx, WaitTime: 10 * time.Second, Filter: fmt.Sprintf("ServiceMeta.heartwood_node == %q", b.node)}).WithContext(ctx)
 		svcs, meta, err := b.consul.Catalog().Service(name, "", q)
 		now := time.Now()
 		if err != nil {
@@ -338,7 +338,9 @@ func parallelDo(n, par int, f func(i int) error) []error {
 
 // catalogIDs returns the service IDs of a name in the catalog.
 func (b *bench) catalogIDs(name string) map[string]bool {
-	svcs, _, err := b.consul.Catalog().Service(name, "", nil)
+	// Only this registrar's instances: other agents under test on the same
+	// Consul may register the same containers under their own node name.
+	svcs, _, err := b.consul.Catalog().Service(name, "", &consulapi.QueryOptions{Filter: fmt.Sprintf("ServiceMeta.heartwood_node == %q", b.node)})
 	if err != nil {
 		b.t.Fatalf("catalog: %v", err)
 	}
