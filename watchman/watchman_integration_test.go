@@ -666,3 +666,34 @@ func TestIntegrationVanishingContainersAreSkipped(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationStopAction: action=stop stops the idle container after
+// maintenance; a wake starts it again and ends maintenance.
+func TestIntegrationStopAction(t *testing.T) {
+	cfg := testConfig()
+	cfg.Window = 2 * time.Second
+	e := start(t, cfg)
+	id := e.run(t, "stop", map[string]string{"heartwood.watchman.enable": "true", "heartwood.watchman.action": "stop"}, "sleep", "3600")
+	ctx := context.Background()
+	running := func() bool {
+		in, err := e.cli.ContainerInspect(ctx, id)
+		return err == nil && in.State.Running
+	}
+	waitFor(t, 30*time.Second, "stopped", func() bool { return !running() })
+	waitFor(t, 5*time.Second, "state stopped", func() bool { return e.view(t, id).State == watchman.StateStopped })
+	if c := e.maint.get(id); len(c) != 1 || !c[0].on {
+		t.Fatalf("maintenance %+v", c)
+	}
+	if err := e.w.Wake(ctx, id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !running() {
+		t.Fatal("not running after wake")
+	}
+	if c := e.maint.get(id); len(c) != 2 || c[1].on {
+		t.Errorf("maintenance %+v", c)
+	}
+	if len(e.sink.find(id, "stop")) != 1 || len(e.sink.find(id, "wake")) != 1 {
+		t.Error("missing stop or wake event")
+	}
+}
