@@ -97,15 +97,15 @@ type Config struct {
 	DeadLetter DeadLetterConfig `yaml:"dead-letter"`
 }
 
-// DefaultConfig returns the defaults: 4 MiB / 1 s flushes, 2 workers,
-// 64 MiB in flight, gzip level 1, 100 ms..30 s backoff, 60 s requests, dead
+// DefaultConfig returns the defaults: 2 MiB / 1 s flushes, 2 workers,
+// 16 MiB in flight, gzip level 1, 100 ms..30 s backoff, 60 s requests, dead
 // letters to logs-heartwood.deadletter-default.
 func DefaultConfig() Config {
 	return Config{
-		FlushBytes:       4 << 20,
+		FlushBytes:       2 << 20,
 		FlushInterval:    time.Second,
 		Workers:          2,
-		MaxInflightBytes: 64 << 20,
+		MaxInflightBytes: 16 << 20,
 		Compression:      true,
 		CompressionLevel: gzip.BestSpeed,
 		RetryBackoffMin:  100 * time.Millisecond,

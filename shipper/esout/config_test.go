@@ -17,7 +17,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "interval", mod: func(c *Config) { c.FlushInterval = -time.Second }, wantErr: []string{"flush-interval: must be > 0, got -1s"}},
 		{name: "workers", mod: func(c *Config) { c.Workers = 0 }, wantErr: []string{"workers: must be between 1 and 64, got 0"}},
 		{name: "too many workers", mod: func(c *Config) { c.Workers = 65 }, wantErr: []string{"workers:"}},
-		{name: "inflight", mod: func(c *Config) { c.MaxInflightBytes = 1 << 20 }, wantErr: []string{"max-inflight-bytes: must be >= flush-bytes (4MiB), got 1MiB"}},
+		{name: "inflight", mod: func(c *Config) { c.MaxInflightBytes = 1 << 20 }, wantErr: []string{"max-inflight-bytes: must be >= flush-bytes (2MiB), got 1MiB"}},
 		{name: "level", mod: func(c *Config) { c.CompressionLevel = 0 }, wantErr: []string{"compression-level:"}},
 		{name: "level ignored without compression", mod: func(c *Config) { c.CompressionLevel = 0; c.Compression = false }},
 		{name: "backoff", mod: func(c *Config) { c.RetryBackoffMin = 0; c.RetryBackoffMax = -1 }, wantErr: []string{"retry-backoff-min:", "retry-backoff-max:"}},
