@@ -43,10 +43,11 @@ func (c Config) deadLetterTemplate() []byte {
 					}},
 					"heartwood": map[string]any{"properties": map[string]any{
 						"dead_letter": map[string]any{"properties": map[string]any{
-							"index":    map[string]any{"type": "keyword"},
-							"id":       map[string]any{"type": "keyword"},
-							"status":   map[string]any{"type": "integer"},
-							"document": map[string]any{"type": "keyword", "index": false, "doc_values": false},
+							"index":     map[string]any{"type": "keyword"},
+							"id":        map[string]any{"type": "keyword"},
+							"status":    map[string]any{"type": "integer"},
+							"document":  map[string]any{"type": "keyword", "index": false, "doc_values": false},
+							"truncated": map[string]any{"type": "boolean"},
 						}},
 					}},
 					"data_stream": map[string]any{"properties": map[string]any{
@@ -89,8 +90,21 @@ func deadLetterID(index, id string, body []byte) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:20])
 }
 
+// maxDeadLetterField caps the raw record and the rejected document kept in
+// a dead letter, so that a dead letter is never too large to write.
+const maxDeadLetterField = 1 << 20
+
+// truncate caps b at maxDeadLetterField bytes.
+func truncate(b []byte) (string, bool) {
+	if len(b) <= maxDeadLetterField {
+		return string(b), false
+	}
+	return string(b[:maxDeadLetterField]), true
+}
+
 // newDeadLetter builds the dead letter for doc, rejected with status and
-// the error errType/reason.
+// the error errType/reason. Invalid UTF-8 in the raw record is replaced by
+// U+FFFD (JSON strings cannot carry it).
 func (c Config) newDeadLetter(doc *Doc, status int, errType, reason string, now time.Time) *deadLetter {
 	original := doc.Raw
 	if original == nil {
@@ -102,10 +116,11 @@ func (c Config) newDeadLetter(doc *Doc, status int, errType, reason string, now 
 		Namespace string `json:"namespace"`
 	}
 	type dlT struct {
-		Index    string `json:"index"`
-		ID       string `json:"id,omitempty"`
-		Status   int    `json:"status,omitempty"`
-		Document string `json:"document"`
+		Index     string `json:"index"`
+		ID        string `json:"id,omitempty"`
+		Status    int    `json:"status,omitempty"`
+		Document  string `json:"document"`
+		Truncated bool   `json:"truncated,omitempty"`
 	}
 	v := struct {
 		Timestamp string `json:"@timestamp"`
@@ -127,10 +142,13 @@ func (c Config) newDeadLetter(doc *Doc, status int, errType, reason string, now 
 		Message:   errType + ": " + reason,
 	}
 	v.Event.Kind = "pipeline_error"
-	v.Event.Original = string(original)
+	var cutOrig, cutDoc bool
+	v.Event.Original, cutOrig = truncate(original)
 	v.Error.Type = errType
 	v.Error.Message = reason
-	v.Heartwood.DeadLetter = dlT{Index: doc.Index, ID: doc.ID, Status: status, Document: string(doc.Body)}
+	v.Heartwood.DeadLetter = dlT{Index: doc.Index, ID: doc.ID, Status: status}
+	v.Heartwood.DeadLetter.Document, cutDoc = truncate(doc.Body)
+	v.Heartwood.DeadLetter.Truncated = cutOrig || cutDoc
 	v.DataStream = dsT{Type: "logs", Dataset: c.DeadLetter.Dataset, Namespace: c.DeadLetter.Namespace}
 	body, err := json.Marshal(&v)
 	if err != nil {

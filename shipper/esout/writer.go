@@ -215,6 +215,8 @@ func (w *Writer) Run(ctx context.Context) error {
 // Retryable failures are retried without limit, so an ack may come much
 // later. If Write returns an error (ctx ended), a prefix of docs may have
 // been accepted: those are acknowledged as usual, the rest never are.
+// Body and Raw are referenced, not copied: the caller must not modify them
+// until the document is acknowledged.
 func (w *Writer) Write(ctx context.Context, docs []Doc, ack func([]Result)) error {
 	if ack == nil {
 		return errors.New("esout write: nil ack")
@@ -256,6 +258,8 @@ func (w *Writer) Write(ctx context.Context, docs []Doc, ack func([]Result)) erro
 // spans lines, and dead-letters it otherwise.
 func (w *Writer) checkBody(it *item, now time.Time) {
 	switch {
+	case it.doc.Index == "":
+		it.dl = w.cfg.newDeadLetter(&it.doc, 0, "invalid_document", "empty index name", now)
 	case len(it.doc.Body) == 0:
 		it.dl = w.cfg.newDeadLetter(&it.doc, 0, "invalid_document", "empty document body", now)
 	case bytes.IndexByte(it.doc.Body, '\n') >= 0:

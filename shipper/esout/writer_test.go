@@ -198,6 +198,12 @@ func (f *fakeES) doc(index, id string) (string, bool) {
 	return b, ok
 }
 
+func (f *fakeES) attempt(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attempts[key]
+}
+
 func (f *fakeES) count(index string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -354,10 +360,10 @@ func TestWriter(t *testing.T) {
 			docs: func() []Doc { return mkDocs(testIndex, 100, "d") },
 			want: map[Outcome]int{Delivered: 100}, stored: 100, retried: true,
 			check: func(t *testing.T, f *fakeES, _ *prometheus.Registry) {
-				if n := f.attempts[testIndex+"\x00d0"]; n != 1 {
+				if n := f.attempt(testIndex + "\x00d0"); n != 1 {
 					t.Errorf("successful doc d0 sent %d times, want 1 (only failed items are retried)", n)
 				}
-				if n := f.attempts[testIndex+"\x00d17"]; n != 4 {
+				if n := f.attempt(testIndex + "\x00d17"); n != 4 {
 					t.Errorf("doc d17 sent %d times, want 4", n)
 				}
 			},
@@ -400,7 +406,7 @@ func TestWriter(t *testing.T) {
 					t.Errorf("dead_letter_failures_total = %v, want 1", v)
 				}
 				dl := DefaultConfig().deadLetterStream() + "\x00" + deadLetterID(testIndex, "d3", nil)
-				if n := f.attempts[dl]; n != 1 {
+				if n := f.attempt(dl); n != 1 {
 					t.Errorf("dead letter sent %d times, want 1", n)
 				}
 			},
@@ -477,10 +483,11 @@ func TestWriter(t *testing.T) {
 					{Index: testIndex, ID: "multi", Token: 2, Body: []byte("{\n  \"a\": 1,\n  \"b\": [1, 2]\n}")},
 					{Index: testIndex, ID: "broken", Token: 3, Body: []byte("{\"a\":\n")},
 					{Index: testIndex, ID: "ok", Token: 4, Body: []byte(`{"a":"x"}`)},
+					{Index: "", ID: "noindex", Token: 5, Body: []byte(`{"a":"y"}`)},
 				}
 			},
-			want:   map[Outcome]int{Delivered: 2, DeadLettered: 2},
-			wantDL: map[string]string{"empty": "invalid_document", "broken": "invalid_document"},
+			want:   map[Outcome]int{Delivered: 2, DeadLettered: 3},
+			wantDL: map[string]string{"empty": "invalid_document", "broken": "invalid_document", "noindex": "invalid_document"},
 			stored: 2,
 			check: func(t *testing.T, f *fakeES, _ *prometheus.Registry) {
 				if b, _ := f.doc(testIndex, "multi"); b != `{"a":1,"b":[1,2]}` {
@@ -501,6 +508,8 @@ func TestWriter(t *testing.T) {
 			docs: func() []Doc { return mkDocs(testIndex, 200, "d") },
 			want: map[Outcome]int{Delivered: 200}, stored: 200,
 			check: func(t *testing.T, f *fakeES, _ *prometheus.Registry) {
+				f.mu.Lock()
+				defer f.mu.Unlock()
 				if f.maxBytes > 300 {
 					t.Errorf("largest request had %d bytes, flush-bytes is 300", f.maxBytes)
 				}
@@ -706,6 +715,8 @@ func TestWriterClientCompresses(t *testing.T) {
 	if !w.clientCompresses.Load() {
 		t.Error("client compression not detected")
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.malformed > 1 {
 		t.Errorf("%d doubly compressed requests, want at most 1", f.malformed)
 	}
@@ -967,5 +978,31 @@ func TestDeadLetterID(t *testing.T) {
 			t.Fatalf("dead-letter id collision for %v", c)
 		}
 		seen[id] = true
+	}
+}
+
+func TestNewDeadLetterTruncates(t *testing.T) {
+	big := bytes.Repeat([]byte("r"), maxDeadLetterField+10)
+	doc := Doc{Index: "i", ID: "x", Body: []byte(`{"m":"` + string(big) + `"}`), Raw: append([]byte("\xff"), big...)}
+	dl := DefaultConfig().newDeadLetter(&doc, 400, "t", "r", time.Now())
+	var v struct {
+		Event     struct{ Original string }
+		Heartwood struct {
+			DeadLetter struct {
+				Document  string
+				Truncated bool
+			} `json:"dead_letter"`
+		}
+	}
+	if err := json.Unmarshal(dl.body, &v); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Heartwood.DeadLetter.Truncated || len(v.Heartwood.DeadLetter.Document) != maxDeadLetterField ||
+		!strings.HasPrefix(v.Event.Original, "\uFFFDrrr") || len(v.Event.Original) > maxDeadLetterField+3 {
+		t.Fatalf("truncated %v, document %d bytes, original %d bytes %q...", v.Heartwood.DeadLetter.Truncated,
+			len(v.Heartwood.DeadLetter.Document), len(v.Event.Original), v.Event.Original[:8])
+	}
+	if len(dl.body) > 2*maxDeadLetterField+4096 {
+		t.Fatalf("dead letter is %d bytes", len(dl.body))
 	}
 }
