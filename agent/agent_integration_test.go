@@ -52,7 +52,7 @@ func startAgent(t *testing.T, dockerHost string, tweak func(*agent.Config)) stri
 		}
 	})
 	base := "http://" + cfg.Listen
-	waitUntil(t, 30*time.Second, "agent ready", func() (bool, string) {
+	waitUntil(t, 90*time.Second, "agent ready", func() (bool, string) {
 		code, body := get(base + "/readyz")
 		return code == 200, body
 	})
