@@ -352,3 +352,18 @@ func TestIntegrationHealthcheckCritical(t *testing.T) {
 	took := waitUntil(t, interval, "consul check critical within one health interval", func() bool { return status() == "critical" })
 	t.Logf("consul critical %s after docker reported unhealthy", took)
 }
+
+// TestIntegrationRenameReregisters renames a container: its service ID
+// (which embeds the name) changes, the old one is removed.
+func TestIntegrationRenameReregisters(t *testing.T) {
+	docker := testenv.Docker(t)
+	it := newITest(t, docker, testenv.RequireConsul(t))
+	it.start(docker, it.config())
+	id := it.run(docker, spec{name: it.name("before"), ports: []string{"80/tcp"}})
+	it.waitIDs(10*time.Second, it.id(it.name("before"), "80"))
+	if err := docker.ContainerRename(context.Background(), id, it.name("after")); err != nil {
+		t.Fatal(err)
+	}
+	took := it.waitIDs(2*time.Second, it.id(it.name("after"), "80"))
+	t.Logf("rename re-registered in %s", took)
+}
