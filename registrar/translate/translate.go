@@ -25,17 +25,17 @@ import (
 // Ownership and Swarm Meta keys that Heartwood sets on every service it
 // registers. Users cannot set them.
 const (
-	MetaManagedBy     = "managed_by"
-	ManagedByValue    = "heartwood"
-	MetaNode          = "heartwood_node"
-	MetaContainer     = "heartwood_container"
-	MetaHash          = "heartwood_hash"
-	MetaSwarmService  = "swarm_service"
-	MetaSwarmService2 = "swarm_service_id"
-	MetaSwarmTask     = "swarm_task_id"
-	MetaSwarmSlot     = "swarm_task_slot"
-	MetaSwarmNode     = "swarm_node_id"
-	MetaSwarmStack    = "swarm_stack"
+	MetaManagedBy      = "managed_by"
+	ManagedByValue     = "heartwood"
+	MetaNode           = "heartwood_node"
+	MetaContainer      = "heartwood_container"
+	MetaHash           = "heartwood_hash"
+	MetaSwarmService   = "swarm_service"
+	MetaSwarmServiceID = "swarm_service_id"
+	MetaSwarmTask      = "swarm_task_id"
+	MetaSwarmSlot      = "swarm_task_slot"
+	MetaSwarmNode      = "swarm_node_id"
+	MetaSwarmStack     = "swarm_stack"
 )
 
 // Consul's limits on service Meta (agent/structs).
@@ -662,7 +662,7 @@ func meta(c *inventory.Container, o Options, vals labels.Values, swarm bool, war
 	if swarm {
 		t := c.Swarm
 		for k, v := range map[string]string{
-			MetaSwarmService: t.ServiceName, MetaSwarmService2: t.ServiceID, MetaSwarmTask: t.TaskID,
+			MetaSwarmService: t.ServiceName, MetaSwarmServiceID: t.ServiceID, MetaSwarmTask: t.TaskID,
 			MetaSwarmNode: t.NodeID, MetaSwarmStack: t.Stack,
 		} {
 			if v != "" {
