@@ -24,7 +24,7 @@ type metrics struct {
 	wakeDuration                     *prometheus.HistogramVec
 	wouldPause, eventsDropped        prometheus.Counter
 	policyErrors, kvErrors, skipped  prometheus.Counter
-	dockerSamples                    prometheus.Counter
+	dockerSamples, tickCPU           prometheus.Counter
 	sampleDuration, tickDuration     prometheus.Histogram
 }
 
@@ -49,6 +49,7 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) *metrics {
 		kvErrors:      c("kv_errors_total", "Failed or invalid reads of the KV settings."),
 		skipped:       c("samples_skipped_total", "Samples skipped because the container went away."),
 		dockerSamples: c("docker_stats_fallback_total", "Samples taken through the Docker stats API because the cgroup could not be read."),
+		tickCPU:       c("tick_cpu_seconds_total", "CPU time (user+system) the sampling and decision ticks used."),
 		sampleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "container_sample_duration_seconds",
 			Help: "Time to read one container's cgroup and network files.", Buckets: prometheus.ExponentialBuckets(5e-6, 2, 14)}),
 		tickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "tick_duration_seconds",
@@ -56,7 +57,7 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.pauses, m.wakes, m.decisions, m.events, m.sampleErrors, m.wakeDuration,
-			m.wouldPause, m.eventsDropped, m.policyErrors, m.kvErrors, m.skipped, m.dockerSamples,
+			m.wouldPause, m.eventsDropped, m.policyErrors, m.kvErrors, m.skipped, m.dockerSamples, m.tickCPU,
 			m.sampleDuration, m.tickDuration, newCollector(w))
 	}
 	return m

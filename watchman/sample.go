@@ -97,8 +97,9 @@ func computeRates(prev, cur *Sample) Rates {
 	if cur.Cgroup.HasPSI && prev.Cgroup.HasPSI {
 		r.HasPressure = true
 		us := float64(dt.Microseconds())
+		// CPU pressure is left out: it measures contention from other
+		// cgroups, and a container that is busy itself shows in CPU use.
 		for _, pair := range [...][2]uint64{
-			{prev.Cgroup.CPUPressure.Some.Total, cur.Cgroup.CPUPressure.Some.Total},
 			{prev.Cgroup.MemoryPressure.Some.Total, cur.Cgroup.MemoryPressure.Some.Total},
 			{prev.Cgroup.IOPressure.Some.Total, cur.Cgroup.IOPressure.Some.Total},
 		} {

@@ -19,8 +19,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/heartwood-ops/heartwood/agent/inventory"
@@ -219,6 +221,12 @@ func (w *Watchman) Run(ctx context.Context) error {
 
 // tick samples every running container and acts on due groups.
 func (w *Watchman) tick(ctx context.Context) {
+	// Pin the goroutine to its thread so the thread's CPU time measures
+	// this tick's own cost (exported as tick_cpu_seconds_total).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU()
+	defer func() { w.m.tickCPU.Add((threadCPU() - cpu0).Seconds()) }()
 	start := time.Now()
 	var snap gpu.Snapshot
 	if w.gpu != nil {
@@ -440,4 +448,13 @@ var ErrNotFound = errors.New("watchman: no such container")
 
 func (w *Watchman) errNotFound(ref string) error {
 	return fmt.Errorf("%w: %s", ErrNotFound, ref)
+}
+
+// threadCPU returns the calling thread's user+system CPU time.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_THREAD, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

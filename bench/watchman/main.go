@@ -101,6 +101,7 @@ func run(n int, dur, interval time.Duration, statsN int) error {
 			sampled++
 		}
 	}
+	tcpu0 := counter(reg, "heartwood_watchman_tick_cpu_seconds_total")
 	tick0 := histo(reg, "heartwood_watchman_tick_duration_seconds")
 	smp0 := histo(reg, "heartwood_watchman_container_sample_duration_seconds")
 	eng0 := engineCPU()
@@ -108,6 +109,7 @@ func run(n int, dur, interval time.Duration, statsN int) error {
 	time.Sleep(dur)
 	cpu1, wall1 := selfCPU(), time.Now()
 	eng1 := engineCPU()
+	tcpu1 := counter(reg, "heartwood_watchman_tick_cpu_seconds_total")
 	tick1 := histo(reg, "heartwood_watchman_tick_duration_seconds")
 	smp1 := histo(reg, "heartwood_watchman_container_sample_duration_seconds")
 	cancel()
@@ -118,12 +120,17 @@ func run(n int, dur, interval time.Duration, statsN int) error {
 	ticks := tick1.count - tick0.count
 	samples := smp1.count - smp0.count
 	fmt.Printf("\n== watchman: %d running containers (%d sampled from cgroups), interval %s, window %.1fs\n", len(ids), sampled, interval, window)
-	fmt.Printf("agent process CPU: %.3f CPU-s = %.2f%% of one core\n", (cpu1 - cpu0).Seconds(), 100*share)
+	fmt.Printf("agent process CPU: %.3f CPU-s = %.2f%% of one core (everything: sampling, the inventory following the shared engine's events, GC)\n", (cpu1 - cpu0).Seconds(), 100*share)
 	if ticks > 0 && samples > 0 {
-		fmt.Printf("ticks: %d, mean tick %.2f ms; container samples: %d, mean %.1f µs\n",
-			ticks, 1e3*(tick1.sum-tick0.sum)/float64(ticks), samples, 1e6*(smp1.sum-smp0.sum)/float64(samples))
+		tcpu := tcpu1 - tcpu0
+		fmt.Printf("ticks: %d, container samples: %d (%.0f containers per tick)\n", ticks, samples, float64(samples)/float64(ticks))
+		fmt.Printf("sampling+decision CPU (thread CPU of the ticks): %.3f CPU-s = %.2f%% of one core; %.1f µs CPU per container sample\n",
+			tcpu, 100*tcpu/window, 1e6*tcpu/float64(samples))
+		fmt.Printf("=> at 500 containers: %.2f%% of one core for sampling (scaled linearly from the per-sample CPU)\n", 100*500*tcpu/float64(samples)/window*float64(ticks)/window)
+		fmt.Printf("wall time: mean tick %.2f ms, mean container sample %.1f µs (includes waiting for the CPU on a loaded machine)\n",
+			1e3*(tick1.sum-tick0.sum)/float64(ticks), 1e6*(smp1.sum-smp0.sum)/float64(samples))
 	}
-	fmt.Printf("engine (dockerd+containerd+shims) CPU meanwhile: %.3f CPU-s (includes other users of the shared engine)\n", (eng1 - eng0).Seconds())
+	fmt.Printf("engine (dockerd+containerd+shims) CPU meanwhile: %.3f CPU-s (includes other users of the shared engine)\n", engineDelta(eng0, eng1).Seconds())
 
 	// Docker's stats API for the same containers.
 	q := ids
@@ -163,7 +170,7 @@ func run(n int, dur, interval time.Duration, statsN int) error {
 		}
 		swg.Wait()
 		wall := time.Since(t0)
-		eng := engineCPU() - eng0
+		eng := engineDelta(eng0, engineCPU())
 		slices.Sort(lat)
 		fmt.Printf("\n== Docker stats API (%s), %d containers, 8 concurrent requests\n", mode, len(q))
 		fmt.Printf("sweep wall time %.2fs; per call median %s, p90 %s, max %s\n", wall.Seconds(),
@@ -233,11 +240,11 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// engineCPU sums user+system time of the shared engine's dockerd,
-// containerd and containerd shims (recognised by the default socket paths,
-// so a private test dockerd is not counted).
-func engineCPU() time.Duration {
-	var total time.Duration
+// engineCPU returns user+system time per process of the shared engine's
+// dockerd, containerd and containerd shims (recognised by the default socket
+// paths, so a private test dockerd is not counted).
+func engineCPU() map[int]time.Duration {
+	out := map[int]time.Duration{}
 	tick := 100.0 // USER_HZ
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -267,9 +274,32 @@ func engineCPU() time.Duration {
 		}
 		u, _ := strconv.ParseFloat(f[11], 64)
 		sy, _ := strconv.ParseFloat(f[12], 64)
-		total += time.Duration((u + sy) / tick * float64(time.Second))
+		out[pid] = time.Duration((u + sy) / tick * float64(time.Second))
 	}
-	return total
+	return out
+}
+
+// engineDelta is the CPU the engine used between two snapshots, counting
+// only processes alive at both ends (shims of containers that other tests
+// remove in between would otherwise make it negative).
+func engineDelta(a, b map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, v := range b {
+		if u, ok := a[pid]; ok && v >= u {
+			d += v - u
+		}
+	}
+	return d
+}
+
+func counter(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 type hist struct {

@@ -317,14 +317,20 @@ func TestReadHotReusesDetail(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "memory.current"), []byte("60000000\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "pids.current"), []byte("99\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "io.stat"), []byte("259:0 rbytes=20000000 wbytes=4096000 rios=700 wios=101 dbytes=0 dios=0\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "io.pressure"), []byte("some avg10=0.00 avg60=0.00 avg300=0.00 total=900000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1\n"), 0o644)
 	if err := r.ReadHot(&hot); err != nil {
 		t.Fatal(err)
 	}
-	if hot.MemoryUsage != 60000000 || hot.MemoryWorkingSet != 60000000-12582912 || hot.Pids != 7 {
-		t.Errorf("hot read: usage %d ws %d pids %d", hot.MemoryUsage, hot.MemoryWorkingSet, hot.Pids)
+	// Hot files are re-read; the others come from the last full read.
+	if hot.BlkIO[0].ReadBytes != 20000000 || hot.IOPressure.Some.Total != 900000 {
+		t.Errorf("hot read missed hot files: %+v %+v", hot.BlkIO[0], hot.IOPressure)
 	}
-	if err := r.Read(&full); err != nil || full.Pids != 99 {
-		t.Errorf("full read: pids %d %v", full.Pids, err)
+	if hot.MemoryUsage != 52441088 || hot.MemoryWorkingSet != 52441088-12582912 || hot.Pids != 7 || !hot.HasPSI || hot.CPUPressure.Some.Total != 120034 {
+		t.Errorf("hot read: usage %d ws %d pids %d psi %v", hot.MemoryUsage, hot.MemoryWorkingSet, hot.Pids, hot.HasPSI)
+	}
+	if err := r.Read(&full); err != nil || full.Pids != 99 || full.MemoryUsage != 60000000 {
+		t.Errorf("full read: pids %d mem %d %v", full.Pids, full.MemoryUsage, err)
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = r.ReadHot(&hot) }); n != 0 {
 		t.Errorf("%v allocations per hot read", n)

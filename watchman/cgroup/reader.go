@@ -194,11 +194,10 @@ func classify(err error) error {
 func (r *Reader) Read(s *Stats) error { return r.read2(s, true) }
 
 // ReadHot re-reads only the files the idle decision needs every sample —
-// CPU usage and throttling, memory usage, block I/O bytes and PSI — and
-// fills the other figures (CPU user/system split, memory limit and
-// breakdown, I/O operation counts, pids, freezer state) from the last Read.
-// The working set uses the last Read's inactive_file. Before the first Read
-// it does a full read.
+// CPU usage and throttling, block I/O bytes, memory and I/O pressure — and
+// fills the other figures (memory usage, limit and breakdown, CPU
+// user/system split, CPU pressure, I/O operation counts, pids, freezer
+// state) from the last Read. Before the first Read it does a full read.
 func (r *Reader) ReadHot(s *Stats) error {
 	if !r.hasDetail {
 		return r.Read(s)
@@ -211,6 +210,7 @@ func (r *Reader) read2(s *Stats, full bool) error {
 	*s = Stats{BlkIO: devs}
 	if !full {
 		d := &r.detail
+		s.MemoryUsage, s.CPUPressure = d.MemoryUsage, d.CPUPressure
 		s.CPUUser, s.CPUSystem = d.CPUUser, d.CPUSystem
 		s.MemoryLimit, s.MemoryRSS, s.MemoryCache, s.MemoryInactiveFile = d.MemoryLimit, d.MemoryRSS, d.MemoryCache, d.MemoryInactiveFile
 		s.Pids, s.PidsMax, s.Frozen = d.Pids, d.PidsMax, d.Frozen
@@ -231,6 +231,10 @@ func (r *Reader) read2(s *Stats, full bool) error {
 		s.MemoryWorkingSet = s.MemoryUsage - s.MemoryInactiveFile
 	}
 	for i, dst := range [...]*PSI{&s.CPUPressure, &s.MemoryPressure, &s.IOPressure} {
+		if i == 0 && !full {
+			s.HasPSI = r.hasDetail && r.detail.HasPSI
+			continue
+		}
 		b, err := r.read(fPSICPU + i)
 		if err != nil {
 			return err
@@ -296,9 +300,6 @@ func (r *Reader) readV1(s *Stats, full bool) error {
 	}); err != nil {
 		return err
 	}
-	if s.MemoryUsage, _, err = r.single(fMemUsage); err != nil {
-		return err
-	}
 	if b, err := r.read(fBlkBytes); err != nil {
 		return err
 	} else if b != nil {
@@ -308,6 +309,9 @@ func (r *Reader) readV1(s *Stats, full bool) error {
 	}
 	if !full {
 		return nil
+	}
+	if s.MemoryUsage, _, err = r.single(fMemUsage); err != nil {
+		return err
 	}
 	if err := r.flat(fCPUAcct, func(k []byte, v uint64) {
 		switch string(k) {
@@ -393,9 +397,6 @@ func (r *Reader) readV2(s *Stats, full bool) error {
 		return err
 	}
 	var err error
-	if s.MemoryUsage, _, err = r.single(fMemUsage); err != nil {
-		return err
-	}
 	if b, err := r.read(fBlkBytes); err != nil {
 		return err
 	} else if b != nil {
@@ -405,6 +406,9 @@ func (r *Reader) readV2(s *Stats, full bool) error {
 	}
 	if !full {
 		return nil
+	}
+	if s.MemoryUsage, _, err = r.single(fMemUsage); err != nil {
+		return err
 	}
 	var ok bool
 	if s.MemoryLimit, ok, err = r.single(fMemLimit); err != nil {
