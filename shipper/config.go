@@ -31,6 +31,9 @@ type Config struct {
 	Enabled bool `yaml:"enabled" help:"ship container logs to Elasticsearch"`
 	// ContainersRoot is Docker's containers directory as seen by the agent.
 	ContainersRoot string `yaml:"containers-root" help:"Docker's containers directory holding <id>/<id>-json.log (mount it read-only when the agent runs in a container)"`
+	// Selector limits shipping to containers that carry every listed label
+	// ("key" or "key=value"); empty ships all containers.
+	Selector []string `yaml:"selector" help:"ship only containers carrying all these labels (key or key=value); empty ships every container"`
 	// Dataset and Namespace name the data stream logs-<dataset>-<namespace>;
 	// containers override them with labels heartwood.logs.dataset/namespace.
 	Dataset   string `yaml:"dataset" help:"default data stream dataset (logs-<dataset>-<namespace>)"`

@@ -235,6 +235,13 @@ func (s *Shipper) eligible(c *inventory.Container, set settings) bool {
 	if !set.enabled {
 		return false
 	}
+	for _, sel := range s.cfg.Selector {
+		k, v, hasValue := strings.Cut(sel, "=")
+		got, ok := c.Labels[k]
+		if !ok || (hasValue && got != v) {
+			return false
+		}
+	}
 	return c.LogDriver == "" || c.LogDriver == "json-file"
 }
 

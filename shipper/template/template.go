@@ -116,7 +116,14 @@ func Build(o Options) []byte {
 
 // NeedsCompat reports whether err from installing a full template says the
 // cluster lacks one of the optional field types, so that Build with Compat
-// should be installed instead.
+// should be installed instead. Elasticsearch reports that as "No handler
+// for type" nested under "template after composition is invalid"; clients
+// that keep only the top-level reason see the latter, which for this
+// template (it composes nothing) can only come from its own mappings.
 func NeedsCompat(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "No handler for type")
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "No handler for type") || strings.Contains(msg, "template after composition is invalid")
 }

@@ -44,6 +44,9 @@ func TestNeedsCompat(t *testing.T) {
 	if !NeedsCompat(errors.New(`put template: 400: mapper_parsing_exception: No handler for type [constant_keyword] declared on field [type]`)) {
 		t.Fatal("missed the no-handler error")
 	}
+	if !NeedsCompat(errors.New(`elasticsearch status 400: illegal_argument_exception: composable template [x] template after composition is invalid`)) {
+		t.Fatal("missed the composition error")
+	}
 	if NeedsCompat(errors.New("connection refused")) || NeedsCompat(nil) {
 		t.Fatal("false positive")
 	}

@@ -1,0 +1,451 @@
+//go:build integration
+
+package shipper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/agent/testenv"
+)
+
+// itest is one integration test's world: a unique namespace, the shared
+// Docker and Elasticsearch, and a data directory shared by every shipper
+// run of the test (restarts resume from it).
+type itest struct {
+	t     *testing.T
+	cli   *client.Client
+	runID string
+	ns    string
+	esURL string
+	data  string
+	image string
+}
+
+func newITest(t *testing.T) *itest {
+	cli := testenv.Docker(t)
+	es := testenv.RequireES(t)
+	runID := testenv.RunID()
+	return &itest{t: t, cli: cli, runID: runID, ns: "t" + runID, esURL: strings.TrimRight(es, "/"),
+		data: t.TempDir(), image: testenv.Busybox(t, cli)}
+}
+
+type runningShipper struct {
+	s    *Shipper
+	reg  *prometheus.Registry
+	stop func()
+}
+
+// start runs an inventory and a shipper writing to esAddr (host:port).
+func (it *itest) start(esAddr string, mutate func(*Config)) *runningShipper {
+	t := it.t
+	ctx, cancel := context.WithCancel(context.Background())
+	inv := inventory.New(it.cli, inventory.Options{})
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = inv.Run(ctx) })
+	select {
+	case <-inv.Synced():
+	case <-time.After(30 * time.Second):
+		t.Fatal("inventory did not sync")
+	}
+	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{"http://" + esAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Selector = []string{testenv.LabelTest + "=" + it.runID}
+	cfg.Namespace = it.ns
+	cfg.Template.Name = "heartwood-logs-" + it.runID
+	cfg.Template.Patterns = []string{"logs-*-" + it.ns}
+	cfg.Template.Priority = 160
+	cfg.Output.DeadLetter.Namespace = it.ns
+	cfg.Output.FlushInterval = 200 * time.Millisecond
+	cfg.Output.RetryBackoffMax = 2 * time.Second
+	cfg.PollInterval = 100 * time.Millisecond
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, Deps{Source: inv, ES: es, Docker: it.cli, DataDir: it.data, NodeName: "itest-node",
+		AgentVersion: "itest", Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		if err := s.Run(ctx); err != nil && err != context.Canceled {
+			t.Errorf("shipper Run: %v", err)
+		}
+	})
+	return &runningShipper{s: s, reg: reg, stop: func() { cancel(); wg.Wait() }}
+}
+
+// run starts a busybox container running script, labelled for this test.
+func (it *itest) run(name, script string, labels map[string]string, logOpts map[string]string) string {
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return testenv.Run(it.t, it.cli, it.runID, testenv.Spec{
+		Name:       name + "-" + it.runID,
+		Config:     &container.Config{Image: it.image, Cmd: []string{"sh", "-c", script}, Labels: labels},
+		HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file", Config: logOpts}},
+	})
+}
+
+func (it *itest) http(method, path string, body []byte) []byte {
+	req, _ := http.NewRequest(method, it.esURL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		it.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 && resp.StatusCode != 404 {
+		it.t.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
+	}
+	return b
+}
+
+func (it *itest) count(index string) int {
+	it.http("POST", "/"+index+"/_refresh?ignore_unavailable=true&allow_no_indices=true", nil)
+	var r struct {
+		Count int `json:"count"`
+	}
+	_ = json.Unmarshal(it.http("GET", "/"+index+"/_count?ignore_unavailable=true&allow_no_indices=true", nil), &r)
+	return r.Count
+}
+
+// waitCount waits until index holds want documents and stays there.
+func (it *itest) waitCount(index string, want int, timeout time.Duration) {
+	it.t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := -1
+	for time.Now().Before(deadline) {
+		n := it.count(index)
+		if n == want && last == want {
+			return
+		}
+		if n > want {
+			it.t.Fatalf("%s holds %d documents, more than the %d lines written", index, n, want)
+		}
+		last = n
+		time.Sleep(time.Second)
+	}
+	it.t.Fatalf("%s holds %d documents after %v, want %d", index, last, timeout, want)
+}
+
+type esDoc struct {
+	Message   string `json:"message"`
+	Event     struct{ Sequence int64 } `json:"event"`
+	Container struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"container"`
+	Log struct {
+		Level    string `json:"level"`
+		Iostream string `json:"iostream"`
+	} `json:"log"`
+	Tags []string        `json:"tags"`
+	JSON json.RawMessage `json:"json"`
+}
+
+// fetchAll returns every document of index, sorted by container and
+// sequence.
+func (it *itest) fetchAll(index string) []esDoc {
+	var out []esDoc
+	var after []any
+	for {
+		q := map[string]any{"size": 5000, "sort": []any{map[string]any{"container.id": "asc"}, map[string]any{"event.sequence": "asc"}}}
+		if after != nil {
+			q["search_after"] = after
+		}
+		body, _ := json.Marshal(q)
+		var r struct {
+			Hits struct {
+				Hits []struct {
+					Source esDoc `json:"_source"`
+					Sort   []any `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := json.Unmarshal(it.http("POST", "/"+index+"/_search", body), &r); err != nil {
+			it.t.Fatal(err)
+		}
+		if len(r.Hits.Hits) == 0 {
+			return out
+		}
+		for _, h := range r.Hits.Hits {
+			out = append(out, h.Source)
+		}
+		after = r.Hits.Hits[len(r.Hits.Hits)-1].Sort
+	}
+}
+
+// lineScript writes n lines "<tag> line <i>" in bursts of 100, pausing
+// pauseMs between bursts, then sleeps.
+func lineScript(tag string, n, pauseMs int, pad string) string {
+	return fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo "%s line $i%s"; i=$((i+1)); if [ $((i %% 100)) -eq 0 ]; then usleep %d; fi; done; sleep 3600`,
+		n, tag, pad, pauseMs*1000)
+}
+
+// verifyLines checks that every container's lines arrived exactly once, in
+// order, with consecutive sequence numbers.
+func (it *itest) verifyLines(index string, perContainer map[string]int) {
+	it.t.Helper()
+	docs := it.fetchAll(index)
+	byName := map[string][]esDoc{}
+	for _, d := range docs {
+		byName[d.Container.Name] = append(byName[d.Container.Name], d)
+	}
+	total := 0
+	for tag, n := range perContainer {
+		name := tag + "-" + it.runID
+		got := byName[name]
+		if len(got) != n {
+			it.t.Fatalf("container %s: %d documents, want %d", name, len(got), n)
+		}
+		sort.Slice(got, func(i, j int) bool { return got[i].Event.Sequence < got[j].Event.Sequence })
+		for i, d := range got {
+			if want := fmt.Sprintf("%s line %d", tag, i); !strings.HasPrefix(d.Message, want) || d.Event.Sequence != int64(i) {
+				it.t.Fatalf("container %s doc %d: message %q sequence %d, want %q sequence %d", name, i, d.Message, d.Event.Sequence, want, i)
+			}
+		}
+		total += n
+	}
+	if len(docs) != total {
+		it.t.Fatalf("%d documents in %s, want %d", len(docs), index, total)
+	}
+}
+
+func TestIntegrationExactlyOnceRestartAndCrash(t *testing.T) {
+	it := newITest(t)
+	es := strings.TrimPrefix(it.esURL, "http://")
+	index := "logs-docker.container-" + it.ns
+	const containers, lines = 10, 3000
+	want := map[string]int{}
+	for k := range containers {
+		tag := fmt.Sprintf("c%d", k)
+		want[tag] = lines
+		it.run(tag, lineScript(tag, lines, 150, ""), nil, nil)
+	}
+	a := it.start(es, nil)
+	// Mid-stream: snapshot the checkpoints (what a crash would leave on
+	// disk), then stop and restart.
+	deadline := time.Now().Add(2 * time.Minute)
+	for it.count(index) < containers*lines/4 {
+		if time.Now().After(deadline) {
+			t.Fatal("no progress")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // let a checkpoint flush
+	cpPath := filepath.Join(it.data, "shipper-checkpoints.json")
+	early, err := os.ReadFile(cpPath)
+	if err != nil {
+		t.Fatalf("no checkpoint written mid-stream: %v", err)
+	}
+	a.stop()
+	b := it.start(es, nil)
+	it.waitCount(index, containers*lines, 3*time.Minute)
+	b.stop()
+	it.verifyLines(index, want)
+
+	// kill -9: the checkpoint on disk is older than what Elasticsearch
+	// holds. Restore the early snapshot: the replay must be all 409s.
+	if err := os.WriteFile(cpPath, early, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := it.start(es, nil)
+	waitMetric(t, c.reg, "heartwood_shipper_events_acked_total", "duplicate", 1, time.Minute)
+	time.Sleep(3 * time.Second)
+	c.stop()
+	it.waitCount(index, containers*lines, 30*time.Second)
+	it.verifyLines(index, want)
+	if d := counterValue(c.reg, "heartwood_shipper_events_acked_total", "duplicate"); d < 1 {
+		t.Fatalf("replay after the simulated crash produced %v duplicates", d)
+	}
+	t.Logf("replay after simulated crash: %v duplicates (409), %v new", counterValue(c.reg, "heartwood_shipper_events_acked_total", "duplicate"),
+		counterValue(c.reg, "heartwood_shipper_events_acked_total", "delivered"))
+}
+
+func TestIntegrationElasticsearchOutage(t *testing.T) {
+	it := newITest(t)
+	proxy := testenv.NewProxy(t, strings.TrimPrefix(it.esURL, "http://"))
+	index := "logs-docker.container-" + it.ns
+	want := map[string]int{}
+	for k := range 3 {
+		tag := fmt.Sprintf("o%d", k)
+		want[tag] = 6000
+		it.run(tag, lineScript(tag, 6000, 1000, " padding-padding-padding-padding-padding-padding"), nil, nil)
+	}
+	const bound = 256 << 10
+	r := it.start(proxy.Addr, func(c *Config) { c.MaxInflightBytes = bound; c.BatchBytes = 32 << 10 })
+	deadline := time.Now().Add(time.Minute)
+	for it.count(index) < 500 {
+		if time.Now().After(deadline) {
+			t.Fatal("no progress before the outage")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	proxy.Cut()
+	peak := int64(0)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
+		peak = max(peak, r.s.budget.inUse())
+		time.Sleep(100 * time.Millisecond)
+	}
+	proxy.Restore()
+	it.waitCount(index, 18000, 3*time.Minute)
+	r.stop()
+	it.verifyLines(index, want)
+	if peak > bound || peak == 0 {
+		t.Fatalf("in-flight bytes peaked at %d during the outage, bound %d", peak, bound)
+	}
+	t.Logf("in-flight peak during 30 s outage: %d bytes (bound %d)", peak, bound)
+}
+
+func TestIntegrationRotationUnderLoad(t *testing.T) {
+	it := newITest(t)
+	index := "logs-docker.container-" + it.ns
+	const n = 40000 // ~130 bytes per json-file record: ~5 MB through a 1m x 3 log
+	it.run("rot", lineScript("rot", n, 20, " 0123456789abcdefghijklmnopqrstuvwxyz0123456789"), nil,
+		map[string]string{"max-size": "1m", "max-file": "3"})
+	r := it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
+	it.waitCount(index, n, 3*time.Minute)
+	r.stop()
+	it.verifyLines(index, map[string]int{"rot": n})
+	if g := testutil.ToFloat64(r.s.m.gaps.WithLabelValues("x")); g != 0 {
+		t.Fatalf("unexpected gap metric %v", g)
+	}
+}
+
+func TestIntegrationSpecialLines(t *testing.T) {
+	it := newITest(t)
+	index := "logs-docker.container-" + it.ns
+	// 100 KiB line, invalid UTF-8 and control bytes, then a 40-line Java trace.
+	script := `head -c 102400 /dev/zero | tr '\0' 'x'; echo; printf 'bad \377\376 utf8 \001\033[31m red\n'; ` +
+		`printf 'Exception in thread "main" java.lang.IllegalStateException: boom\n'; ` +
+		`i=0; while [ $i -lt 38 ]; do printf '\tat com.example.Svc.m%d(Svc.java:%d)\n' $i $i; i=$((i+1)); done; ` +
+		`printf 'Caused by: java.lang.NullPointerException\n'; echo done; sleep 3600`
+	it.run("special", script, map[string]string{LabelMultilinePreset: "java"}, nil)
+	it.run("jsonlog", `echo '{"level":"WARN","msg":"disk low","free_mb":12}'; echo 'not json'; sleep 3600`,
+		map[string]string{LabelJSON: "true"}, nil)
+	r := it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
+	it.waitCount(index, 6, 2*time.Minute)
+	r.stop()
+	docs := it.fetchAll(index)
+	var special, jsonDocs []esDoc
+	for _, d := range docs {
+		if strings.HasPrefix(d.Container.Name, "special") {
+			special = append(special, d)
+		} else {
+			jsonDocs = append(jsonDocs, d)
+		}
+	}
+	sort.Slice(special, func(i, j int) bool { return special[i].Event.Sequence < special[j].Event.Sequence })
+	if len(special) != 4 {
+		t.Fatalf("special container: %d documents, want 4", len(special))
+	}
+	if m := special[0].Message; len(m) != 102400 || strings.Trim(m, "x") != "" {
+		t.Fatalf("100 KiB line arrived as %d bytes", len(m))
+	}
+	if !strings.Contains(special[0].Message, "x") || !contains(special[0].Tags, "partial") {
+		t.Fatalf("100 KiB line not marked as reassembled: tags %v", special[0].Tags)
+	}
+	if want := "bad \uFFFD\uFFFD utf8 \x01\x1b[31m red"; special[1].Message != want {
+		t.Fatalf("sanitized line = %q, want %q", special[1].Message, want)
+	}
+	trace := special[2].Message
+	if lines := strings.Count(trace, "\n") + 1; lines != 40 || !strings.HasPrefix(trace, "Exception in thread") || !strings.HasSuffix(trace, "NullPointerException") {
+		t.Fatalf("java trace arrived as %d lines: %.200q", lines, trace)
+	}
+	if special[3].Message != "done" {
+		t.Fatalf("last line = %q", special[3].Message)
+	}
+	sort.Slice(jsonDocs, func(i, j int) bool { return jsonDocs[i].Event.Sequence < jsonDocs[j].Event.Sequence })
+	if len(jsonDocs) != 2 || jsonDocs[0].Message != "disk low" || jsonDocs[0].Log.Level != "warn" ||
+		!strings.Contains(string(jsonDocs[0].JSON), `"free_mb":12`) || jsonDocs[1].Message != "not json" {
+		t.Fatalf("json container docs: %+v", jsonDocs)
+	}
+}
+
+func TestIntegrationDeadLetterOnMappingConflict(t *testing.T) {
+	it := newITest(t)
+	// A stricter template for one dataset: message must be a number.
+	tpl := fmt.Sprintf(`{"index_patterns":["logs-dlqtest-%s"],"priority":170,"data_stream":{},
+		"template":{"settings":{"index":{"auto_expand_replicas":"0-1"}},"mappings":{"dynamic":false,"properties":{"@timestamp":{"type":"date_nanos"},"message":{"type":"long"}}}}}`, it.ns)
+	it.http("PUT", "/_index_template/hwtest-dlq-"+it.runID, []byte(tpl))
+	it.run("dlq", `echo 123; echo abc; echo 456; sleep 3600`, map[string]string{LabelDataset: "dlqtest"}, nil)
+	r := it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
+	it.waitCount("logs-dlqtest-"+it.ns, 2, 2*time.Minute)
+	dl := "logs-heartwood.deadletter-" + it.ns
+	it.waitCount(dl, 1, time.Minute)
+	r.stop()
+	body := it.http("POST", "/"+dl+"/_search", []byte(`{"size":10}`))
+	if !strings.Contains(string(body), "abc") || !strings.Contains(string(body), "mapper_parsing_exception") &&
+		!strings.Contains(string(body), "document_parsing_exception") {
+		t.Fatalf("dead letter lacks the raw line or the error: %s", body)
+	}
+	if d := counterValue(r.reg, "heartwood_shipper_events_acked_total", "dead_lettered"); d != 1 {
+		t.Fatalf("dead_lettered = %v, want 1", d)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func counterValue(reg *prometheus.Registry, name, outcome string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func waitMetric(t *testing.T, reg *prometheus.Registry, name, outcome string, atLeast float64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for counterValue(reg, name, outcome) < atLeast {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s{outcome=%q} stayed below %v", name, outcome, atLeast)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
