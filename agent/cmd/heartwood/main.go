@@ -7,6 +7,7 @@
 //	heartwood ps                     list containers as the local agent sees them
 //	heartwood pause NAME|ID          pause a container through the local agent
 //	heartwood wake NAME|ID           wake a paused container through the local agent
+//	heartwood setup [flags]          import Kibana dashboards, write Prometheus alert rules
 //	heartwood version                print the version
 package main
 
@@ -43,6 +44,7 @@ commands:
   ps             list the node's containers as the local agent sees them
   pause NAME     pause a container through the local agent
   wake NAME      wake a paused container through the local agent
+  setup          import the Kibana dashboards and write the Prometheus alert rules
   version        print the version
 `
 
@@ -62,6 +64,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return 2
 		}
 		return configCheck(rest[1:], environ, stdout, stderr)
+	case "setup":
+		return setup(ctx, rest, stdout, stderr)
 	case "ps", "pause", "wake":
 		return clientCommand(ctx, cmd, rest, environ, stdout, stderr)
 	case "version", "--version", "-version":
