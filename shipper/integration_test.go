@@ -155,7 +155,7 @@ func (it *itest) waitCount(index string, want int, timeout time.Duration) {
 }
 
 type esDoc struct {
-	Message   string `json:"message"`
+	Message   string                   `json:"message"`
 	Event     struct{ Sequence int64 } `json:"event"`
 	Container struct {
 		ID   string `json:"id"`

@@ -415,7 +415,12 @@ func (r *reader) emit(l *logline.Line) {
 	if l.Truncated {
 		r.s.m.truncated.Inc()
 	}
-	// Body, then the raw text for the dead-letter stream, in one slab.
+	// Body, then the raw text for the dead-letter stream, in one slab that
+	// is sized for a whole batch (it is handed to the output with it).
+	if r.slab == nil {
+		r.slab = make([]byte, 0, int(r.s.cfg.BatchBytes)+64<<10)
+		r.docs = make([]esout.Doc, 0, 256)
+	}
 	off := len(r.slab)
 	r.slab = r.meta.Append(r.slab, &ev)
 	bodyEnd := len(r.slab)

@@ -1,0 +1,191 @@
+// Command pipeline measures the shipper's reading pipeline end to end
+// without Elasticsearch: it writes a json-file log of N lines, then runs
+// the real shipper (inventory fed by a fake Docker API, real tailer,
+// decoder, reassembler, ECS encoder, checkpoints) into an output that
+// discards every document and acknowledges it at once. It reports lines/s,
+// CPU seconds per million lines and peak RSS.
+//
+//	GOMAXPROCS=1 go run ./bench/shipper/pipeline -lines 1000000
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+
+	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/shipper"
+	"github.com/heartwood-ops/heartwood/shipper/esout"
+)
+
+type fakeDocker struct{ ids []string }
+
+func (f *fakeDocker) Events(context.Context, events.ListOptions) (<-chan events.Message, <-chan error) {
+	return make(chan events.Message), make(chan error)
+}
+
+func (f *fakeDocker) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+	var out []container.Summary
+	for _, id := range f.ids {
+		out = append(out, container.Summary{ID: id})
+	}
+	return out, nil
+}
+
+func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
+	return container.InspectResponse{
+		ContainerJSONBase: &container.ContainerJSONBase{ID: id, Name: "/bench-" + id[:6],
+			State:      &container.State{Status: "running", Running: true},
+			HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}}},
+		Config: &container.Config{Image: "registry.local/shop/web:1.4.2", Labels: map[string]string{
+			"com.docker.stack.namespace": "shop", "com.docker.swarm.service.name": "shop_web",
+			"com.docker.swarm.task.id": "x8k2n1", "com.docker.swarm.task.name": "shop_web.1.x8k2n1",
+			"com.docker.swarm.node.id": "node7"}},
+	}, nil
+}
+
+// sink discards documents and acknowledges them immediately.
+type sink struct {
+	docs  atomic.Int64
+	bytes atomic.Int64
+}
+
+func (s *sink) Run(ctx context.Context) error                          { <-ctx.Done(); return nil }
+func (s *sink) Ready() error                                           { return nil }
+func (s *sink) PutIndexTemplate(context.Context, string, []byte) error { return nil }
+func (s *sink) Write(_ context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
+	res := make([]esout.Result, len(docs))
+	var n int64
+	for i, d := range docs {
+		res[i] = esout.Result{Token: d.Token, Outcome: esout.Delivered}
+		n += int64(len(d.Body))
+	}
+	s.bytes.Add(n)
+	s.docs.Add(int64(len(docs)))
+	ack(res)
+	return nil
+}
+
+func main() {
+	lines := flag.Int("lines", 1_000_000, "lines to write and ship")
+	containers := flag.Int("containers", 1, "containers (lines are split between them)")
+	lineLen := flag.Int("line-bytes", 100, "bytes per log line, newline included")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the shipping phase here")
+	flag.Parse()
+
+	root, err := os.MkdirTemp("", "pipeline-bench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	var ids []string
+	var fileBytes int64
+	for c := range *containers {
+		id := fmt.Sprintf("%012x%052d", c+1, 0)
+		ids = append(ids, id)
+		n, err := writeLog(filepath.Join(root, "containers", id), id, *lines / *containers, *lineLen)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fileBytes += n
+	}
+	total := int64(*lines / *containers * *containers)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	inv := inventory.New(&fakeDocker{ids: ids}, inventory.Options{})
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = inv.Run(ctx) })
+	<-inv.Synced()
+	cfg := shipper.DefaultConfig()
+	cfg.ContainersRoot = filepath.Join(root, "containers")
+	out := &sink{}
+	s, err := shipper.New(cfg, shipper.Deps{Source: inv, Output: out, DataDir: filepath.Join(root, "data"),
+		NodeName: "bench", AgentVersion: "bench"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	runtime.GC()
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	wg.Go(func() { _ = s.Run(ctx) })
+	for out.docs.Load() < total {
+		time.Sleep(2 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cancel()
+	wg.Wait()
+	cpu := tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)
+	fmt.Printf("lines=%d containers=%d line_bytes=%d file_bytes=%d GOMAXPROCS=%d\n", total, *containers, *lineLen, fileBytes, runtime.GOMAXPROCS(0))
+	fmt.Printf("wall=%.3fs lines_per_s=%.0f cpu_s=%.3f cpu_s_per_million_lines=%.3f lines_per_cpu_s=%.0f\n",
+		elapsed.Seconds(), float64(total)/elapsed.Seconds(), cpu, cpu/float64(total)*1e6, float64(total)/cpu)
+	fmt.Printf("docs=%d doc_bytes=%d avg_doc_bytes=%.0f peak_rss_mb=%.1f\n", out.docs.Load(), out.bytes.Load(),
+		float64(out.bytes.Load())/float64(out.docs.Load()), float64(ru1.Maxrss)/1024)
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// writeLog writes n json-file records whose log text is lineLen bytes long
+// (newline included), as Docker's json-file driver does.
+func writeLog(dir, id string, n, lineLen int) (int64, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	f, err := os.Create(filepath.Join(dir, id+"-json.log"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var buf []byte
+	var written int64
+	for i := range n {
+		msg := fmt.Sprintf("2026-11-28 10:57:28 INFO request handled path=/api/v1/items/%d status=200 dur=3ms ", i)
+		if len(msg) < lineLen-1 {
+			msg += strings.Repeat("x", lineLen-1-len(msg))
+		}
+		msg = msg[:lineLen-1] + "\n"
+		rec, _ := json.Marshal(struct {
+			Log    string `json:"log"`
+			Stream string `json:"stream"`
+			Time   string `json:"time"`
+		}{msg, "stdout", base.Add(time.Duration(i) * time.Microsecond).Format(time.RFC3339Nano)})
+		buf = append(append(buf, rec...), '\n')
+		if len(buf) > 1<<20 {
+			k, err := f.Write(buf)
+			written += int64(k)
+			if err != nil {
+				return written, err
+			}
+			buf = buf[:0]
+		}
+	}
+	k, err := f.Write(buf)
+	return written + int64(k), err
+}
