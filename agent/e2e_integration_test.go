@@ -17,6 +17,7 @@ import (
 
 	"github.com/heartwood-ops/heartwood/agent"
 	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/dashboards"
 )
 
 // TestIntegrationAgentEndToEnd runs the whole agent against the real Docker,
@@ -135,6 +136,8 @@ func TestIntegrationAgentEndToEnd(t *testing.T) {
 		return n >= 2, body // at least the pause and the wake
 	})
 
+	checkDashboardFields(t, esURL, "logs-*-"+namespace)
+
 	code, body := get(base + "/v1/containers/" + id)
 	if code != 200 {
 		t.Fatalf("GET container: %d", code)
@@ -161,4 +164,39 @@ func esCount(esURL, index, q string) (int, string) {
 		return -1, err.Error()
 	}
 	return out.Count, fmt.Sprintf("%s count=%d", resp.Status, out.Count)
+}
+
+// checkDashboardFields fails if a field that the Kibana saved searches show or
+// query is not in the mappings of the documents this agent wrote. The
+// dead-letter search is left out: nothing was rejected here (the shipper's
+// tests cover that stream).
+func checkDashboardFields(t *testing.T, esURL, index string) {
+	t.Helper()
+	objs, err := dashboards.ParseObjects(dashboards.KibanaObjects())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []dashboards.SavedObject
+	for _, o := range objs {
+		if o.ID != "heartwood-dead-letters" {
+			kept = append(kept, o)
+		}
+	}
+	fields := dashboards.Fields(kept)
+	resp, err := http.Get(esURL + "/" + index + "/_field_caps?fields=" + strings.Join(fields, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var caps struct {
+		Fields map[string]json.RawMessage `json:"fields"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&caps); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fields {
+		if _, ok := caps.Fields[f]; !ok {
+			t.Errorf("Kibana saved searches use %s, which the shipped documents' mappings lack", f)
+		}
+	}
 }

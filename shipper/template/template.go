@@ -49,6 +49,9 @@ func Build(o Options) []byte {
 			"kind":     kw,
 			"action":   kw,
 			"reason":   map[string]any{"type": text},
+			"outcome":  kw,
+			"category": kw,
+			"type":     kw,
 		}),
 		"error": obj(map[string]any{
 			"message": map[string]any{"type": text},
@@ -86,6 +89,9 @@ func Build(o Options) []byte {
 		"json": map[string]any{"type": "flattened", "ignore_above": 1024, "depth_limit": 20},
 		"heartwood": obj(map[string]any{
 			"gap": obj(map[string]any{"bytes": map[string]any{"type": "long"}}),
+			// The watchman's decision events: signal values and thresholds,
+			// written by the agent itself, never by log content.
+			"watchman": map[string]any{"type": "object", "dynamic": true},
 		}),
 	}
 	tpl := map[string]any{
