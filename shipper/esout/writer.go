@@ -233,7 +233,9 @@ func (w *Writer) Write(ctx context.Context, docs []Doc, ack func([]Result)) erro
 		w.checkBody(it, now)
 		index, id, body := it.target()
 		it.size = int64(createSize(index, id, body))
-		it.cost = int64(len(it.doc.Body)+len(it.doc.Raw)+len(index)+len(id)) + itemOverhead
+		// The budget counts the memory the document keeps alive: its
+		// buffers' capacity, not just their length.
+		it.cost = int64(cap(it.doc.Body)+cap(it.doc.Raw)+len(index)+len(id)) + itemOverhead
 	}
 	flush := int64(w.cfg.FlushBytes)
 	for start := 0; start < len(items); {
@@ -396,7 +398,11 @@ func (w *Writer) cut(now time.Duration) (batch []*item, wait time.Duration) {
 		size += w.pending[n].size
 		n++
 	}
-	batch = w.pending[:n:n]
+	// Copy the batch out and clear the queue's slots, so that the queue's
+	// backing array does not keep sent (soon acknowledged) documents alive.
+	batch = make([]*item, n)
+	copy(batch, w.pending[:n])
+	clear(w.pending[:n])
 	w.pending = w.pending[n:]
 	w.pendingBytes -= size
 	if len(w.pending) == 0 {
@@ -491,6 +497,7 @@ func (w *Writer) process(ctx context.Context, s *sender, batch []*item) (unfinis
 			case sendItems:
 				next, retry := w.classify(s, pending, out.allOK)
 				w.complete(s, s.done)
+				clear(s.done) // drop references to acknowledged items
 				if retry > 0 {
 					w.m.retried.Add(float64(retry))
 					w.log.Warn("bulk items failed retryably, retrying them", "docs", retry, "attempt", attempt+1)

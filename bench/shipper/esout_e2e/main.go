@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,6 +125,24 @@ func run() error {
 	}
 	<-warm
 
+	var peakHeap atomic.Uint64
+	sampleDone := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-sampleDone:
+				return
+			case <-t.C:
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peakHeap.Load() {
+				peakHeap.Store(ms.HeapInuse)
+			}
+		}
+	}()
 	esPid := findES()
 	es0 := procCPU(esPid)
 	cpu0 := selfCPU()
@@ -159,6 +178,7 @@ func run() error {
 	elapsed := time.Since(t0)
 	cpu := selfCPU() - cpu0
 	esCPU := procCPU(esPid) - es0
+	close(sampleDone)
 	cancel()
 	<-runDone
 
@@ -184,7 +204,8 @@ func run() error {
 	if esPid > 0 {
 		fmt.Printf("elasticsearch CPU    %.2f s (%.2f s per million docs; pid %d)\n", esCPU.Seconds(), esCPU.Seconds()/perM, esPid)
 	}
-	fmt.Printf("peak RSS             %.1f MiB\n", float64(ru.Maxrss)/1024)
+	fmt.Printf("peak RSS             %.1f MiB (peak Go heap in use %.1f MiB, sampled every 100 ms; GOGC=%q GOMEMLIMIT=%q)\n",
+		float64(ru.Maxrss)/1024, float64(peakHeap.Load())/(1<<20), os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))
 	fmt.Printf("bulk requests        %v\n", m["heartwood_shipper_es_bulk_requests_total"])
 	fmt.Printf("bytes on the wire    %.1f MiB (source bytes delivered %.1f MiB)\n", m["heartwood_shipper_es_bulk_request_bytes_total"].(float64)/(1<<20), m["heartwood_shipper_es_bytes_delivered_total"].(float64)/(1<<20))
 	fmt.Printf("retried              %v\n", m["heartwood_shipper_es_docs_retried_total"])
