@@ -196,8 +196,23 @@ func (a *Agent) handler() http.Handler {
 			opts.Checks[s.name] = s.ready
 		}
 	}
+	opts.Checks["supervisor"] = a.unitsRunning
 	opts.Controller = a.controller()
 	return api.Handler(opts)
+}
+
+// unitsRunning fails while any unit waits to be restarted after a failure.
+func (a *Agent) unitsRunning() error {
+	var down []string
+	for _, st := range a.sup.States() {
+		if !st.Running {
+			down = append(down, fmt.Sprintf("%s (restarts %d, last error: %s)", st.Name, st.Restarts, st.LastErr))
+		}
+	}
+	if len(down) > 0 {
+		return fmt.Errorf("not running: %s", strings.Join(down, "; "))
+	}
+	return nil
 }
 
 // apiToken returns the bearer token for mutating calls; the file is re-read
