@@ -7,7 +7,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,11 +121,13 @@ func (o *fakeOutput) messages() map[string]int {
 }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 	data string
 	fd   *fakeDocker
 	inv  *inventory.Inventory
+	// cfgMut adjusts the test config before New.
+	cfgMut func(*Config)
 }
 
 func newEnv(t *testing.T) *env {
@@ -167,6 +172,9 @@ func (e *env) start(out Output) (*Shipper, func()) {
 	cfg.CheckpointInterval = 50 * time.Millisecond
 	cfg.BatchBytes = 4 << 10
 	cfg.MaxInflightBytes = 64 << 10
+	if e.cfgMut != nil {
+		e.cfgMut(&cfg)
+	}
 	s, err := New(cfg, Deps{Source: inv, Output: out, DataDir: e.data, NodeName: "node1", AgentVersion: "test",
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -316,4 +324,65 @@ func splitKeep(s string) []string {
 		}
 	}
 	return out
+}
+
+// BenchmarkPipeline runs the whole reading pipeline (tail, decode,
+// reassemble, encode, batch, ack, checkpoint) over a json-file log of
+// 100-byte lines into an output that discards and acknowledges at once.
+func BenchmarkPipeline(b *testing.B) {
+	const lines = 200_000
+	e := &env{t: b, root: b.TempDir(), fd: &fakeDocker{containers: map[string]container.InspectResponse{}},
+		cfgMut: func(c *Config) {
+			d := DefaultConfig()
+			c.BatchBytes, c.MaxInflightBytes = d.BatchBytes, d.MaxInflightBytes
+		}}
+	id := "eeeeeeeeeeee0000000000000000000000000000000000000000000000000005"
+	p := e.addContainer(id, nil)
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	for i := range lines {
+		msg := fmt.Sprintf("2026-11-28 10:57:28 INFO request handled path=/api/v1/items/%07d status=200 dur=3ms padding-", i)
+		rec, _ := json.Marshal(map[string]string{"log": (msg + strings.Repeat("x", 100))[:99] + "\n", "stream": "stdout", "time": "2026-11-28T10:57:28.123456789Z"})
+		buf = append(append(buf, rec...), '\n')
+	}
+	if _, err := f.Write(buf); err != nil {
+		b.Fatal(err)
+	}
+	_ = f.Close()
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	for b.Loop() {
+		e.data = b.TempDir()
+		out := &countingOutput{}
+		_, stop := e.start(out)
+		for out.n.Load() < lines {
+			time.Sleep(time.Millisecond)
+		}
+		stop()
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := float64(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / 1e9
+	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(cpu/(float64(lines)*float64(b.N))*1e6, "cpu-s/Mlines")
+}
+
+type countingOutput struct{ n atomic.Int64 }
+
+func (o *countingOutput) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (o *countingOutput) Ready() error                  { return nil }
+func (o *countingOutput) PutIndexTemplate(context.Context, string, []byte) error {
+	return nil
+}
+func (o *countingOutput) Write(_ context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
+	res := make([]esout.Result, len(docs))
+	for i, d := range docs {
+		res[i] = esout.Result{Token: d.Token, Outcome: esout.Delivered}
+	}
+	o.n.Add(int64(len(docs)))
+	ack(res)
+	return nil
 }
