@@ -66,7 +66,7 @@ func (w *Watchman) observeLocked(t *tracked) {
 		return
 	}
 	t.rates, t.hasRates = computeRates(&t.prev, &t.cur), true
-	if !t.managed || t.busy || t.pausedByUs || t.c.State.Paused || t.cur.Cgroup.Frozen {
+	if !t.managed || t.busy || t.pausedByUs || t.c.State.Paused {
 		t.tr.Reset()
 		t.verdict = policy.Verdict{}
 		return

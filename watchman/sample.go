@@ -27,6 +27,13 @@ type Sample struct {
 	GPUMemBytes uint64
 	// FromDocker marks a sample taken through the Docker stats API fallback.
 	FromDocker bool
+	// Pressure is the larger PSI "some" stall ratio (0–1) of memory and
+	// I/O over the last detail period (PSI is read with the detail files,
+	// so the ratio covers up to detailPeriod and holds until the next
+	// one). CPU pressure is left out: it measures contention from other
+	// cgroups, and a busy container shows in its CPU use.
+	Pressure    float64
+	HasPressure bool
 }
 
 // Rates are the activity between two samples.
@@ -94,18 +101,7 @@ func computeRates(prev, cur *Sample) Rates {
 		}
 		r.NetBps = float64(n) / sec
 	}
-	if cur.Cgroup.HasPSI && prev.Cgroup.HasPSI {
-		r.HasPressure = true
-		us := float64(dt.Microseconds())
-		// CPU pressure is left out: it measures contention from other
-		// cgroups, and a container that is busy itself shows in CPU use.
-		for _, pair := range [...][2]uint64{
-			{prev.Cgroup.MemoryPressure.Some.Total, cur.Cgroup.MemoryPressure.Some.Total},
-			{prev.Cgroup.IOPressure.Some.Total, cur.Cgroup.IOPressure.Some.Total},
-		} {
-			r.Pressure = max(r.Pressure, float64(delta(pair[0], pair[1]))/us)
-		}
-	}
+	r.Pressure, r.HasPressure = cur.Pressure, cur.HasPressure
 	if cur.HasGPU {
 		r.HasGPU, r.GPU = true, cur.GPUUtil
 	}
@@ -120,6 +116,13 @@ type sampler struct {
 	// re-read only the files the idle decision needs (cgroup.ReadHot).
 	detailEvery int
 	reads       int
+	// PSI totals (µs) and time of the last full read, and the stall ratio
+	// computed then.
+	psiAt       time.Time
+	psiMem      uint64
+	psiIO       uint64
+	pressure    float64
+	hasPressure bool
 	cg          *cgroup.Reader
 	netdev      *procfs.File
 	cgPath      string // cAdvisor-style id label: the cgroup path
@@ -180,14 +183,26 @@ func cgroupID(root string, p cgroup.Paths) string {
 func (sm *sampler) read(s *Sample, now time.Time) error {
 	s.At = now
 	s.FromDocker = false
+	full := sm.reads%sm.detailEvery == 0
 	read := sm.cg.ReadHot
-	if sm.reads%sm.detailEvery == 0 {
+	if full {
 		read = sm.cg.Read
 	}
 	sm.reads++
 	if err := read(&s.Cgroup); err != nil {
 		return err
 	}
+	if full && s.Cgroup.HasPSI {
+		mem, io := s.Cgroup.MemoryPressure.Some.Total, s.Cgroup.IOPressure.Some.Total
+		if !sm.psiAt.IsZero() {
+			if us := float64(now.Sub(sm.psiAt).Microseconds()); us > 0 {
+				sm.pressure = max(float64(delta(sm.psiMem, mem)), float64(delta(sm.psiIO, io))) / us
+				sm.hasPressure = true
+			}
+		}
+		sm.psiAt, sm.psiMem, sm.psiIO = now, mem, io
+	}
+	s.Pressure, s.HasPressure = sm.pressure, sm.hasPressure
 	s.HasNet = false
 	if sm.netdev != nil {
 		b, err := sm.netdev.Read()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -535,7 +537,7 @@ func TestComputeRates(t *testing.T) {
 	cur := Sample{At: t0.Add(2 * time.Second), HasNet: true,
 		Cgroup: cgroup.Stats{CPUUsage: 2e9, CFSThrottled: 3, BlkIO: []cgroup.BlkDev{{Major: 8, ReadBytes: 2148, WriteBytes: 100}}, HasPSI: true},
 	}
-	cur.Cgroup.IOPressure.Some.Total = 500000 // 0.5 s stalled in 2 s
+	cur.Pressure, cur.HasPressure = 0.25, true
 	cur.Net = append(cur.Net, ifc("lo", 1e9, 1e9), ifc("eth0", 3000, 1000))
 	r := computeRates(&prev, &cur)
 	if r.CPU != 0.5 || r.NetBps != 1000 || r.DiskBps != 1024 || r.ThrottledPeriods != 0 || r.Pressure != 0.25 {
@@ -550,4 +552,58 @@ func TestComputeRates(t *testing.T) {
 
 func ifc(name string, rx, tx uint64) procfs.Iface {
 	return procfs.Iface{Name: name, RxBytes: rx, TxBytes: tx}
+}
+
+// TestSamplerPressure: PSI is read with the detail files and the stall
+// ratio covers the whole detail period.
+func TestSamplerPressure(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	src := filepath.Join("cgroup", "testdata", "v2-cgroupfs")
+	root := t.TempDir()
+	cg := filepath.Join(root, "sys/fs/cgroup")
+	dir := filepath.Join(cg, "docker", id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"cgroup.controllers"} {
+		b, _ := os.ReadFile(filepath.Join(src, "sys/fs/cgroup", f))
+		os.WriteFile(filepath.Join(cg, f), b, 0o644)
+	}
+	ents, _ := os.ReadDir(filepath.Join(src, "sys/fs/cgroup/docker", id))
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(src, "sys/fs/cgroup/docker", id, e.Name()))
+		os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644)
+	}
+	os.MkdirAll(filepath.Join(root, "proc/4242"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc/4242/cgroup"), []byte("0::/docker/"+id+"\n"), 0o644)
+
+	sm, err := openSampler(filepath.Join(root, "proc"), cg, 4242, false, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.close()
+	var s Sample
+	at := t0
+	if err := sm.read(&s, at); err != nil || s.HasPressure {
+		t.Fatalf("first read: %v, pressure %v", err, s.HasPressure)
+	}
+	// 2.5 s of I/O stall during the next 5 s.
+	os.WriteFile(filepath.Join(dir, "io.pressure"), []byte("some avg10=0.00 avg60=0.00 avg300=0.00 total=3389123\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1\n"), 0o644)
+	for i := 1; i <= 4; i++ {
+		at = at.Add(time.Second)
+		if err := sm.read(&s, at); err != nil || s.HasPressure {
+			t.Fatalf("hot read %d: %v, pressure %v", i, err, s.HasPressure)
+		}
+	}
+	at = at.Add(time.Second)
+	if err := sm.read(&s, at); err != nil || !s.HasPressure || s.Pressure != 0.5 {
+		t.Fatalf("full read: %v, pressure %v %v", err, s.HasPressure, s.Pressure)
+	}
+	at = at.Add(time.Second)
+	if err := sm.read(&s, at); err != nil || s.Pressure != 0.5 {
+		t.Fatalf("the ratio holds until the next full read: %v %v", err, s.Pressure)
+	}
+	if sm.cgPath != "/docker/"+id {
+		t.Errorf("id label %q", sm.cgPath)
+	}
 }

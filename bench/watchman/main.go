@@ -126,7 +126,7 @@ func run(n int, dur, interval time.Duration, statsN int) error {
 		fmt.Printf("ticks: %d, container samples: %d (%.0f containers per tick)\n", ticks, samples, float64(samples)/float64(ticks))
 		fmt.Printf("sampling+decision CPU (thread CPU of the ticks): %.3f CPU-s = %.2f%% of one core; %.1f µs CPU per container sample\n",
 			tcpu, 100*tcpu/window, 1e6*tcpu/float64(samples))
-		fmt.Printf("=> at 500 containers: %.2f%% of one core for sampling (scaled linearly from the per-sample CPU)\n", 100*500*tcpu/float64(samples)/window*float64(ticks)/window)
+		fmt.Printf("=> at 500 containers every %s: %.2f%% of one core for sampling (scaled linearly from the per-sample CPU)\n", interval, 100*500*tcpu/float64(samples)/interval.Seconds())
 		fmt.Printf("wall time: mean tick %.2f ms, mean container sample %.1f µs (includes waiting for the CPU on a loaded machine)\n",
 			1e3*(tick1.sum-tick0.sum)/float64(ticks), 1e6*(smp1.sum-smp0.sum)/float64(samples))
 	}

@@ -193,11 +193,11 @@ func classify(err error) error {
 // wrapping ErrVanished means the cgroup was removed; s is then incomplete.
 func (r *Reader) Read(s *Stats) error { return r.read2(s, true) }
 
-// ReadHot re-reads only the files the idle decision needs every sample —
-// CPU usage and throttling, block I/O bytes, memory and I/O pressure — and
-// fills the other figures (memory usage, limit and breakdown, CPU
-// user/system split, CPU pressure, I/O operation counts, pids, freezer
-// state) from the last Read. Before the first Read it does a full read.
+// ReadHot re-reads only the counters the idle decision needs every sample
+// — CPU usage and throttling and block I/O bytes — and fills the other
+// figures (memory, PSI, CPU user/system split, I/O operation counts, pids,
+// freezer state) from the last Read. Before the first Read it does a full
+// read.
 func (r *Reader) ReadHot(s *Stats) error {
 	if !r.hasDetail {
 		return r.Read(s)
@@ -210,7 +210,8 @@ func (r *Reader) read2(s *Stats, full bool) error {
 	*s = Stats{BlkIO: devs}
 	if !full {
 		d := &r.detail
-		s.MemoryUsage, s.CPUPressure = d.MemoryUsage, d.CPUPressure
+		s.MemoryUsage = d.MemoryUsage
+		s.CPUPressure, s.MemoryPressure, s.IOPressure, s.HasPSI = d.CPUPressure, d.MemoryPressure, d.IOPressure, d.HasPSI
 		s.CPUUser, s.CPUSystem = d.CPUUser, d.CPUSystem
 		s.MemoryLimit, s.MemoryRSS, s.MemoryCache, s.MemoryInactiveFile = d.MemoryLimit, d.MemoryRSS, d.MemoryCache, d.MemoryInactiveFile
 		s.Pids, s.PidsMax, s.Frozen = d.Pids, d.PidsMax, d.Frozen
@@ -231,9 +232,8 @@ func (r *Reader) read2(s *Stats, full bool) error {
 		s.MemoryWorkingSet = s.MemoryUsage - s.MemoryInactiveFile
 	}
 	for i, dst := range [...]*PSI{&s.CPUPressure, &s.MemoryPressure, &s.IOPressure} {
-		if i == 0 && !full {
-			s.HasPSI = r.hasDetail && r.detail.HasPSI
-			continue
+		if !full {
+			break
 		}
 		b, err := r.read(fPSICPU + i)
 		if err != nil {

@@ -1,0 +1,61 @@
+//go:build integration
+
+package watchman
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+
+	"github.com/heartwood-ops/heartwood/agent/testenv"
+)
+
+// BenchmarkIntegrationSampleContainer is the cost of one sample of a real
+// container on this host (cgroup v1 + hybrid PSI, a bridge network with
+// eth0), with detail files every 5th sample as with a 1 s interval:
+//
+//	go test -tags integration -run XXX -bench IntegrationSample ./watchman/
+func BenchmarkIntegrationSampleContainer(b *testing.B) {
+	cli := testenv.Docker(b)
+	testenv.Busybox(b, cli)
+	runID := testenv.RunID()
+	ctx := context.Background()
+	netName := "wm-bench-" + runID
+	if _, err := cli.NetworkCreate(ctx, netName, network.CreateOptions{Labels: map[string]string{testenv.LabelTest: runID}}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cli.NetworkRemove(context.Background(), netName) })
+	id := testenv.Run(b, cli, runID, testenv.Spec{Name: netName,
+		Config:     &container.Config{Image: testenv.BusyboxImage, Cmd: []string{"sleep", "3600"}},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
+	in, err := cli.ContainerInspect(ctx, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sm, err := openSampler("/proc", "/sys/fs/cgroup", in.State.Pid, false, 5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sm.close()
+	var s [2]Sample
+	now := time.Now()
+	if err := sm.read(&s[0], now); err != nil {
+		b.Fatal(err)
+	}
+	if !s[0].HasNet || len(s[0].Net) != 2 {
+		b.Fatalf("net %+v", s[0].Net)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		now = now.Add(time.Second)
+		if err := sm.read(&s[i&1], now); err != nil {
+			b.Fatal(err)
+		}
+		_ = computeRates(&s[(i-1)&1], &s[i&1])
+	}
+}
