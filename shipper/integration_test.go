@@ -101,13 +101,17 @@ func (it *itest) start(esAddr string, mutate func(*Config)) *runningShipper {
 
 // run starts a busybox container running script, labelled for this test.
 func (it *itest) run(name, script string, labels map[string]string, logOpts map[string]string) string {
+	return it.runDriver(name, script, labels, "json-file", logOpts)
+}
+
+func (it *itest) runDriver(name, script string, labels map[string]string, driver string, logOpts map[string]string) string {
 	if labels == nil {
 		labels = map[string]string{}
 	}
 	return testenv.Run(it.t, it.cli, it.runID, testenv.Spec{
 		Name:       name + "-" + it.runID,
 		Config:     &container.Config{Image: it.image, Cmd: []string{"sh", "-c", script}, Labels: labels},
-		HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file", Config: logOpts}},
+		HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: driver, Config: logOpts}},
 	})
 }
 
@@ -448,4 +452,25 @@ func waitMetric(t *testing.T, reg *prometheus.Registry, name, outcome string, at
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+func TestIntegrationDockerAPIFallback(t *testing.T) {
+	it := newITest(t)
+	es := strings.TrimPrefix(it.esURL, "http://")
+	index := "logs-docker.container-" + it.ns
+	const n = 3000
+	it.runDriver("api", lineScript("api", n, 200, ""), nil, "local", nil)
+	a := it.start(es, nil)
+	deadline := time.Now().Add(time.Minute)
+	for it.count(index) < n/5 {
+		if time.Now().After(deadline) {
+			t.Fatal("no progress through the Docker logs API")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	a.stop()
+	b := it.start(es, nil)
+	it.waitCount(index, n, 2*time.Minute)
+	b.stop()
+	it.verifyLines(index, map[string]int{"api": n})
 }

@@ -87,8 +87,9 @@ type Shipper struct {
 	tplErr   atomic.Pointer[error]
 
 	mu       sync.Mutex
-	readers  map[string]*reader // by container ID
-	bySlot   map[uint32]*reader
+	readers  map[string]*reader    // json-file readers by container ID
+	apis     map[string]*apiReader // Docker API readers by container ID
+	bySlot   map[uint32]acker
 	nextSlot uint32
 	running  atomic.Bool
 }
@@ -133,7 +134,8 @@ func New(cfg Config, deps Deps) (*Shipper, error) {
 		ephID:    hex.EncodeToString(eph[:]),
 		tplReady: make(chan struct{}),
 		readers:  map[string]*reader{},
-		bySlot:   map[uint32]*reader{},
+		apis:     map[string]*apiReader{},
+		bySlot:   map[uint32]acker{},
 	}
 	s.budget = newBudget(int64(cfg.MaxInflightBytes), func(n int64) { m.inflightBytes.Set(float64(n)) })
 	if !cfg.Template.Install {
@@ -208,6 +210,10 @@ loop:
 					r.removedAt.Store(time.Now().UnixNano())
 					r.removed.Store(true)
 				}
+				if r := s.apis[ch.Container.ID]; r != nil && !r.removed.Load() {
+					r.removedAt.Store(time.Now().UnixNano())
+					r.removed.Store(true)
+				}
 				s.mu.Unlock()
 			}
 		}
@@ -218,7 +224,8 @@ loop:
 	<-storeDone
 	s.mu.Lock()
 	s.readers = map[string]*reader{}
-	s.bySlot = map[uint32]*reader{}
+	s.apis = map[string]*apiReader{}
+	s.bySlot = map[uint32]acker{}
 	s.mu.Unlock()
 	s.m.readers.Set(0)
 	if runErr != nil {
@@ -227,45 +234,90 @@ loop:
 	return ctx.Err()
 }
 
-// eligible reports whether a container's logs are shipped from its file.
-func (s *Shipper) eligible(c *inventory.Container, set settings) bool {
+// acker receives the acknowledgements of one reader's documents.
+type acker interface {
+	acked(idx uint64, outcome esout.Outcome)
+}
+
+// source says how a container's logs are read.
+type logSource int
+
+const (
+	skipLogs logSource = iota
+	fileLogs
+	apiLogs
+)
+
+// sourceOf decides how (and whether) a container's logs are shipped.
+func (s *Shipper) sourceOf(c *inventory.Container, set settings) logSource {
 	if c.ID == s.deps.SelfContainerID || (s.deps.SelfContainerID != "" && strings.HasPrefix(c.ID, s.deps.SelfContainerID)) {
-		return false
+		return skipLogs
 	}
 	if !set.enabled {
-		return false
+		return skipLogs
 	}
 	for _, sel := range s.cfg.Selector {
 		k, v, hasValue := strings.Cut(sel, "=")
 		got, ok := c.Labels[k]
 		if !ok || (hasValue && got != v) {
-			return false
+			return skipLogs
 		}
 	}
-	return c.LogDriver == "" || c.LogDriver == "json-file"
+	switch c.LogDriver {
+	case "", "json-file":
+		return fileLogs
+	case "none":
+		return skipLogs
+	}
+	if s.deps.Docker == nil {
+		return skipLogs
+	}
+	return apiLogs
 }
 
 func (s *Shipper) ensureReader(ctx context.Context, wg *sync.WaitGroup, c *inventory.Container) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.readers[c.ID]; ok {
+	if s.readers[c.ID] != nil || s.apis[c.ID] != nil {
 		return
 	}
 	set := settingsFor(s.cfg, c)
-	if !s.eligible(c, set) {
-		if set.enabled && c.ID != s.deps.SelfContainerID && c.LogDriver != "" && c.LogDriver != "json-file" && c.LogDriver != "none" {
-			s.log.Debug("log driver has no readable file; Docker API fallback not implemented", "container", c.ShortID(), "driver", c.LogDriver)
-		}
+	src := s.sourceOf(c, set)
+	if src == skipLogs {
 		return
 	}
 	for _, p := range set.problems {
 		s.log.Warn("ignoring container label", "container", c.ShortID(), "problem", p)
 	}
 	s.nextSlot++
-	r := s.newReader(c, set, s.nextSlot)
-	s.readers[c.ID] = r
-	s.bySlot[r.slot] = r
+	slot := s.nextSlot
+	short := c.ID[:min(12, len(c.ID))]
 	s.m.readers.Inc()
+	if src == apiLogs {
+		r := s.newAPIReader(c, set, slot)
+		s.apis[c.ID] = r
+		s.bySlot[slot] = r
+		wg.Go(func() {
+			select {
+			case <-s.tplReady:
+				r.run(ctx)
+			case <-ctx.Done():
+			}
+			s.mu.Lock()
+			if s.apis[c.ID] == r {
+				delete(s.apis, c.ID)
+			}
+			if r.removed.Load() {
+				delete(s.bySlot, slot)
+			}
+			s.mu.Unlock()
+			s.m.readers.Dec()
+		})
+		return
+	}
+	r := s.newReader(c, set, slot)
+	s.readers[c.ID] = r
+	s.bySlot[slot] = r
 	wg.Go(func() {
 		select {
 		case <-s.tplReady:
@@ -277,12 +329,12 @@ func (s *Shipper) ensureReader(ctx context.Context, wg *sync.WaitGroup, c *inven
 			delete(s.readers, c.ID)
 		}
 		if r.removed.Load() {
-			delete(s.bySlot, r.slot)
+			delete(s.bySlot, slot)
 		}
 		s.mu.Unlock()
 		s.m.readers.Dec()
 		if r.removed.Load() {
-			s.m.lag.DeleteLabelValues(c.ID[:min(12, len(c.ID))])
+			s.m.lag.DeleteLabelValues(short)
 		}
 	})
 }
@@ -352,13 +404,17 @@ func (s *Shipper) Ready() error {
 // has no reader).
 func (s *Shipper) DescribeContainer(id string) any {
 	s.mu.Lock()
-	r := s.readers[id]
+	r, a := s.readers[id], s.apis[id]
 	s.mu.Unlock()
-	if r == nil {
-		return nil
+	switch {
+	case r != nil:
+		return r.describe()
+	case a != nil:
+		cp, _ := a.trk.checkpoint()
+		return map[string]any{"source": "docker-logs-api", "data_stream": a.set.index(),
+			"checkpoint": cp, "inflight_events": a.trk.inflight(), "removed": a.removed.Load()}
 	}
-	st := r.describe()
-	return st
+	return nil
 }
 
 // sourceFor builds a container's ECS source fields.
