@@ -178,7 +178,7 @@ func (p *parser) strValue() (string, bool) {
 	}
 	if !escaped {
 		if !utf8.Valid(raw) {
-			return strings.ToValidUTF8(string(raw), "\uFFFD"), true
+			return sanitizeUTF8(raw), true
 		}
 		return string(raw), true
 	}
@@ -192,7 +192,24 @@ func (p *parser) strValue() (string, bool) {
 // maxDepth bounds the nesting skip accepts.
 const maxDepth = 64
 
-// skip skips one value of any type.
+// sanitizeUTF8 replaces each invalid byte by U+FFFD, as encoding/json
+// does.
+func sanitizeUTF8(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(b) + 8)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			sb.WriteString("\uFFFD")
+		} else {
+			sb.Write(b[:size])
+		}
+		b = b[size:]
+	}
+	return sb.String()
+}
+
+// maxDepth bounds of any type.
 func (p *parser) skip() bool { return p.skipDepth(0) }
 
 func (p *parser) skipDepth(depth int) bool {

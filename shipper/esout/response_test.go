@@ -287,7 +287,7 @@ func FuzzParseBulkResponseStructured(f *testing.F) {
 			if status >= 300 {
 				anyErr = true
 				it.Error = &errT{Type: errType, Reason: reason}
-				r.errType, r.errReason = strings.ToValidUTF8(errType, "\uFFFD"), strings.ToValidUTF8(reason, "\uFFFD")
+				r.errType, r.errReason = jsonRoundTrip(errType), jsonRoundTrip(reason)
 			}
 			items = append(items, map[string]itemT{"create": it})
 			want = append(want, r)
@@ -316,4 +316,13 @@ func FuzzParseBulkResponseStructured(f *testing.F) {
 			t.Fatalf("got %+v\nwant %+v", got.items, want)
 		}
 	})
+}
+
+// jsonRoundTrip returns s as encoding/json writes and reads it back
+// (each invalid UTF-8 byte becomes U+FFFD).
+func jsonRoundTrip(s string) string {
+	b, _ := json.Marshal(s)
+	var out string
+	_ = json.Unmarshal(b, &out)
+	return out
 }
