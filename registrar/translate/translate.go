@@ -203,6 +203,9 @@ func Translate(c *inventory.Container, o Options) Result {
 	netMode := c.NetworkMode
 	hostLike := netMode == "host" || strings.HasPrefix(netMode, "container:")
 	swarm := c.Swarm != nil && c.Swarm.ServiceName != ""
+	// Swarm tasks are reached on their overlay address, unless they run in
+	// the host's network namespace.
+	swarmAddr := swarm && !hostLike
 
 	ports := choosePorts(c.Ports, o.IPv6, hostLike)
 	if len(ports) == 0 {
@@ -212,7 +215,7 @@ func Translate(c *inventory.Container, o Options) Result {
 	var usable []portInfo
 	for _, p := range ports {
 		vals := set.For(strconv.Itoa(int(p.port)))
-		if p.hostPort == 0 && !o.Internal && !swarm && vals.Get("network") == "" {
+		if p.hostPort == 0 && !o.Internal && !swarmAddr && vals.Get("network") == "" {
 			res.Skipped = append(res.Skipped, Skip{Port: p.key(), Reason: "port not published on the host (set registrar.internal or SERVICE_NETWORK to register the container address)"})
 			continue
 		}
@@ -221,7 +224,7 @@ func Translate(c *inventory.Container, o Options) Result {
 	group := len(usable) > 1
 	seen := map[string]bool{}
 	for _, p := range usable {
-		svc, skip := build(c, o, set, p, group, swarm)
+		svc, skip := build(c, o, set, p, group, swarm, swarmAddr)
 		if skip != nil {
 			res.Skipped = append(res.Skipped, *skip)
 			continue
@@ -288,7 +291,7 @@ func unspecified(ip string) bool {
 }
 
 // build makes the service for one port, or says why there is none.
-func build(c *inventory.Container, o Options, set labels.Set, p portInfo, group, swarm bool) (*Service, *Skip) {
+func build(c *inventory.Container, o Options, set labels.Set, p portInfo, group, swarm, swarmAddr bool) (*Service, *Skip) {
 	portStr := strconv.Itoa(int(p.port))
 	vals := set.For(portStr)
 	skip := func(id, format string, args ...any) (*Service, *Skip) {
@@ -347,7 +350,7 @@ func build(c *inventory.Container, o Options, set labels.Set, p portInfo, group,
 	}
 
 	// Address and port.
-	containerAddr := o.Internal || swarm || vals.Get("network") != ""
+	containerAddr := o.Internal || swarmAddr || vals.Get("network") != ""
 	if containerAddr {
 		n, err := pickNetwork(c, vals.Get("network"), o, swarm)
 		if err != nil {

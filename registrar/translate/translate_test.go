@@ -215,6 +215,13 @@ func TestTranslateGolden(t *testing.T) {
 			c.Labels = map[string]string{"SERVICE_NAME": "node-exporter"}
 			c.Swarm = &inventory.SwarmTask{ServiceID: "svc2", ServiceName: "mon_exporter", TaskID: "t1", NodeID: "n1", Stack: "mon"}
 		})},
+		{name: "swarm_host_network", c: with(func(c *inventory.Container) {
+			c.Name = "mon_exporter.n1.t1"
+			c.NetworkMode = "host"
+			c.Networks = []inventory.Network{{Name: "host", ID: "h"}}
+			c.Ports = []inventory.Port{{ContainerPort: 9100, Proto: "tcp"}}
+			c.Swarm = &inventory.SwarmTask{ServiceID: "svc2", ServiceName: "mon_exporter", TaskID: "t1", NodeID: "n1", Stack: "mon"}
+		})},
 		{name: "require_labels", c: base(), o: func(o *Options) { o.RequireLabels = []string{"team=ml"} }},
 		{name: "no_ports", c: with(func(c *inventory.Container) { c.Ports = nil })},
 		{name: "sctp", c: with(func(c *inventory.Container) {
