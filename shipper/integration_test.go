@@ -245,7 +245,12 @@ func TestIntegrationExactlyOnceRestartAndCrash(t *testing.T) {
 	it := newITest(t)
 	es := strings.TrimPrefix(it.esURL, "http://")
 	index := "logs-docker.container-" + it.ns
-	const containers, lines = 10, 3000
+	// HEARTWOOD_SHIPPER_ITEST_LINES scales the test up (20000 gives the
+	// issue's 200,000 lines from 10 containers).
+	containers, lines := 10, 3000
+	if v := os.Getenv("HEARTWOOD_SHIPPER_ITEST_LINES"); v != "" {
+		fmt.Sscan(v, &lines)
+	}
 	want := map[string]int{}
 	for k := range containers {
 		tag := fmt.Sprintf("c%d", k)
@@ -473,4 +478,108 @@ func TestIntegrationDockerAPIFallback(t *testing.T) {
 	it.waitCount(index, n, 2*time.Minute)
 	b.stop()
 	it.verifyLines(index, map[string]int{"api": n})
+}
+
+func TestIntegrationRemovedContainerDrains(t *testing.T) {
+	it := newITest(t)
+	proxy := testenv.NewProxy(t, strings.TrimPrefix(it.esURL, "http://"))
+	index := "logs-docker.container-" + it.ns
+	const n = 5000
+	r := it.start(proxy.Addr, func(c *Config) { c.MaxInflightBytes = 64 << 10; c.BatchBytes = 16 << 10 })
+	waitReady(t, r.s)
+	proxy.Cut() // the shipper falls behind: it must still get every line
+	script := strings.TrimSuffix(lineScript("gone", n, 0, ""), "; sleep 3600")
+	id := it.run("gone", script, nil, nil)
+	// Wait for the container to write everything and exit, then remove it.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		in, err := it.cli.ContainerInspect(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.State.Status == "exited" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("container did not finish writing")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r.s.DescribeContainer(id) == nil {
+		t.Fatal("no reader for the container before its removal")
+	}
+	testenv.Remove(it.cli, id)
+	time.Sleep(2 * time.Second)
+	proxy.Restore()
+	it.waitCount(index, n, 2*time.Minute)
+	r.stop()
+	it.verifyLines(index, map[string]int{"gone": n})
+}
+
+func TestIntegrationPausedContainerKeepsState(t *testing.T) {
+	it := newITest(t)
+	index := "logs-docker.container-" + it.ns
+	const n = 2000
+	id := it.run("paused", lineScript("paused", n, 300, ""), nil, nil)
+	r := it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
+	deadline := time.Now().Add(time.Minute)
+	for it.count(index) < 300 {
+		if time.Now().After(deadline) {
+			t.Fatal("no progress")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ctx := context.Background()
+	if err := it.cli.ContainerPause(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if r.s.DescribeContainer(id) == nil {
+		t.Fatal("paused container lost its reader")
+	}
+	if err := it.cli.ContainerUnpause(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	it.waitCount(index, n, 2*time.Minute)
+	r.stop()
+	it.verifyLines(index, map[string]int{"paused": n})
+}
+
+func TestIntegrationSendEvent(t *testing.T) {
+	it := newITest(t)
+	r := it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	doc := map[string]any{"@timestamp": "2026-11-28T10:00:00.000000001Z", "message": "paused idle container",
+		"event": map[string]any{"action": "pause"}, "container": map[string]any{"id": "abc"}}
+	if err := r.s.SendEvent(ctx, "heartwood.watchman", doc); err != nil {
+		t.Fatal(err)
+	}
+	// The same event again (a retry) is not indexed twice.
+	if err := r.s.SendEvent(ctx, "heartwood.watchman", doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.s.SendEvent(ctx, "bad-dataset", doc); err == nil {
+		t.Fatal("invalid dataset accepted")
+	}
+	r.stop()
+	index := "logs-heartwood.watchman-" + it.ns
+	if n := it.count(index); n != 1 {
+		t.Fatalf("%s holds %d documents, want 1", index, n)
+	}
+	body := string(it.http("POST", "/"+index+"/_search", []byte(`{"query":{"term":{"event.action":"pause"}}}`)))
+	if !strings.Contains(body, `"paused idle container"`) || !strings.Contains(body, `"host":{"name":"itest-node"}`) {
+		t.Fatalf("event not found or not enriched: %s", body)
+	}
+}
+
+func waitReady(t *testing.T, s *Shipper) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for s.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("shipper not ready: %v", s.Ready())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
