@@ -1,7 +1,6 @@
 package shipper
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,10 +61,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{m.linesRead, m.bytesRead, m.events, m.eventsAcked, m.bytesAcked,
 		m.malformed, m.truncated, m.gaps, m.lostBytes, m.headroomWarns, m.lag, m.readers, m.inflightBytes, m.checkpointFails} {
 		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("register shipper metrics: %w", err)
-			}
 			return nil, fmt.Errorf("register shipper metrics: %w", err)
 		}
 	}

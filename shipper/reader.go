@@ -253,6 +253,17 @@ func (r *reader) run(ctx context.Context) {
 			return
 		}
 		r.updateStatus()
+		if r.trk.inflight() == 0 {
+			_, pendingLine := r.asm.Pending()
+			if r.ml != nil {
+				_, mlPending := r.ml.Pending()
+				pendingLine = pendingLine || mlPending
+			}
+			if !pendingLine && r.fol.Unread() == 0 {
+				// Caught up and everything acknowledged: no lag.
+				r.s.m.lag.WithLabelValues(r.id[:min(12, len(r.id))]).Set(0)
+			}
+		}
 		if r.removed.Load() && (rotated || ev == tail.NoChange) && r.fol.Unread() == 0 {
 			if r.drainedRemoved() {
 				r.finish(ctx)
