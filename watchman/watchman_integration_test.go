@@ -156,11 +156,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// run starts a busybox container without network. Its CPU shares are the
+// maximum: the machine is shared with other tests' containers (siblings
+// under /docker), and a burner must get its core for the figures to mean
+// anything.
 func (e *env) run(t *testing.T, name string, labels map[string]string, cmd ...string) string {
 	t.Helper()
 	return e.runSpec(t, testenv.Spec{Name: "wm-" + e.runID + "-" + name,
 		Config:     &container.Config{Image: testenv.BusyboxImage, Cmd: cmd, Labels: labels},
-		HostConfig: &container.HostConfig{NetworkMode: "none"}})
+		HostConfig: &container.HostConfig{NetworkMode: "none", Resources: container.Resources{CPUShares: 262144}}})
 }
 
 func (e *env) runSpec(t *testing.T, spec testenv.Spec) string {
@@ -568,24 +572,42 @@ func TestIntegrationPausedHealthcheck(t *testing.T) {
 	})
 }
 
+// TestIntegrationDockerStatsFallback: a container whose cgroup cannot be
+// resolved is measured through Docker's one-shot stats API. The proc root
+// is a directory of the test's own in which only the burner's pid exists,
+// with a cgroup path that is not there: every other container on the shared
+// engine is then skipped (its process "vanished") rather than queued for
+// the fallback, and the burner falls back.
 func TestIntegrationDockerStatsFallback(t *testing.T) {
 	cfg := testConfig()
-	cfg.CgroupRoot = t.TempDir() // nothing there: every container falls back
+	cfg.ProcRoot = t.TempDir()
 	e := start(t, cfg)
 	burner := e.run(t, "fbburn", nil, "sh", "-c", "while :; do :; done")
+	in, err := e.cli.ContainerInspect(context.Background(), burner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cfg.ProcRoot, strconv.Itoa(in.State.Pid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup"), []byte("0::/heartwood-no-such-cgroup\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 30*time.Second, "two Docker samples", func() bool {
 		v := e.view(t, burner)
 		return v != nil && v.LastSample != nil && v.LastSample.Source == "docker" && v.LastSample.CPUCores > 0
 	})
 	v := e.view(t, burner)
 	t.Logf("fallback sample: %+v", *v.LastSample)
-	if v.LastSample.CPUCores < 0.8 || v.LastSample.CPUCores > 1.2 {
+	// Docker's figure over its own interval; the machine is shared, so
+	// only a broad check (the exact figures are tested on the cgroup path).
+	if v.LastSample.CPUCores < 0.5 || v.LastSample.CPUCores > 1.2 {
 		t.Errorf("burner at %.3f cores through Docker stats, want about 1", v.LastSample.CPUCores)
 	}
 	if v.SampleError == "" {
 		t.Error("no sample error reported for the unreadable cgroup")
 	}
-	_ = fmt.Sprint()
 }
 
 // TestIntegrationKVDefaultsAndDryRun changes the cluster-wide defaults and
