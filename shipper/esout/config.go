@@ -97,13 +97,13 @@ type Config struct {
 	DeadLetter DeadLetterConfig `yaml:"dead-letter"`
 }
 
-// DefaultConfig returns the defaults: 2 MiB / 1 s flushes, 2 workers,
+// DefaultConfig returns the defaults: 2 MiB / 500 ms flushes, 2 workers,
 // 16 MiB in flight, gzip level 1, 100 ms..30 s backoff, 60 s requests, dead
 // letters to logs-heartwood.deadletter-default.
 func DefaultConfig() Config {
 	return Config{
 		FlushBytes:       2 << 20,
-		FlushInterval:    time.Second,
+		FlushInterval:    500 * time.Millisecond,
 		Workers:          2,
 		MaxInflightBytes: 16 << 20,
 		Compression:      true,

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,7 @@ type options struct {
 	msgBytes  int
 	refresh   string
 	genOnly   bool
+	rate      int
 	cfg       esout.Config
 }
 
@@ -85,7 +87,9 @@ func run() error {
 	flag.IntVar(&o.msgBytes, "msg-bytes", 100, "message length in bytes")
 	flag.StringVar(&o.refresh, "refresh", "1s", "refresh_interval of the bench data stream")
 	flag.BoolVar(&o.genOnly, "gen-only", false, "only generate the documents (measures the generator's CPU)")
+	flag.IntVar(&o.rate, "rate", 0, "if > 0: offer this many docs/s (one producer, a Write every 10 ms) and report Write-to-ack latency")
 	flag.IntVar(&o.cfg.Workers, "workers", o.cfg.Workers, "esout workers")
+	flag.DurationVar(&o.cfg.FlushInterval, "flush-interval", o.cfg.FlushInterval, "esout flush-interval")
 	flag.TextVar(&o.cfg.FlushBytes, "flush-bytes", o.cfg.FlushBytes, "esout flush-bytes")
 	flag.TextVar(&o.cfg.MaxInflightBytes, "max-inflight-bytes", o.cfg.MaxInflightBytes, "esout max-inflight-bytes")
 	flag.BoolVar(&o.cfg.Compression, "compression", o.cfg.Compression, "esout compression")
@@ -151,16 +155,53 @@ func run() error {
 	var acked atomic.Int64
 	var outcomes [4]atomic.Int64
 	allDone := make(chan struct{})
+	// Write-to-ack latency per document (rate mode): writtenAt[token].
+	var writtenAt []atomic.Int64
+	var latencies []time.Duration
+	var latMu sync.Mutex
+	if o.rate > 0 {
+		writtenAt = make([]atomic.Int64, o.docs)
+		latencies = make([]time.Duration, 0, o.docs)
+	}
 	ack := func(rs []esout.Result) {
+		now := time.Since(t0)
 		for _, r := range rs {
 			outcomes[r.Outcome].Add(1)
+			if writtenAt != nil {
+				latMu.Lock()
+				latencies = append(latencies, now-time.Duration(writtenAt[r.Token].Load()))
+				latMu.Unlock()
+			}
 		}
 		if acked.Add(int64(len(rs))) == int64(o.docs) {
 			close(allDone)
 		}
 	}
 	var wg sync.WaitGroup
+	if o.rate > 0 {
+		wg.Go(func() {
+			g := newGen(stream, o.msgBytes)
+			per := max(1, o.rate/100)
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for start := 0; start < o.docs; start += per {
+				<-tick.C
+				docs := g.docs(start, min(per, o.docs-start))
+				now := int64(time.Since(t0))
+				for _, d := range docs {
+					writtenAt[d.Token].Store(now)
+				}
+				if err := w.Write(ctx, docs, ack); err != nil {
+					fmt.Fprintln(os.Stderr, "write:", err)
+					os.Exit(1)
+				}
+			}
+		})
+	}
 	for p := range o.producers {
+		if o.rate > 0 {
+			break
+		}
 		wg.Go(func() {
 			g := newGen(stream, o.msgBytes)
 			for start := p * o.batch; start < o.docs; start += o.producers * o.batch {
@@ -209,8 +250,14 @@ func run() error {
 	fmt.Printf("bulk requests        %v\n", m["heartwood_shipper_es_bulk_requests_total"])
 	fmt.Printf("bytes on the wire    %.1f MiB (source bytes delivered %.1f MiB)\n", m["heartwood_shipper_es_bulk_request_bytes_total"].(float64)/(1<<20), m["heartwood_shipper_es_bytes_delivered_total"].(float64)/(1<<20))
 	fmt.Printf("retried              %v\n", m["heartwood_shipper_es_docs_retried_total"])
-	fmt.Printf("config               workers=%d flush-bytes=%s max-inflight-bytes=%s compression=%v level=%d producers=%d batch=%d msg-bytes=%d refresh=%s\n",
-		o.cfg.Workers, o.cfg.FlushBytes, o.cfg.MaxInflightBytes, o.cfg.Compression, o.cfg.CompressionLevel, o.producers, o.batch, o.msgBytes, o.refresh)
+	if len(latencies) > 0 {
+		slices.Sort(latencies)
+		q := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
+		fmt.Printf("write-to-ack latency p50 %s, p99 %s, max %s at %d docs/s offered (searchable adds up to refresh_interval %s)\n",
+			q(0.50).Round(time.Millisecond), q(0.99).Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond), o.rate, o.refresh)
+	}
+	fmt.Printf("config               workers=%d flush-interval=%s flush-bytes=%s max-inflight-bytes=%s compression=%v level=%d producers=%d batch=%d msg-bytes=%d refresh=%s\n",
+		o.cfg.Workers, o.cfg.FlushInterval, o.cfg.FlushBytes, o.cfg.MaxInflightBytes, o.cfg.Compression, o.cfg.CompressionLevel, o.producers, o.batch, o.msgBytes, o.refresh)
 	if c.Count != o.docs+1 {
 		return fmt.Errorf("elasticsearch has %d documents in %s, want %d", c.Count, stream, o.docs+1)
 	}
