@@ -124,6 +124,9 @@ func startKV(t *testing.T, cfg watchman.Config, kv watchman.KV) *env {
 	cli := testenv.Docker(t)
 	testenv.Busybox(t, cli)
 	e := &env{cli: cli, runID: testenv.RunID(), maint: &recMaintainer{}, sink: &recSink{}, reg: prometheus.NewRegistry()}
+	// Runs last: whatever a per-container cleanup missed (a busy engine
+	// can time it out) is removed by label.
+	t.Cleanup(func() { testenv.RemoveLabelled(t, cli, e.runID) })
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	inv := inventory.New(cli, inventory.Options{Logger: log})
 	w, err := watchman.New(cfg, watchman.Deps{
