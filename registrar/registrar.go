@@ -617,6 +617,7 @@ func (r *Registrar) reconcile(ctx context.Context, full bool, dirty map[string]t
 		queue := make([]string, 0, len(dirty))
 		for id := range dirty {
 			queue = append(queue, id)
+			queue = append(queue, r.sharersLocked(id)...)
 		}
 		sort.Strings(queue)
 		seen := map[string]bool{}
@@ -647,6 +648,24 @@ func (r *Registrar) reconcile(ctx context.Context, full bool, dirty map[string]t
 		r.log.Debug("reconciled", "mode", mode, "writes", len(plans), "took", time.Since(start).Round(time.Microsecond), "err", err)
 	}
 	return err
+}
+
+// sharersLocked returns the containers that use the network namespace of
+// container id (network mode container:<id or name>): their address is
+// that container's, so they are reconciled with it.
+func (r *Registrar) sharersLocked(id string) []string {
+	c, ok := r.containers[id]
+	var out []string
+	for oid, o := range r.containers {
+		ref, shared := strings.CutPrefix(o.NetworkMode, "container:")
+		if !shared || oid == id || ref == "" {
+			continue
+		}
+		if ref == id || (ok && ref == c.Name) || (len(ref) >= 12 && strings.HasPrefix(id, ref)) {
+			out = append(out, oid)
+		}
+	}
+	return out
 }
 
 // orderLocked lists the containers oldest first, so that on a service ID

@@ -624,3 +624,32 @@ func TestMaintenanceBeforeFirstReconcile(t *testing.T) {
 		t.Fatal("maintenance for an unknown container kept")
 	}
 }
+
+func TestContainerNetworkModeFollowsItsNetworkContainer(t *testing.T) {
+	h := newHarness(t, nil)
+	pod := ctr("pod")
+	pod.Ports = nil
+	pod.Networks = []inventory.Network{{Name: "bridge", IPAddress: "172.17.0.7"}}
+	app := ctr("app")
+	app.NetworkMode = "container:" + pod.ID
+	app.Ports = []inventory.Port{{ContainerPort: 8500, Proto: "tcp"}}
+	h.change(inventory.Added, "start", pod)
+	h.change(inventory.Added, "start", app)
+	addr := func() string {
+		h.agent.mu.Lock()
+		defer h.agent.mu.Unlock()
+		if s := h.agent.services["n1:app:8500"]; s != nil {
+			return s.Address
+		}
+		return ""
+	}
+	if got := addr(); got != "172.17.0.7" {
+		t.Fatalf("address = %q, want the pod's 172.17.0.7", got)
+	}
+	moved := *pod
+	moved.Networks = []inventory.Network{{Name: "bridge", IPAddress: "172.17.0.9"}}
+	h.change(inventory.Updated, "restart", &moved)
+	if got := addr(); got != "172.17.0.9" {
+		t.Fatalf("address = %q after the pod's IP changed, want 172.17.0.9", got)
+	}
+}
