@@ -413,3 +413,37 @@ func TestIntegrationPutIndexTemplate(t *testing.T) {
 		t.Fatalf("bad template: %v", err)
 	}
 }
+
+// TestIntegrationClientCompresses: with a client that compresses request
+// bodies itself, esout notices and stops compressing, and nothing is lost
+// or dead-lettered on the way.
+func TestIntegrationClientCompresses(t *testing.T) {
+	e := newESEnv(t)
+	client, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{e.url}, CompressRequestBody: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(e.config(), client, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	docs := e.docs(300, "z")
+	a := newAcks(t, len(docs))
+	if err := w.Write(ctx, docs, a.ack); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 60*time.Second)
+	if got := outcomes(a); got[Delivered] != len(docs) {
+		t.Fatalf("outcomes %v", got)
+	}
+	if c := e.count(t, e.stream); c != len(docs) {
+		t.Fatalf("%d docs in ES, want %d", c, len(docs))
+	}
+	if !w.clientCompresses.Load() {
+		t.Error("client compression not detected")
+	}
+}
