@@ -597,7 +597,7 @@ func TestRejectedRegistrationNotRetriedAndReported(t *testing.T) {
 	h.wantIDs("n1:good:80", "n1:script:80")
 }
 
-func TestMaintenanceBeforeFirstReconcile(t *testing.T) {
+func TestMaintenanceFailuresAndEarlyCalls(t *testing.T) {
 	h := newHarness(t, nil)
 	c := ctr("web")
 	h.r.ingest([]inventory.Change{{Kind: inventory.Added, Container: c}}, map[string]time.Time{})
@@ -607,8 +607,34 @@ func TestMaintenanceBeforeFirstReconcile(t *testing.T) {
 	if err := h.full(); err != nil {
 		t.Fatal(err)
 	}
-	if h.agent.maint["n1:web:80"] != "early" {
-		t.Fatalf("early maintenance not applied by the first reconcile: %v", h.agent.maint)
+	if _, on := h.agent.maint["n1:web:80"]; on {
+		t.Fatal("a failed Maintenance(on) was applied later")
+	}
+	// Consul down: "on" fails and is forgotten; "off" fails and is kept.
+	if err := h.r.Maintenance(context.Background(), c.ID, true, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	h.agent.setDown(true)
+	if err := h.r.Maintenance(context.Background(), c.ID, false, ""); err == nil {
+		t.Fatal("Maintenance(off) succeeded with consul down")
+	}
+	h.agent.setDown(false)
+	if err := h.full(); err != nil {
+		t.Fatal(err)
+	}
+	if _, on := h.agent.maint["n1:web:80"]; on {
+		t.Fatal("Maintenance(off) that failed was not applied when consul returned")
+	}
+	h.agent.setDown(true)
+	if err := h.r.Maintenance(context.Background(), c.ID, true, "pause"); err == nil {
+		t.Fatal("Maintenance(on) succeeded with consul down")
+	}
+	h.agent.setDown(false)
+	if err := h.full(); err != nil {
+		t.Fatal(err)
+	}
+	if _, on := h.agent.maint["n1:web:80"]; on {
+		t.Fatal("a failed Maintenance(on) was applied when consul returned")
 	}
 	// Unknown containers are forgotten at the next full reconcile.
 	if err := h.r.Maintenance(context.Background(), "nosuch", true, "x"); err != nil {
@@ -622,34 +648,5 @@ func TestMaintenanceBeforeFirstReconcile(t *testing.T) {
 	h.r.mu.Unlock()
 	if kept {
 		t.Fatal("maintenance for an unknown container kept")
-	}
-}
-
-func TestContainerNetworkModeFollowsItsNetworkContainer(t *testing.T) {
-	h := newHarness(t, nil)
-	pod := ctr("pod")
-	pod.Ports = nil
-	pod.Networks = []inventory.Network{{Name: "bridge", IPAddress: "172.17.0.7"}}
-	app := ctr("app")
-	app.NetworkMode = "container:" + pod.ID
-	app.Ports = []inventory.Port{{ContainerPort: 8500, Proto: "tcp"}}
-	h.change(inventory.Added, "start", pod)
-	h.change(inventory.Added, "start", app)
-	addr := func() string {
-		h.agent.mu.Lock()
-		defer h.agent.mu.Unlock()
-		if s := h.agent.services["n1:app:8500"]; s != nil {
-			return s.Address
-		}
-		return ""
-	}
-	if got := addr(); got != "172.17.0.7" {
-		t.Fatalf("address = %q, want the pod's 172.17.0.7", got)
-	}
-	moved := *pod
-	moved.Networks = []inventory.Network{{Name: "bridge", IPAddress: "172.17.0.9"}}
-	h.change(inventory.Updated, "restart", &moved)
-	if got := addr(); got != "172.17.0.9" {
-		t.Fatalf("address = %q after the pod's IP changed, want 172.17.0.9", got)
 	}
 }
