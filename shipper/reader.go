@@ -28,7 +28,7 @@ import (
 )
 
 const (
-	readChunk    = 64 << 10
+	readChunk    = 32 << 10
 	maxRecord    = 4 << 20 // a json-file record longer than this is garbage
 	refreshEvery = time.Second
 )
@@ -36,13 +36,14 @@ const (
 // reader ships one container's json-file log. Its goroutine owns every
 // field except the atomics and those under mu.
 type reader struct {
-	s    *Shipper
-	id   string
-	slot uint32
-	set  settings
-	meta *ecs.Meta
-	log  *slog.Logger
-	cap  int64 // Docker's max-size × max-file, 0 if unbounded
+	s     *Shipper
+	id    string
+	slot  uint32
+	set   settings
+	index string // the data stream
+	meta  *ecs.Meta
+	log   *slog.Logger
+	cap   int64 // Docker's max-size × max-file, 0 if unbounded
 
 	fol *tail.Follower
 	asm *partial.Assembler
@@ -57,13 +58,15 @@ type reader struct {
 	keys    map[uint32]uint64 // _id key per file number
 
 	// the batch being built
-	docs    []esout.Doc
-	pend    []pendingDoc
-	slab    []byte
-	ids     []byte
-	idEnds  []int
-	nEmit   int // docs emitted while processing the current record
-	bytesIn int64
+	docs   []esout.Doc
+	pend   []pendingDoc
+	slab   []byte
+	ids    []byte
+	idEnds []int
+	nEmit  int // docs emitted while processing the current record
+	// sizes of the previous batch, to size the next one
+	slabHint, docsHint int
+	bytesIn            int64
 
 	removed   atomic.Bool
 	removedAt atomic.Int64
@@ -101,7 +104,7 @@ type readerStatus struct {
 func (s *Shipper) newReader(c *inventory.Container, set settings, slot uint32) *reader {
 	base := filepath.Join(s.cfg.ContainersRoot, c.ID, c.ID+"-json.log")
 	r := &reader{
-		s: s, id: c.ID, slot: slot, set: set,
+		s: s, id: c.ID, slot: slot, set: set, index: set.index(),
 		meta:  ecs.NewMeta(s.sourceFor(c, set)),
 		log:   s.log.With("container", c.ShortID(), "name", c.Name),
 		cap:   logCapacity(c.LogConfig),
@@ -429,8 +432,11 @@ func (r *reader) emit(l *logline.Line) {
 	// Body, then the raw text for the dead-letter stream, in one slab that
 	// is sized for a whole batch (it is handed to the output with it).
 	if r.slab == nil {
-		r.slab = make([]byte, 0, int(r.s.cfg.BatchBytes)+64<<10)
-		r.docs = make([]esout.Doc, 0, 256)
+		// Sized from the previous batch: busy readers get whole-batch
+		// slabs (no regrowth), mostly idle ones small ones.
+		size := min(max(r.slabHint+r.slabHint/4, 4<<10), int(r.s.cfg.BatchBytes)+8<<10)
+		r.slab = make([]byte, 0, size)
+		r.docs = make([]esout.Doc, 0, max(r.docsHint, 16))
 	}
 	off := len(r.slab)
 	r.slab = r.meta.Append(r.slab, &ev)
@@ -446,7 +452,7 @@ func (r *reader) emit(l *logline.Line) {
 	}
 	r.ids = base64.RawURLEncoding.AppendEncode(r.ids, raw[:])
 	r.idEnds = append(r.idEnds, len(r.ids))
-	r.docs = append(r.docs, esout.Doc{Index: r.set.index(),
+	r.docs = append(r.docs, esout.Doc{Index: r.index,
 		Body: r.slab[off:bodyEnd:bodyEnd], Raw: r.slab[bodyEnd:len(r.slab):len(r.slab)]})
 	size := int64(len(r.slab) - off)
 	r.pend = append(r.pend, pendingDoc{size: size, cp: checkpoint.Entry{Time: l.Time}})
@@ -497,6 +503,7 @@ func (r *reader) submit(ctx context.Context) bool {
 		r.docs[i].Token = uint64(r.slot)<<40 | idx&(1<<40-1)
 	}
 	docs := r.docs
+	r.slabHint, r.docsHint = len(r.slab), len(r.docs)
 	r.s.m.events.Add(float64(len(docs)))
 	err := r.s.out.Write(ctx, docs, r.s.ack)
 	// The output keeps docs and the slab: start fresh ones.

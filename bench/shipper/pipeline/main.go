@@ -88,6 +88,7 @@ func main() {
 	containers := flag.Int("containers", 1, "containers (lines are split between them)")
 	lineLen := flag.Int("line-bytes", 100, "bytes per log line, newline included")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the shipping phase here")
+	memProfile := flag.String("memprofile", "", "write a heap profile at the largest heap seen while shipping")
 	esURL := flag.String("es", "", "ship into this Elasticsearch (e.g. http://127.0.0.1:9200) instead of discarding; uses a fresh namespace")
 	flag.Parse()
 
@@ -165,6 +166,25 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
+	peakDone := make(chan struct{})
+	var peakHeap uint64
+	go func() { // the heap profile is taken at the largest heap seen
+		defer close(peakDone)
+		var ms runtime.MemStats
+		for ctx.Err() == nil {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peakHeap {
+				peakHeap = ms.HeapAlloc
+				if *memProfile != "" {
+					if mf, err := os.Create(*memProfile); err == nil {
+						_ = pprof.Lookup("heap").WriteTo(mf, 0)
+						_ = mf.Close()
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 	wg.Go(func() { _ = s.Run(ctx) })
 	for acked() < total {
 		time.Sleep(2 * time.Millisecond)
@@ -174,6 +194,7 @@ func main() {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cancel()
 	wg.Wait()
+	<-peakDone
 	cpu := tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)
 	fmt.Printf("lines=%d containers=%d line_bytes=%d file_bytes=%d GOMAXPROCS=%d\n", total, *containers, *lineLen, fileBytes, runtime.GOMAXPROCS(0))
 	fmt.Printf("wall=%.3fs lines_per_s=%.0f cpu_s=%.3f cpu_s_per_million_lines=%.3f lines_per_cpu_s=%.0f\n",
@@ -182,6 +203,7 @@ func main() {
 		fmt.Printf("docs=%d doc_bytes=%d avg_doc_bytes=%.0f\n", out.docs.Load(), out.bytes.Load(),
 			float64(out.bytes.Load())/float64(out.docs.Load()))
 	}
+	fmt.Printf("peak_heap_alloc_mb=%.1f (sampled every 20ms while shipping) ", float64(peakHeap)/(1<<20))
 	fmt.Printf("peak_rss_mb=%.1f (whole process, including the log-writing phase)\n", float64(ru1.Maxrss)/1024)
 }
 
