@@ -116,6 +116,9 @@ func newESClient(cfg Core) (*elasticsearch.Client, error) {
 		APIKey:    cfg.ESAPIKey,
 		Username:  cfg.ESUsername,
 		Password:  cfg.ESPassword,
+		// The shipper's writer retries per item, without limit, with
+		// backoff; a second retry layer would only resend whole bodies.
+		DisableRetry: true,
 	}
 	if cfg.ESCAFile != "" {
 		ca, err := os.ReadFile(cfg.ESCAFile)
