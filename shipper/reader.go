@@ -114,6 +114,8 @@ func (s *Shipper) newReader(c *inventory.Container, set settings, slot uint32) *
 		files: map[uint32]checkpoint.FileID{},
 		keys:  map[uint32]uint64{},
 		done:  make(chan struct{}),
+		// Start as a busy reader (a backlog is likely at start).
+		slabHint: int(s.cfg.BatchBytes),
 	}
 	if set.multiline.Enabled() {
 		r.ml, _ = multiline.New(set.multiline) // validated in settingsFor
