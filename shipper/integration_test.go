@@ -22,7 +22,6 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/heartwood-ops/heartwood/agent/inventory"
 	"github.com/heartwood-ops/heartwood/agent/testenv"
@@ -336,14 +335,23 @@ func TestIntegrationRotationUnderLoad(t *testing.T) {
 	it := newITest(t)
 	index := "logs-docker.container-" + it.ns
 	const n = 40000 // ~130 bytes per json-file record: ~5 MB through a 1m x 3 log
-	it.run("rot", lineScript("rot", n, 20, " 0123456789abcdefghijklmnopqrstuvwxyz0123456789"), nil,
+	const n0 = float64(n)
+	id := it.run("rot", lineScript("rot", n, 20, " 0123456789abcdefghijklmnopqrstuvwxyz0123456789"), nil,
 		map[string]string{"max-size": "1m", "max-file": "3"})
 	r := it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
 	it.waitCount(index, n, 3*time.Minute)
+	st, ok := r.s.DescribeContainer(id).(readerStatus)
+	if !ok || st.FileNumber < 3 {
+		t.Fatalf("reader followed %d rotations, want at least 3 (status %+v)", st.FileNumber, st)
+	}
+	t.Logf("followed %d rotations", st.FileNumber)
 	r.stop()
 	it.verifyLines(index, map[string]int{"rot": n})
-	if g := testutil.ToFloat64(r.s.m.gaps.WithLabelValues("x")); g != 0 {
-		t.Fatalf("unexpected gap metric %v", g)
+	if g := sumMetric(r.reg, "heartwood_shipper_gaps_total"); g != 0 {
+		t.Fatalf("%v gaps reported under rotation", g)
+	}
+	if n := sumMetric(r.reg, "heartwood_shipper_records_read_total"); n < n0 {
+		t.Fatalf("read %v records, want at least %v", n, n0)
 	}
 }
 
@@ -582,4 +590,18 @@ func waitReady(t *testing.T, s *Shipper) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// sumMetric adds up every series of a counter family.
+func sumMetric(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }
