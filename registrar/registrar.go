@@ -283,7 +283,7 @@ func (r *Registrar) ingest(changes []inventory.Change, dirty map[string]time.Tim
 		}
 		switch ch.Action {
 		case "kill", "stop":
-			if c.State.Running && ch.Kind != inventory.Removed {
+			if c.State.Running && ch.Kind != inventory.Removed && !reloadSignal(ch.Attributes["signal"]) {
 				r.drain[id] = drainState{at: ch.Time, started: c.State.StartedAt}
 			}
 		case "start", "restart":
@@ -296,6 +296,16 @@ func (r *Registrar) ingest(changes []inventory.Change, dirty map[string]time.Tim
 			dirty[id] = ch.Time
 		}
 	}
+}
+
+// reloadSignal reports signals that applications take as "reload" or
+// "report", not "stop" (docker kill -s HUP): they do not drain services.
+func reloadSignal(sig string) bool {
+	switch strings.TrimPrefix(strings.ToUpper(sig), "SIG") {
+	case "1", "HUP", "10", "USR1", "12", "USR2", "28", "WINCH":
+		return true
+	}
+	return false
 }
 
 // ErrNotReady is returned by Maintenance before the first full reconcile

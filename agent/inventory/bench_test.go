@@ -25,7 +25,7 @@ func BenchmarkPublishThreeSubscribers(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		inv.mu.Lock()
-		inv.upsertLocked(c, "kill", true)
+		inv.upsertLocked(c, "kill", nil, true)
 		inv.mu.Unlock()
 		for _, s := range subs {
 			if _, err := s.Next(ctx); err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +72,9 @@ type Change struct {
 	Previous *Container
 	// Time is when the inventory observed the change.
 	Time time.Time
+	// Attributes are the Docker event's attributes (signal for kill,
+	// exitCode for die, ...); nil for resync changes.
+	Attributes map[string]string
 }
 
 // Options configure an Inventory.
@@ -164,7 +168,12 @@ func (inv *Inventory) session(ctx context.Context) error {
 	since := time.Now().Add(-2 * time.Second)
 	msgs, errs := inv.docker.Events(ctx, events.ListOptions{
 		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
-		Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType))),
+		// Network connect/disconnect change a container's addresses
+		// without any container event.
+		Filters: filters.NewArgs(
+			filters.Arg("type", string(events.ContainerEventType)),
+			filters.Arg("type", string(events.NetworkEventType)),
+		),
 	})
 	if err := inv.fullSync(ctx); err != nil {
 		return fmt.Errorf("sync containers: %w", err)
@@ -229,7 +238,7 @@ func (inv *Inventory) fullSync(ctx context.Context) error {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		inv.upsertLocked(now[id], ActionResync, false)
+		inv.upsertLocked(now[id], ActionResync, nil, false)
 	}
 	var gone []string
 	for id := range inv.containers {
@@ -276,17 +285,36 @@ var notableActions = map[string]bool{"kill": true, "stop": true}
 func (inv *Inventory) handleEvent(ctx context.Context, msg events.Message) {
 	action := normalizeAction(string(msg.Action))
 	id := msg.Actor.ID
+	if msg.Type == events.NetworkEventType {
+		// The container is the event's attribute; the actor is the network.
+		if action != "connect" && action != "disconnect" {
+			return
+		}
+		id = msg.Actor.Attributes["container"]
+		action = "network_" + action
+	}
 	if id == "" || strings.HasPrefix(action, "exec_") || action == "attach" ||
 		action == "detach" || action == "resize" || action == "top" ||
 		action == "export" || action == "archive-path" || action == "extract-to-dir" {
 		return
 	}
 	inv.m.events.WithLabelValues(action).Inc()
+	attrs := msg.Actor.Attributes
 	if action == "destroy" {
 		inv.mu.Lock()
 		inv.removeLocked(id, action)
 		inv.mu.Unlock()
 		return
+	}
+	if action == "die" {
+		// Docker answers an inspect after die only once the container is
+		// torn down, tens to hundreds of milliseconds later: publish what
+		// the event itself says at once, then the inspected state.
+		inv.mu.Lock()
+		if prev, ok := inv.containers[id]; ok && prev.State.Running {
+			inv.upsertLocked(diedFromEvent(prev, msg), action, attrs, false)
+		}
+		inv.mu.Unlock()
 	}
 	c, err := inv.inspect(ctx, id)
 	if err != nil {
@@ -301,18 +329,34 @@ func (inv *Inventory) handleEvent(ctx context.Context, msg events.Message) {
 		inv.removeLocked(id, action)
 		return
 	}
-	inv.upsertLocked(c, action, notableActions[action])
+	inv.upsertLocked(c, action, attrs, notableActions[action])
 }
 
-func (inv *Inventory) upsertLocked(c *Container, action string, always bool) {
+// diedFromEvent is prev as a die event describes it: stopped, with the exit
+// code the event carries.
+func diedFromEvent(prev *Container, msg events.Message) *Container {
+	c := *prev
+	c.State.Running, c.State.Paused, c.State.Restarting = false, false, false
+	c.State.Status = "exited"
+	c.State.Pid = 0
+	if code, err := strconv.Atoi(msg.Actor.Attributes["exitCode"]); err == nil {
+		c.State.ExitCode = code
+	}
+	if msg.TimeNano > 0 {
+		c.State.FinishedAt = time.Unix(0, msg.TimeNano).UTC()
+	}
+	return &c
+}
+
+func (inv *Inventory) upsertLocked(c *Container, action string, attrs map[string]string, always bool) {
 	prev, ok := inv.containers[c.ID]
 	switch {
 	case !ok:
 		inv.containers[c.ID] = c
-		inv.publishLocked(Change{Kind: Added, Action: action, Container: c})
+		inv.publishLocked(Change{Kind: Added, Action: action, Container: c, Attributes: attrs})
 	case always || !prev.Equal(c):
 		inv.containers[c.ID] = c
-		inv.publishLocked(Change{Kind: Updated, Action: action, Container: c, Previous: prev})
+		inv.publishLocked(Change{Kind: Updated, Action: action, Container: c, Previous: prev, Attributes: attrs})
 	}
 }
 

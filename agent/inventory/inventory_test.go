@@ -78,6 +78,13 @@ func (f *fakeDocker) emit(id, action string) {
 	ch <- events.Message{Type: events.ContainerEventType, Action: events.Action(action), Actor: events.Actor{ID: id}}
 }
 
+func (f *fakeDocker) emitMsg(m events.Message) {
+	f.mu.Lock()
+	ch := f.msgs
+	f.mu.Unlock()
+	ch <- m
+}
+
 func (f *fakeDocker) breakStream() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -258,5 +265,64 @@ func TestLookup(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("Lookup(%q) = %q, want %q", tc.ref, got, tc.want)
 		}
+	}
+}
+
+func TestDieIsPublishedFromTheEventFirst(t *testing.T) {
+	fd := newFakeDocker()
+	fd.set("a", "alpha", "running")
+	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = inv.Run(ctx) }()
+	<-inv.Synced()
+	sub := inv.Subscribe()
+	defer sub.Close()
+
+	fd.emitMsg(events.Message{Type: events.ContainerEventType, Action: "kill", TimeNano: 1,
+		Actor: events.Actor{ID: "a", Attributes: map[string]string{"signal": "15"}}})
+	if ch := next(t, sub); ch.Action != "kill" || ch.Attributes["signal"] != "15" {
+		t.Fatalf("kill change = %s %v, want the signal attribute", ch.Action, ch.Attributes)
+	}
+	fd.set("a", "alpha", "exited")
+	fd.emitMsg(events.Message{Type: events.ContainerEventType, Action: "die", TimeNano: time.Date(2026, 1, 1, 0, 0, 0, 5, time.UTC).UnixNano(),
+		Actor: events.Actor{ID: "a", Attributes: map[string]string{"exitCode": "137"}}})
+	first := next(t, sub)
+	if first.Action != "die" || first.Container.State.Running || first.Container.State.ExitCode != 137 ||
+		first.Container.State.FinishedAt.Nanosecond() != 5 {
+		t.Fatalf("first die change = %+v, want stopped with exit code 137 from the event", first.Container.State)
+	}
+	second := next(t, sub)
+	if second.Action != "die" || second.Container.State.Status != "exited" || second.Container.State.ExitCode != 0 {
+		t.Fatalf("second die change = %+v, want the inspected state", second.Container.State)
+	}
+}
+
+func TestNetworkEventsReinspectTheContainer(t *testing.T) {
+	fd := newFakeDocker()
+	fd.set("a", "alpha", "running")
+	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = inv.Run(ctx) }()
+	<-inv.Synced()
+	sub := inv.Subscribe()
+	defer sub.Close()
+
+	fd.mu.Lock()
+	in := fd.containers["a"]
+	in.NetworkSettings.Networks["backend"] = &network.EndpointSettings{NetworkID: "n2", IPAddress: "10.0.9.4"}
+	fd.mu.Unlock()
+	fd.emitMsg(events.Message{Type: events.NetworkEventType, Action: "connect",
+		Actor: events.Actor{ID: "n2", Attributes: map[string]string{"container": "a", "name": "backend"}}})
+	ch := next(t, sub)
+	if ch.Action != "network_connect" || len(ch.Container.Networks) != 2 || ch.Container.Networks[0].Name != "backend" {
+		t.Fatalf("change = %s %+v, want network_connect with the backend network", ch.Action, ch.Container.Networks)
+	}
+	// Other network events are ignored.
+	fd.emitMsg(events.Message{Type: events.NetworkEventType, Action: "create", Actor: events.Actor{ID: "n3"}})
+	fd.emit("a", "kill")
+	if ch := next(t, sub); ch.Action != "kill" {
+		t.Fatalf("next change = %s, want kill (network create ignored)", ch.Action)
 	}
 }
