@@ -167,7 +167,7 @@ func (inv *Inventory) session(ctx context.Context) error {
 	// already covers are harmless because each one re-inspects.
 	since := time.Now().Add(-2 * time.Second)
 	msgs, errs := inv.docker.Events(ctx, events.ListOptions{
-		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		Since: fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
 		// Network connect/disconnect change a container's addresses
 		// without any container event.
 		Filters: filters.NewArgs(
