@@ -493,7 +493,7 @@ func (r *reader) submit(ctx context.Context) bool {
 	if len(r.docs) == 0 {
 		return true
 	}
-	if err := r.s.budget.acquire(ctx, r.slot, r.bytesIn); err != nil {
+	if !r.acquire(ctx) {
 		return false
 	}
 	ids := string(r.ids)
@@ -518,6 +518,30 @@ func (r *reader) submit(ctx context.Context) bool {
 		return false
 	}
 	return true
+}
+
+// acquire takes the batch's bytes from the in-flight budget. While it
+// waits (Elasticsearch slow or down) it keeps watching the log files, so
+// that rotated files are held open, headroom is checked and losses are
+// reported as they happen.
+func (r *reader) acquire(ctx context.Context) bool {
+	for {
+		actx, cancel := context.WithTimeout(ctx, refreshEvery)
+		err := r.s.budget.acquire(actx, r.slot, r.bytesIn)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if err := r.fol.Watch(); err != nil {
+			r.log.Warn("watch log files", "err", err)
+		}
+		r.reportGaps(ctx)
+		r.checkHeadroom()
+		r.updateStatus()
+	}
 }
 
 func sumSizes(docs []esout.Doc) int64 {
@@ -579,7 +603,7 @@ func (r *reader) checkHeadroom() {
 	if r.cap <= 0 {
 		return
 	}
-	unread := r.fol.Unread()
+	unread := r.fol.Unread() + int64(r.w-r.r) // read into the buffer is not shipped yet either
 	over := float64(unread) > r.s.cfg.HeadroomWarn*float64(r.cap)
 	if over && !r.warnedHR {
 		r.s.m.headroomWarns.WithLabelValues(r.id[:min(12, len(r.id))]).Inc()

@@ -208,6 +208,22 @@ func (t *Follower) Refresh() (Event, error) {
 	return Rotated, nil
 }
 
+// Watch re-lists the generations without touching the current file: new
+// successors are opened and held, deletions are noted and, beyond the
+// bound, counted as gaps. Readers call it while they wait (for example on
+// backpressure) so that nothing rotates away unseen.
+func (t *Follower) Watch() error {
+	if t.noCur {
+		return nil
+	}
+	gens, err := t.list()
+	if err != nil {
+		return err
+	}
+	t.merge(gens)
+	return nil
+}
+
 // Advance moves to the generation after the current one, once the current
 // one has been drained. It reports false when no successor is known yet.
 func (t *Follower) Advance() bool {
@@ -272,6 +288,9 @@ func (t *Follower) merge(gens []*gen) {
 		return false
 	}
 	// Sizes and deletion of what we hold.
+	if g, ok := listed[[2]uint64{t.cur.dev, t.cur.ino}]; ok {
+		t.cur.size = max(t.cur.size, g.size)
+	}
 	for _, h := range t.next {
 		if g, ok := listed[[2]uint64{h.dev, h.ino}]; ok {
 			h.size = g.size
