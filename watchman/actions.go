@@ -217,6 +217,7 @@ func (w *Watchman) wakeSetLocked(t *tracked) []string {
 func (w *Watchman) wakeIDs(ctx context.Context, ids []string, trigger string, detected time.Time) error {
 	type woken struct {
 		t        *tracked
+		id       string
 		at       time.Time
 		maint    bool
 		hasCheck bool
@@ -272,7 +273,7 @@ func (w *Watchman) wakeIDs(ctx context.Context, ids []string, trigger string, de
 		w.mu.Lock()
 		maint := t.maintenance
 		w.mu.Unlock()
-		ws = append(ws, woken{t: t, at: at, maint: maint, hasCheck: hasCheck})
+		ws = append(ws, woken{t: t, id: id, at: at, maint: maint, hasCheck: hasCheck})
 	}
 
 	var wg sync.WaitGroup
@@ -282,7 +283,7 @@ func (w *Watchman) wakeIDs(ctx context.Context, ids []string, trigger string, de
 		go func() {
 			defer wg.Done()
 			outcome := "success"
-			id := x.t.c.ID
+			id := x.id
 			if x.hasCheck {
 				if err := w.waitHealthy(ctx, id, x.at); err != nil {
 					outcome = "health-timeout"
