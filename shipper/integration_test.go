@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -604,4 +606,66 @@ func sumMetric(reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return total
+}
+
+// TestIntegrationKill9 kills a shipper process with SIGKILL mid-stream (no
+// final checkpoint flush, acknowledgements in flight) and starts a new one
+// on the same data directory: every line must still arrive exactly once.
+func TestIntegrationKill9(t *testing.T) {
+	it := newITest(t)
+	index := "logs-docker.container-" + it.ns
+	const containers, lines = 4, 5000
+	want := map[string]int{}
+	for k := range containers {
+		tag := fmt.Sprintf("k%d", k)
+		want[tag] = lines
+		it.run(tag, lineScript(tag, lines, 200, ""), nil, nil)
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestShipperProcessHelper$", "-test.v")
+		cmd.Env = append(os.Environ(), "HEARTWOOD_SHIPPER_HELPER=1", "HEARTWOOD_SHIPPER_HELPER_RUNID="+it.runID,
+			"HEARTWOOD_SHIPPER_HELPER_DATA="+it.data)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	first := start()
+	deadline := time.Now().Add(2 * time.Minute)
+	for it.count(index) < containers*lines/3 {
+		if time.Now().After(deadline) {
+			_ = first.Process.Kill()
+			t.Fatal("no progress before the kill")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	killedAt := it.count(index)
+	second := start()
+	defer func() { _ = second.Process.Kill(); _ = second.Wait() }()
+	it.waitCount(index, containers*lines, 3*time.Minute)
+	it.verifyLines(index, want)
+	t.Logf("killed with SIGKILL at %d documents; restarted process completed %d exactly once", killedAt, containers*lines)
+}
+
+// TestShipperProcessHelper is the shipper process that TestIntegrationKill9
+// starts and kills; run directly it only skips.
+func TestShipperProcessHelper(t *testing.T) {
+	if os.Getenv("HEARTWOOD_SHIPPER_HELPER") != "1" {
+		t.Skip("helper process for TestIntegrationKill9")
+	}
+	runID := os.Getenv("HEARTWOOD_SHIPPER_HELPER_RUNID")
+	it := &itest{t: t, cli: testenv.Docker(t), runID: runID, ns: "t" + runID,
+		esURL: strings.TrimRight(testenv.RequireES(t), "/"), data: os.Getenv("HEARTWOOD_SHIPPER_HELPER_DATA")}
+	it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
+	// Run until killed; never outlive the test that started us.
+	parent := os.Getppid()
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline) && os.Getppid() == parent; {
+		time.Sleep(500 * time.Millisecond)
+	}
+	os.Exit(0)
 }
