@@ -379,15 +379,26 @@ func (r *reader) process(ctx context.Context) bool {
 			continue
 		}
 		if _, ok := r.files[num]; !ok {
-			if id, ok, _ := r.fol.FileID(); ok {
-				r.files[num] = id
-				h := fnv.New64a()
-				h.Write([]byte(r.id))
-				var b [8]byte
-				binary.BigEndian.PutUint64(b[:], id.FP)
-				h.Write(b[:])
-				r.keys[num] = h.Sum64()
+			// The _id key of a file: container and first-line fingerprint
+			// (stable across restarts, inode reuse and in-place
+			// truncation). Should the head be unreadable, fall back to the
+			// inode, stable while the file exists.
+			id, ok, err := r.fol.FileID()
+			if !ok {
+				r.log.Warn("log file head unreadable; _ids fall back to the inode", "err", err)
+				id.Dev, id.Ino = r.fol.Inode()
 			}
+			r.files[num] = id
+			h := fnv.New64a()
+			h.Write([]byte(r.id))
+			var b [24]byte
+			binary.BigEndian.PutUint64(b[:8], id.FP)
+			if !ok {
+				binary.BigEndian.PutUint64(b[8:16], id.Dev)
+				binary.BigEndian.PutUint64(b[16:], id.Ino)
+			}
+			h.Write(b[:])
+			r.keys[num] = h.Sum64()
 		}
 		r.asm.Push(&rec, start, end, r.onLine)
 		r.setResume()

@@ -152,6 +152,14 @@ func (t *Follower) FileID() (checkpoint.FileID, bool, error) {
 	return checkpoint.FileID{Dev: t.cur.dev, Ino: t.cur.ino, FP: t.fp}, true, nil
 }
 
+// Inode returns the device and inode of the current file.
+func (t *Follower) Inode() (dev, ino uint64) {
+	if t.noCur {
+		return 0, 0
+	}
+	return t.cur.dev, t.cur.ino
+}
+
 // Event is what Refresh found.
 type Event int
 
