@@ -722,3 +722,70 @@ func TestIntegrationStopAction(t *testing.T) {
 		t.Error("missing stop or wake event")
 	}
 }
+
+// TestIntegrationHealthCheckPeersDoNotWake: a connection from a configured
+// health-check peer (here another container on the network: the network's
+// containers get addresses from 10.x.y.128/25, which is the peer range)
+// leaves the paused container paused; the host's connection (the gateway,
+// 10.x.y.1) wakes it.
+func TestIntegrationHealthCheckPeersDoNotWake(t *testing.T) {
+	cli := testenv.Docker(t)
+	ctx := context.Background()
+	var subnet, netName string
+	runID := testenv.RunID()
+	for i := 0; ; i++ {
+		b := []byte(runID)
+		subnet = fmt.Sprintf("10.%d.%d", 200+int(b[0]+b[1]+byte(i))%50, (int(b[2])*7+int(b[3])+i*13)%250)
+		netName = fmt.Sprintf("wm-peer-%s-%d", runID, i)
+		_, err := cli.NetworkCreate(ctx, netName, network.CreateOptions{
+			Labels: map[string]string{testenv.LabelTest: runID},
+			IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: subnet + ".0/24", IPRange: subnet + ".128/25", Gateway: subnet + ".1"}}},
+		})
+		if err == nil {
+			break
+		}
+		if i == 5 {
+			t.Fatalf("create network: %v", err)
+		}
+	}
+	t.Cleanup(func() { _ = cli.NetworkRemove(context.Background(), netName) })
+	cfg := testConfig()
+	cfg.HealthCheckPeers = []string{subnet + ".128/25"}
+	e := start(t, cfg)
+	id := e.runSpec(t, testenv.Spec{Name: "wm-" + e.runID + "-peerhttpd",
+		Config: &container.Config{Image: testenv.BusyboxImage,
+			Labels: map[string]string{"heartwood.watchman.enable": "true"},
+			Cmd:    []string{"sh", "-c", "mkdir -p /www && echo hello-peer > /www/index.html && exec httpd -f -p 8080 -h /www"}},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
+	ip := e.ip(t, id, netName)
+	addr := net.JoinHostPort(ip, "8080")
+	waitFor(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
+	waitFor(t, 10*time.Second, "watchman sees it", func() bool {
+		v := e.view(t, id)
+		return v != nil && (v.State == watchman.StateActive || v.State == watchman.StateIdle)
+	})
+	if err := e.w.Pause(ctx, id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	peer := e.runSpec(t, testenv.Spec{Name: "wm-" + e.runID + "-peer",
+		Config:     &container.Config{Image: testenv.BusyboxImage, Cmd: []string{"sh", "-c", "wget -q -T 4 -O /dev/null http://" + addr + "/; exec sleep 3600"}},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
+	t.Logf("peer %s at %s, httpd at %s", peer[:12], e.ip(t, peer, netName), ip)
+	time.Sleep(2 * time.Second)
+	if s := readCgroupFile(t, "freezer", id, "freezer.state"); s != "FROZEN" {
+		t.Fatalf("a health-check peer's connection woke the container (%s)", s)
+	}
+	if n := len(e.sink.find(id, "wake")); n != 0 {
+		t.Fatalf("%d wake events after the peer's connection", n)
+	}
+	body, d, err := httpGet(addr)
+	if err != nil || !strings.Contains(body, "hello-peer") {
+		t.Fatalf("GET from the host: %v %q", err, body)
+	}
+	t.Logf("host connection answered in %s", d)
+	waitFor(t, 5*time.Second, "the wake event of the host's connection", func() bool { return len(e.sink.find(id, "wake")) == 1 })
+	ev := e.sink.find(id, "wake")[0]["heartwood"].(map[string]any)["watchman"].(map[string]any)
+	if ev["trigger"] != "connect" {
+		t.Errorf("wake trigger %v", ev["trigger"])
+	}
+}
