@@ -2,6 +2,7 @@ package watchman
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -28,7 +29,7 @@ type metrics struct {
 	sampleDuration, tickDuration     prometheus.Histogram
 }
 
-func newMetrics(w *Watchman, reg prometheus.Registerer) *metrics {
+func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "heartwood", "watchman"
 	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
@@ -56,11 +57,15 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) *metrics {
 			Help: "Time to sample every container once and decide.", Buckets: prometheus.ExponentialBuckets(1e-4, 2, 16)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pauses, m.wakes, m.decisions, m.events, m.sampleErrors, m.wakeDuration,
+		for _, c := range []prometheus.Collector{m.pauses, m.wakes, m.decisions, m.events, m.sampleErrors, m.wakeDuration,
 			m.wouldPause, m.eventsDropped, m.policyErrors, m.kvErrors, m.skipped, m.dockerSamples, m.tickCPU,
-			m.sampleDuration, m.tickDuration, newCollector(w))
+			m.sampleDuration, m.tickDuration, newCollector(w)} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("watchman: register metrics: %w", err)
+			}
+		}
 	}
-	return m
+	return m, nil
 }
 
 // Container labels, as cAdvisor names them, plus the Swarm service.

@@ -140,7 +140,12 @@ func New(cfg Config, deps Deps) (*Watchman, error) {
 	} else {
 		w.gpu = g
 	}
-	w.m = newMetrics(w, deps.Registerer)
+	if w.m, err = newMetrics(w, deps.Registerer); err != nil {
+		if w.gpu != nil {
+			_ = w.gpu.Close()
+		}
+		return nil, err
+	}
 	return w, nil
 }
 

@@ -607,3 +607,27 @@ func TestSamplerPressure(t *testing.T) {
 		t.Errorf("id label %q", sm.cgPath)
 	}
 }
+
+func TestNewErrors(t *testing.T) {
+	c := &calls{}
+	src := &fakeSource{inv: inventory.New(nil, inventory.Options{}), ctrs: map[string]*inventory.Container{}}
+	reg := prometheus.NewRegistry()
+	deps := Deps{Source: src, Docker: &fakeDocker{c: c}, Registerer: reg}
+	if _, err := New(DefaultConfig(), deps); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(DefaultConfig(), deps); err == nil {
+		t.Error("registering the metrics twice did not fail")
+	}
+	bad := DefaultConfig()
+	bad.Window = 0
+	if _, err := New(bad, Deps{Source: src, Docker: &fakeDocker{c: c}}); err == nil || !strings.Contains(err.Error(), "watchman.window") {
+		t.Errorf("invalid config: %v", err)
+	}
+	if _, err := New(DefaultConfig(), Deps{Docker: &fakeDocker{c: c}}); err == nil {
+		t.Error("missing Source accepted")
+	}
+	if _, err := New(DefaultConfig(), Deps{Source: src}); err == nil {
+		t.Error("missing Docker accepted")
+	}
+}
