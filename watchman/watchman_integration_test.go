@@ -328,24 +328,35 @@ func TestIntegrationMeasuresLikeTheKernel(t *testing.T) {
 	if !got {
 		t.Fatal("the burner never got a whole core for a sample interval in 60s (machine overloaded?)")
 	}
-	// Memory equals the cgroup file (the sleeper's usage is stable).
-	ok := false
-	for range 10 {
-		before := readCgroupFile(t, "memory", sleeper, "memory.usage_in_bytes")
-		v := e.view(t, sleeper)
-		after := readCgroupFile(t, "memory", sleeper, "memory.usage_in_bytes")
-		if before != after || v.LastSample == nil {
-			time.Sleep(500 * time.Millisecond)
-			continue
+	// Memory equals the cgroup file. Memory is re-read with the detail
+	// files every 5 s, so compare once the file has not changed for longer
+	// than that (the sleeper's usage settles after its start).
+	last, since := "", time.Now()
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("sleeper's memory never stable for 8s")
 		}
-		if got := strconv.FormatUint(v.LastSample.MemoryBytes, 10); got != before {
-			t.Fatalf("memory %s, cgroup file says %s", got, before)
+		cur := readCgroupFile(t, "memory", sleeper, "memory.usage_in_bytes")
+		if cur != last {
+			last, since = cur, time.Now()
 		}
-		ok = true
-		break
-	}
-	if !ok {
-		t.Fatal("sleeper's memory never stable")
+		if time.Since(since) > 8*time.Second {
+			v := e.view(t, sleeper)
+			if after := readCgroupFile(t, "memory", sleeper, "memory.usage_in_bytes"); after != cur {
+				last, since = after, time.Now()
+				continue
+			}
+			if v.LastSample == nil {
+				t.Fatal("no sample of the sleeper")
+			}
+			if got := strconv.FormatUint(v.LastSample.MemoryBytes, 10); got != cur {
+				t.Fatalf("memory %s, cgroup file says %s", got, cur)
+			}
+			t.Logf("sleeper memory %s bytes, as in memory.usage_in_bytes", cur)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	// The metrics pass promtool.
