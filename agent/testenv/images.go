@@ -92,7 +92,7 @@ func buildImage(ctx context.Context, t testing.TB, cli *client.Client, tag strin
 	if err := tw.Close(); err != nil {
 		t.Fatalf("testenv: tar: %v", err)
 	}
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true, NetworkMode: "none"})
 	if err != nil {
 		t.Fatalf("testenv: build %s: %v", tag, err)
 	}
