@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
 	consulapi "github.com/hashicorp/consul/api"
@@ -15,6 +13,7 @@ import (
 	"github.com/heartwood-ops/heartwood/registrar"
 	"github.com/heartwood-ops/heartwood/shipper"
 	"github.com/heartwood-ops/heartwood/watchman"
+	"github.com/heartwood-ops/heartwood/watchman/consulkv"
 )
 
 // buildSubsystems creates the enabled subsystems and connects them: the
@@ -78,7 +77,7 @@ func (a *Agent) buildSubsystems() error {
 	if cfg.Watchman.Enabled {
 		var kv watchman.KV
 		if consul != nil {
-			kv = consulKV{kv: consul.KV()}
+			kv = consulkv.New(consul)
 		}
 		w, err := watchman.New(cfg.Watchman, watchman.Deps{
 			Source:          a.inv,
@@ -132,22 +131,4 @@ func newESClient(cfg Core) (*elasticsearch.Client, error) {
 		return nil, fmt.Errorf("es-url %s: %w", strings.Join(cfg.ESURL, ","), err)
 	}
 	return es, nil
-}
-
-// consulKV adapts Consul's KV API to the watchman's KV interface, with
-// blocking queries.
-type consulKV struct{ kv *consulapi.KV }
-
-// List implements watchman.KV.
-func (c consulKV) List(ctx context.Context, prefix string, waitIndex uint64) (map[string]string, uint64, error) {
-	opts := (&consulapi.QueryOptions{WaitIndex: waitIndex, WaitTime: 5 * time.Minute}).WithContext(ctx)
-	pairs, meta, err := c.kv.List(prefix, opts)
-	if err != nil {
-		return nil, 0, fmt.Errorf("consul kv list %s: %w", prefix, err)
-	}
-	out := make(map[string]string, len(pairs))
-	for _, p := range pairs {
-		out[strings.TrimPrefix(p.Key, prefix)] = string(p.Value)
-	}
-	return out, meta.LastIndex, nil
 }
