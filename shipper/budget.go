@@ -41,17 +41,20 @@ func (b *budget) shareLocked() int64 {
 }
 
 func (b *budget) fitsLocked(owner uint32, n int64, share int64) bool {
-	if b.used+n > b.max {
-		return false
+	if b.used+n > b.max && b.used > 0 {
+		return false // a request larger than the budget is granted alone
 	}
 	held := b.owners[owner]
 	return held == 0 || held+n <= share
 }
 
 // acquire takes n bytes for owner, waiting while the budget is full or the
-// owner is over its share. n is capped at the whole budget.
+// owner is over its share. A request larger than the whole budget is
+// granted when nothing else is held.
 func (b *budget) acquire(ctx context.Context, owner uint32, n int64) error {
-	n = min(n, b.max)
+	if n <= 0 {
+		return nil
+	}
 	b.mu.Lock()
 	if b.waiters.Len() == 0 && b.fitsLocked(owner, n, b.max) {
 		b.takeLocked(owner, n)
@@ -99,7 +102,9 @@ func (b *budget) releaseLocked(owner uint32, n int64) {
 
 // release returns n bytes of owner's.
 func (b *budget) release(owner uint32, n int64) {
-	n = min(n, b.max)
+	if n <= 0 {
+		return
+	}
 	b.mu.Lock()
 	b.releaseLocked(owner, n)
 	b.grantLocked()
@@ -114,7 +119,7 @@ func (b *budget) grantLocked() {
 	for e := b.waiters.Front(); e != nil; {
 		w := e.Value.(*budgetWaiter)
 		next := e.Next()
-		if b.used+w.n > b.max {
+		if b.used+w.n > b.max && b.used > 0 {
 			return
 		}
 		if b.fitsLocked(w.owner, w.n, share) {
@@ -130,4 +135,15 @@ func (b *budget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// reset forgets every holder (their documents belong to a finished run).
+func (b *budget) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used = 0
+	b.owners = map[uint32]int64{}
+	if b.onUse != nil {
+		b.onUse(0)
+	}
 }

@@ -64,6 +64,9 @@ type reader struct {
 	ids    []byte
 	idEnds []int
 	nEmit  int // docs emitted while processing the current record
+	// reserved is the budget taken for the batch being built.
+	reserved int64
+	ctx      context.Context // the run's context, for reservations
 	// sizes of the previous batch, to size the next one
 	slabHint, docsHint int
 	bytesIn            int64
@@ -165,6 +168,7 @@ func parseDockerSize(s string) (int64, error) {
 
 // run reads until ctx ends or the removed container is drained.
 func (r *reader) run(ctx context.Context) {
+	r.ctx = ctx
 	defer close(r.done)
 	defer r.fol.Close()
 	var start *checkpoint.Entry
@@ -445,6 +449,9 @@ func (r *reader) emit(l *logline.Line) {
 	// Body, then the raw text for the dead-letter stream, in one slab that
 	// is sized for a whole batch (it is handed to the output with it).
 	if r.slab == nil {
+		// Memory for the batch comes from the in-flight budget before it
+		// is built, so that readers building batches are bounded too.
+		r.reserve(int64(r.s.cfg.BatchBytes))
 		// Sized from the previous batch: busy readers get whole-batch
 		// slabs (no regrowth), mostly idle ones small ones.
 		size := min(max(r.slabHint+r.slabHint/4, 4<<10), int(r.s.cfg.BatchBytes)+8<<10)
@@ -504,9 +511,20 @@ func (r *reader) submit(ctx context.Context) bool {
 	if len(r.docs) == 0 {
 		return true
 	}
-	if !r.acquire(ctx) {
-		return false
+	// Settle the reservation against the batch's real size.
+	if r.bytesIn > r.reserved {
+		// Larger than reserved (a big last event): trade the reservation
+		// for the whole size, which may exceed the budget and is then
+		// granted alone.
+		r.s.budget.release(r.slot, r.reserved)
+		r.reserved = 0
+		if !r.acquire(ctx, r.bytesIn) {
+			return false
+		}
+	} else {
+		r.s.budget.release(r.slot, r.reserved-r.bytesIn)
 	}
+	r.reserved = 0
 	ids := string(r.ids)
 	prev := 0
 	for i := range r.docs {
@@ -525,7 +543,7 @@ func (r *reader) submit(ctx context.Context) bool {
 	if err != nil {
 		// Not accepted: give the bytes back; the checkpoint has not
 		// moved past them, so the next run reads them again.
-		r.s.budget.release(r.slot, min(int64(r.s.cfg.MaxInflightBytes), sumSizes(docs)))
+		r.s.budget.release(r.slot, sumSizes(docs))
 		return false
 	}
 	return true
@@ -535,10 +553,10 @@ func (r *reader) submit(ctx context.Context) bool {
 // waits (Elasticsearch slow or down) it keeps watching the log files, so
 // that rotated files are held open, headroom is checked and losses are
 // reported as they happen.
-func (r *reader) acquire(ctx context.Context) bool {
+func (r *reader) acquire(ctx context.Context, n int64) bool {
 	for {
 		actx, cancel := context.WithTimeout(ctx, refreshEvery)
-		err := r.s.budget.acquire(actx, r.slot, r.bytesIn)
+		err := r.s.budget.acquire(actx, r.slot, n)
 		cancel()
 		if err == nil {
 			return true
@@ -552,6 +570,14 @@ func (r *reader) acquire(ctx context.Context) bool {
 		r.reportGaps(ctx)
 		r.checkHeadroom()
 		r.updateStatus()
+	}
+}
+
+// reserve takes n bytes for the batch about to be built. If the reader is
+// stopping it goes on without: nothing more will be submitted.
+func (r *reader) reserve(n int64) {
+	if r.ctx != nil && r.acquire(r.ctx, n) {
+		r.reserved = n
 	}
 }
 

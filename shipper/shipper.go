@@ -150,6 +150,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 		return errors.New("shipper: already running")
 	}
 	defer s.running.Store(false)
+	// A fresh budget per run: bytes still held by a previous run's
+	// unacknowledged documents are not carried over.
+	s.budget.reset()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
