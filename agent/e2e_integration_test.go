@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,7 @@ func TestIntegrationAgentEndToEnd(t *testing.T) {
 	})
 
 	checkDashboardFields(t, esURL, "logs-*-"+namespace)
+	checkAlertMetrics(t, base)
 
 	code, body := get(base + "/v1/containers/" + id)
 	if code != 200 {
@@ -197,6 +199,26 @@ func checkDashboardFields(t *testing.T, esURL, index string) {
 	for _, f := range fields {
 		if _, ok := caps.Fields[f]; !ok {
 			t.Errorf("Kibana saved searches use %s, which the shipped documents' mappings lack", f)
+		}
+	}
+}
+
+var ruleMetric = regexp.MustCompile(`\b(heartwood_[a-z0-9_]+|container_[a-z0-9_]+)`)
+
+// checkAlertMetrics fails if an alert rule uses a metric the running agent
+// does not export: a rule over a misspelt metric never fires.
+func checkAlertMetrics(t *testing.T, base string) {
+	t.Helper()
+	code, body := get(base + "/metrics")
+	if code != 200 {
+		t.Fatalf("GET /metrics = %d", code)
+	}
+	// Exported per container from a container's first lost byte on; the
+	// shipper's gap tests check the series itself.
+	perContainerOnly := map[string]bool{"heartwood_shipper_lost_bytes_total": true}
+	for _, name := range ruleMetric.FindAllString(string(dashboards.AlertRules()), -1) {
+		if !strings.Contains(body, "# TYPE "+name+" ") && !perContainerOnly[name] {
+			t.Errorf("alert rules use %s, which the agent's /metrics does not export", name)
 		}
 	}
 }

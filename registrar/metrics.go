@@ -73,6 +73,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Services deregistered from the local Consul agent.",
 		}),
 	}
+	// Known label values start at zero, so that rate() and alerts see the
+	// series before the first error.
+	for _, kind := range []string{opRegister, opDeregister, opMaintenance, opHealth, "read", "rejected"} {
+		m.errors.WithLabelValues(kind)
+	}
+	for _, kind := range []string{"missing", "changed", "stale", "maintenance", "health"} {
+		m.drift.WithLabelValues(kind)
+	}
 	if reg != nil {
 		reg.MustRegister(m.writes, m.errors, m.drift, m.reconciles, m.reconcileDur, m.eventLatency,
 			m.desired, m.skipped, m.lastDrift, m.registrations, m.deregistration)

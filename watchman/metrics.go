@@ -56,6 +56,11 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 		tickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "tick_duration_seconds",
 			Help: "Time to sample every container once and decide.", Buckets: prometheus.ExponentialBuckets(1e-4, 2, 16)}),
 	}
+	// Known label values start at zero, so that rate() and alerts see the
+	// series before the first error.
+	for _, source := range []string{"cgroup", "docker"} {
+		m.sampleErrors.WithLabelValues(source)
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.pauses, m.wakes, m.decisions, m.events, m.sampleErrors, m.wakeDuration,
 			m.wouldPause, m.eventsDropped, m.policyErrors, m.kvErrors, m.skipped, m.dockerSamples, m.tickCPU,
