@@ -50,6 +50,7 @@ test-integration:
 vet: fmt-check
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags bench ./bench/...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -62,6 +63,8 @@ fuzz:
 	  done; \
 	done
 
+# Go micro-benchmarks; the end-to-end harnesses in bench/ (build tag bench)
+# are run one by one as bench/README.md says.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
