@@ -1,6 +1,6 @@
 package esout
 
-import "unicode/utf8"
+import "github.com/heartwood-ops/heartwood/shipper/ecs"
 
 // appendCreate appends one bulk "create" entry: the action line
 // {"create":{"_index":...,"_id":...}} and the source line, each followed by
@@ -28,47 +28,7 @@ func createSize(index, id string, body []byte) int {
 	return n
 }
 
-const hexDigits = "0123456789abcdef"
-
 // appendJSONString appends s as a quoted JSON string, escaping quotes,
-// backslashes and control bytes and replacing invalid UTF-8 with U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// backslashes and control bytes and replacing invalid UTF-8 with U+FFFD;
+// the shipper's document encoder does the same for document fields.
+func appendJSONString(dst []byte, s string) []byte { return ecs.AppendString(dst, s) }
