@@ -306,6 +306,21 @@ func (inv *Inventory) handleEvent(ctx context.Context, msg events.Message) {
 		inv.mu.Unlock()
 		return
 	}
+	if notableActions[action] {
+		// kill and stop change nothing an inspect would show yet, and an
+		// inspect of a container being torn down waits on Docker's
+		// container lock for up to hundreds of milliseconds, delaying every
+		// later event: publish the known state with the event.
+		inv.mu.Lock()
+		prev, ok := inv.containers[id]
+		if ok {
+			inv.upsertLocked(prev, action, attrs, true)
+		}
+		inv.mu.Unlock()
+		if ok {
+			return
+		}
+	}
 	if action == "die" {
 		// Docker answers an inspect after die only once the container is
 		// torn down, tens to hundreds of milliseconds later: publish what
