@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -71,6 +72,12 @@ func New(cfg Config, build BuildInfo, logger *slog.Logger) (*Agent, error) {
 	}
 	if cfg.SelfContainerID == "" {
 		cfg.SelfContainerID = detectSelfContainerID("/proc")
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimit > 0 {
+		// A soft limit: the collector works harder near it rather than
+		// letting garbage double the heap (about 80 MB instead of 50 MB
+		// while shipping from 100 containers, bench/agent).
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}
 	a := &Agent{cfg: cfg, build: build, log: logger, registry: prometheus.NewRegistry(), started: time.Now()}
 	a.registry.MustRegister(

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 
 // Core holds the agent's own settings; subsystem settings live in their
@@ -39,6 +41,9 @@ type Core struct {
 	// SelfContainerID is detected from /proc/self when empty.
 	SelfContainerID string `yaml:"self-container-id" help:"the agent's own container ID when it runs in a container (detected if empty)"`
 
+	// MemoryLimit is the Go runtime's soft memory limit.
+	MemoryLimit esout.ByteSize `yaml:"memory-limit" help:"soft memory limit of the agent's Go runtime (0 turns it off; $GOMEMLIMIT, when set, wins)"`
+
 	LogLevel        string        `yaml:"log-level" help:"debug, info, warn or error"`
 	LogFormat       string        `yaml:"log-format" help:"text or json"`
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long a clean shutdown may take before the agent exits anyway"`
@@ -52,6 +57,7 @@ func DefaultCore() Core {
 		ESURL:           []string{"http://127.0.0.1:9200"},
 		Listen:          "127.0.0.1:9321",
 		DataDir:         "/var/lib/heartwood",
+		MemoryLimit:     48 << 20,
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
@@ -124,6 +130,9 @@ func (c *Core) Validate() error {
 	case "text", "json":
 	default:
 		bad("log-format", "want text or json, got %q", c.LogFormat)
+	}
+	if c.MemoryLimit < 0 || (c.MemoryLimit > 0 && c.MemoryLimit < 16<<20) {
+		bad("memory-limit", "want 0 (off) or at least 16MiB, got %s", c.MemoryLimit)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be > 0, got %s", c.ShutdownTimeout)
