@@ -24,6 +24,8 @@ func TestCommands(t *testing.T) {
 			env: []string{"CONSUL_HTTP_TOKEN=tok-123"}, wantOut: []string{"es-api-key: <redacted>", "consul-token: <redacted>"}, notInOuput: []string{"c2VjcmV0", "tok-123"}},
 		{desc: "bad values name the setting", args: []string{"config", "check", "--log-level", "loud", "--listen", "0.0.0.0:9321"},
 			wantCode: 2, wantErr: []string{"log-level: want debug, info, warn or error", "listen: 0.0.0.0:9321 is reachable from other hosts"}},
+		{desc: "memory limit too small", args: []string{"config", "check", "--memory-limit", "1MiB"},
+			wantCode: 2, wantErr: []string{"memory-limit: want 0 (off) or at least 16MiB, got 1MiB"}},
 		{desc: "bad env", args: []string{"config", "check"}, env: []string{"HEARTWOOD_REGISTRAR_RECONCILE_INTERVAL=often"},
 			wantCode: 2, wantErr: []string{"HEARTWOOD_REGISTRAR_RECONCILE_INTERVAL (registrar.reconcile-interval): want a duration"}},
 		{desc: "unknown flag", args: []string{"run", "--no-such-flag"}, wantCode: 2, wantErr: []string{"flag provided but not defined: -no-such-flag"}},
