@@ -296,47 +296,45 @@ func (s *Shipper) ensureReader(ctx context.Context, wg *sync.WaitGroup, c *inven
 	slot := s.nextSlot
 	short := c.ID[:min(12, len(c.ID))]
 	s.m.readers.Inc()
+	var (
+		run     func(context.Context)
+		removed *atomic.Bool
+		forget  func() // drops the reader from its map; s.mu held
+	)
 	if src == apiLogs {
 		r := s.newAPIReader(c, set, slot)
-		s.apis[c.ID] = r
-		s.bySlot[slot] = r
-		wg.Go(func() {
-			select {
-			case <-s.tplReady:
-				r.run(ctx)
-			case <-ctx.Done():
-			}
-			s.mu.Lock()
+		s.apis[c.ID], s.bySlot[slot] = r, r
+		run, removed = r.run, &r.removed
+		forget = func() {
 			if s.apis[c.ID] == r {
 				delete(s.apis, c.ID)
 			}
-			if r.removed.Load() {
-				delete(s.bySlot, slot)
+		}
+	} else {
+		r := s.newReader(c, set, slot)
+		s.readers[c.ID], s.bySlot[slot] = r, r
+		run, removed = r.run, &r.removed
+		forget = func() {
+			if s.readers[c.ID] == r {
+				delete(s.readers, c.ID)
 			}
-			s.mu.Unlock()
-			s.m.readers.Dec()
-		})
-		return
+		}
 	}
-	r := s.newReader(c, set, slot)
-	s.readers[c.ID] = r
-	s.bySlot[slot] = r
 	wg.Go(func() {
 		select {
 		case <-s.tplReady:
-			r.run(ctx)
+			run(ctx)
 		case <-ctx.Done():
 		}
 		s.mu.Lock()
-		if s.readers[c.ID] == r {
-			delete(s.readers, c.ID)
-		}
-		if r.removed.Load() {
+		forget()
+		gone := removed.Load()
+		if gone {
 			delete(s.bySlot, slot)
 		}
 		s.mu.Unlock()
 		s.m.readers.Dec()
-		if r.removed.Load() {
+		if gone {
 			s.m.lag.DeleteLabelValues(short)
 		}
 	})
