@@ -6,6 +6,9 @@ import (
 	"strconv"
 )
 
+// newline separates the lines of the files parsed here.
+var newline = []byte{'\n'}
+
 // errSyntax reports a file whose contents do not have the expected shape.
 var errSyntax = errors.New("malformed cgroup file")
 
@@ -56,11 +59,7 @@ func parseSingle(b []byte) (uint64, error) {
 func parseFlatKeyed(b []byte, fn func(key []byte, val uint64)) error {
 	for len(b) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			line, b = b, nil
-		}
+		line, b, _ = bytes.Cut(b, newline)
 		k, v, ok := bytes.Cut(line, []byte{' '})
 		if !ok || len(k) == 0 {
 			continue
@@ -91,11 +90,7 @@ func parsePSI(b []byte, p *PSI) error {
 	seen := false
 	for len(b) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			line, b = b, nil
-		}
+		line, b, _ = bytes.Cut(b, newline)
 		kind, rest, ok := bytes.Cut(line, []byte{' '})
 		if !ok {
 			continue
@@ -188,11 +183,7 @@ func parseMajMin(b []byte) (uint32, uint32, bool) {
 func parseBlkioV1(b []byte, devs []BlkDev, bytesFile bool) ([]BlkDev, error) {
 	for len(b) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			line, b = b, nil
-		}
+		line, b, _ = bytes.Cut(b, newline)
 		dev, rest, ok := bytes.Cut(line, []byte{' '})
 		if !ok {
 			continue // "Total 0"
@@ -235,11 +226,7 @@ func parseBlkioV1(b []byte, devs []BlkDev, bytesFile bool) ([]BlkDev, error) {
 func parseIOStatV2(b []byte, devs []BlkDev) ([]BlkDev, error) {
 	for len(b) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			line, b = b, nil
-		}
+		line, b, _ = bytes.Cut(b, newline)
 		dev, rest, ok := bytes.Cut(line, []byte{' '})
 		if !ok {
 			continue

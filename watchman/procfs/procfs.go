@@ -18,6 +18,9 @@ import (
 	"syscall"
 )
 
+// newline separates the lines of the files parsed here.
+var newline = []byte{'\n'}
+
 // ErrVanished is returned (wrapped) when the process behind a file is gone.
 var ErrVanished = errors.New("process vanished")
 
@@ -38,11 +41,7 @@ func ParseNetDev(b []byte, dst []Iface) ([]Iface, error) {
 	line := 0
 	for len(b) > 0 {
 		var l []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			l, b = b[:i], b[i+1:]
-		} else {
-			l, b = b, nil
-		}
+		l, b, _ = bytes.Cut(b, newline)
 		line++
 		if line <= 2 || len(bytes.TrimSpace(l)) == 0 {
 			continue // two header lines
@@ -115,11 +114,7 @@ func ParseTCP(b []byte, fn func(Socket)) error {
 	first := true
 	for len(b) > 0 {
 		var l []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			l, b = b[:i], b[i+1:]
-		} else {
-			l, b = b, nil
-		}
+		l, b, _ = bytes.Cut(b, newline)
 		if first {
 			first = false
 			continue // header
