@@ -180,13 +180,7 @@ func TestReconnectEmitsTheDifference(t *testing.T) {
 	fd := newFakeDocker()
 	fd.set("a", "alpha", "running")
 	fd.set("b", "beta", "running")
-	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = inv.Run(ctx) }()
-	<-inv.Synced()
-	sub := inv.Subscribe()
-	defer sub.Close()
+	inv, sub := startInventory(t, fd)
 
 	// Docker goes away; while it is gone, a is removed, b exits, c appears.
 	fd.mu.Lock()
@@ -271,13 +265,7 @@ func TestLookup(t *testing.T) {
 func TestDieIsPublishedFromTheEventFirst(t *testing.T) {
 	fd := newFakeDocker()
 	fd.set("a", "alpha", "running")
-	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = inv.Run(ctx) }()
-	<-inv.Synced()
-	sub := inv.Subscribe()
-	defer sub.Close()
+	_, sub := startInventory(t, fd)
 
 	fd.emitMsg(events.Message{Type: events.ContainerEventType, Action: "kill", TimeNano: 1,
 		Actor: events.Actor{ID: "a", Attributes: map[string]string{"signal": "15"}}})
@@ -301,13 +289,7 @@ func TestDieIsPublishedFromTheEventFirst(t *testing.T) {
 func TestNetworkEventsReinspectTheContainer(t *testing.T) {
 	fd := newFakeDocker()
 	fd.set("a", "alpha", "running")
-	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = inv.Run(ctx) }()
-	<-inv.Synced()
-	sub := inv.Subscribe()
-	defer sub.Close()
+	_, sub := startInventory(t, fd)
 
 	fd.mu.Lock()
 	in := fd.containers["a"]
@@ -325,4 +307,19 @@ func TestNetworkEventsReinspectTheContainer(t *testing.T) {
 	if ch := next(t, sub); ch.Action != "kill" {
 		t.Fatalf("next change = %s, want kill (network create ignored)", ch.Action)
 	}
+}
+
+// startInventory runs an inventory over fd until the test ends and returns
+// it with a subscription taken after the first sync.
+func startInventory(t *testing.T, fd *fakeDocker) (*Inventory, *Subscription) {
+	t.Helper()
+	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = inv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-inv.Synced()
+	sub := inv.Subscribe()
+	t.Cleanup(sub.Close)
+	return inv, sub
 }
