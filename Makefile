@@ -22,7 +22,7 @@ FUZZTIME  ?= 15s
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/heartwood ./agent/cmd/heartwood
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/heartwood ./cmd/heartwood
 
 services:
 	$(SERVICES) up

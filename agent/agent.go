@@ -18,7 +18,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/heartwood-ops/heartwood/agent/api"
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/agent/supervisor"
 	"github.com/heartwood-ops/heartwood/watchman"
 	"github.com/prometheus/client_golang/prometheus"

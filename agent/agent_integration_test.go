@@ -21,7 +21,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/heartwood-ops/heartwood/agent"
-	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
 // startAgent runs an agent against dockerHost with every subsystem off and

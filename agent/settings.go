@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/shipper/esout"
+	"github.com/heartwood-ops/heartwood/config"
 )
 
 // Core holds the agent's own settings; subsystem settings live in their
@@ -42,7 +42,7 @@ type Core struct {
 	SelfContainerID string `yaml:"self-container-id" help:"the agent's own container ID when it runs in a container (detected if empty)"`
 
 	// MemoryLimit is the Go runtime's soft memory limit.
-	MemoryLimit esout.ByteSize `yaml:"memory-limit" help:"soft memory limit of the agent's Go runtime (0 turns it off; $GOMEMLIMIT, when set, wins)"`
+	MemoryLimit config.ByteSize `yaml:"memory-limit" help:"soft memory limit of the agent's Go runtime (0 turns it off; $GOMEMLIMIT, when set, wins)"`
 
 	LogLevel        string        `yaml:"log-level" help:"debug, info, warn or error"`
 	LogFormat       string        `yaml:"log-format" help:"text or json"`

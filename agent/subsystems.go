@@ -10,10 +10,10 @@ import (
 
 	"github.com/heartwood-ops/heartwood/agent/api"
 	"github.com/heartwood-ops/heartwood/agent/consulclient"
+	"github.com/heartwood-ops/heartwood/internal/consulkv"
 	"github.com/heartwood-ops/heartwood/registrar"
 	"github.com/heartwood-ops/heartwood/shipper"
 	"github.com/heartwood-ops/heartwood/watchman"
-	"github.com/heartwood-ops/heartwood/watchman/consulkv"
 )
 
 // buildSubsystems creates the enabled subsystems and connects them: the

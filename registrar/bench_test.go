@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/registrar/translate"
 )
 

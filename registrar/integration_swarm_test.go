@@ -10,7 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
-	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
 // TestIntegrationSwarmTasks runs a replicated Swarm service (two tasks on

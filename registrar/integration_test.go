@@ -14,7 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/registrar"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 
-	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
 // TestIntegrationNetworkConnect connects a container to the network its

@@ -12,7 +12,7 @@ import (
 	"github.com/docker/go-connections/nat"
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 )
 
 // fakeDocker is a Docker engine for a real inventory: a fixed container

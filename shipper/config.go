@@ -20,11 +20,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/config"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 
 // ByteSize is a size in bytes with human units (e.g. 32MiB, 512k).
-type ByteSize = esout.ByteSize
+type ByteSize = config.ByteSize
 
 // Config configures the shipper.
 type Config struct {

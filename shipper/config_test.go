@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 )
 
 func TestValidate(t *testing.T) {

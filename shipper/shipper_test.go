@@ -18,7 +18,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 

@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/watchman/gpu"
 	"github.com/heartwood-ops/heartwood/watchman/policy"
 )

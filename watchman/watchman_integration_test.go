@@ -28,10 +28,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
-	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/internal/consulkv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/watchman"
-	"github.com/heartwood-ops/heartwood/watchman/consulkv"
 )
 
 // recMaintainer records Maintenance calls. The registrar's real Consul

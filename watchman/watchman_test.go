@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/watchman/cgroup"
 	"github.com/heartwood-ops/heartwood/watchman/policy"
 	"github.com/heartwood-ops/heartwood/watchman/procfs"

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 make -s build
 docker image inspect heartwood-test/busybox:latest >/dev/null 2>&1 ||
-  { echo "build the test image first: go test -tags integration -run PrivateDockerd ./agent/testenv/"; exit 1; }
+  { echo "build the test image first: go test -tags integration -run PrivateDockerd ./internal/testenv/"; exit 1; }
 SLEEP=$(awk "BEGIN{print 1/$RATE}")
 for i in $(seq 1 "$N"); do
   docker run -d -q --label "$LABEL" --label SERVICE_NAME="$RUN" --network none --name "$RUN-$i" \

@@ -18,7 +18,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/registrar/labels"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/heartwood-ops/heartwood/agent/inventory"
+	"github.com/heartwood-ops/heartwood/inventory"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
-	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
 // TestIntegrationBinaryShutsDownOnSIGTERM builds the real binary, runs it

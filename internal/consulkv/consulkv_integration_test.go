@@ -9,8 +9,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/heartwood-ops/heartwood/agent/testenv"
-	"github.com/heartwood-ops/heartwood/watchman/consulkv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
+	"github.com/heartwood-ops/heartwood/internal/consulkv"
 )
 
 func TestIntegrationListAndBlock(t *testing.T) {

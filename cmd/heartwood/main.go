@@ -23,7 +23,7 @@ import (
 	"syscall"
 
 	"github.com/heartwood-ops/heartwood/agent"
-	"github.com/heartwood-ops/heartwood/agent/config"
+	"github.com/heartwood-ops/heartwood/config"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.revision=...".

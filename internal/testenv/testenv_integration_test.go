@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/heartwood-ops/heartwood/agent/testenv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
 func TestIntegrationProxyCutAndRestore(t *testing.T) {
