@@ -7,7 +7,8 @@
 
 SHELL     := /bin/bash
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version: an exact release tag when HEAD has one, else the VERSION file.
+VERSION   ?= $(shell git describe --tags --exact-match 2>/dev/null || cat VERSION 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 RUN_DIR   ?= $(CURDIR)/.run

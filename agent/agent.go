@@ -18,8 +18,8 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/heartwood-ops/heartwood/agent/api"
-	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/agent/supervisor"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/watchman"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -71,7 +71,7 @@ func New(cfg Config, build BuildInfo, logger *slog.Logger) (*Agent, error) {
 		cfg.NodeName = h
 	}
 	if cfg.SelfContainerID == "" {
-		cfg.SelfContainerID = detectSelfContainerID("/proc")
+		cfg.SelfContainerID = inventory.DetectSelfID("/proc")
 	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimit > 0 {
 		// A soft limit: the collector works harder near it rather than
@@ -125,7 +125,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("heartwood starting", "version", a.build.Version, "node", a.cfg.NodeName,
 		"api", "http://"+ln.Addr().String(), "docker", a.cfg.DockerHost, "subsystems", a.subsystemNames(),
-		"self_container", shortID(a.cfg.SelfContainerID))
+		"self_container", inventory.ShortID(a.cfg.SelfContainerID))
 
 	// The units run on their own context so that shutdown can be bounded
 	// by the deadline rather than by ctx.
@@ -275,11 +275,4 @@ func (a *Agent) subsystemNames() []string {
 		names = append(names, s.name)
 	}
 	return names
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -133,14 +133,6 @@ type SwarmTask struct {
 // Running reports whether the container's processes exist, paused or not.
 func (c *Container) Running() bool { return c.State.Running }
 
-// ShortID is the 12-character form of the container ID that Docker prints.
-func (c *Container) ShortID() string {
-	if len(c.ID) > 12 {
-		return c.ID[:12]
-	}
-	return c.ID
-}
-
 // EnvMap returns the environment as a map; later duplicates win, as in exec.
 func (c *Container) EnvMap() map[string]string {
 	m := make(map[string]string, len(c.Env))

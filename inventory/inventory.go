@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/errdefs"
+	"github.com/heartwood-ops/heartwood/internal/backoff"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -99,8 +99,7 @@ type Inventory struct {
 
 	mu         sync.Mutex
 	containers map[string]*Container
-	seq        uint64
-	subs       map[*Subscription]struct{}
+	feed       Broadcaster
 	connected  bool
 	lastErr    error
 	synced     chan struct{} // closed after the first full sync
@@ -123,7 +122,6 @@ func New(docker DockerAPI, opts Options) *Inventory {
 		log:        opts.Logger,
 		opts:       opts,
 		containers: make(map[string]*Container),
-		subs:       make(map[*Subscription]struct{}),
 		synced:     make(chan struct{}),
 	}
 	inv.m = newMetrics(inv, opts.Registerer)
@@ -133,7 +131,7 @@ func New(docker DockerAPI, opts Options) *Inventory {
 // Run keeps the inventory in step with Docker until ctx is cancelled. A lost
 // connection is retried with backoff; Run returns only ctx's error.
 func (inv *Inventory) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	retry := backoff.New(100*time.Millisecond, inv.opts.MaxBackoff)
 	for {
 		start := time.Now()
 		err := inv.session(ctx)
@@ -143,16 +141,13 @@ func (inv *Inventory) Run(ctx context.Context) error {
 		inv.setConnected(false, err)
 		inv.m.disconnects.Inc()
 		if time.Since(start) > 10*time.Second {
-			backoff = 100 * time.Millisecond // it worked for a while: start over
+			retry.Reset() // it worked for a while: start over
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := retry.Next()
 		inv.log.Warn("docker connection lost; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return err
 		}
-		backoff = min(backoff*2, inv.opts.MaxBackoff)
 	}
 }
 
@@ -385,12 +380,7 @@ func (inv *Inventory) removeLocked(id, action string) {
 }
 
 func (inv *Inventory) publishLocked(ch Change) {
-	inv.seq++
-	ch.Seq = inv.seq
-	ch.Time = time.Now()
-	for s := range inv.subs {
-		s.push(ch)
-	}
+	ch = inv.feed.Publish(ch)
 	inv.m.changes.WithLabelValues(ch.Kind.String()).Inc()
 }
 
@@ -421,25 +411,13 @@ func (inv *Inventory) Get(id string) (*Container, bool) {
 
 // Lookup finds a container by full ID, unique ID prefix or name.
 func (inv *Inventory) Lookup(ref string) (*Container, bool) {
-	ref = strings.TrimPrefix(ref, "/")
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	if c, ok := inv.containers[ref]; ok {
+	if c, ok := inv.containers[NormalizeRef(ref)]; ok {
 		return c, true
 	}
-	var match *Container
-	for _, c := range inv.containers {
-		if c.Name == ref {
-			return c, true
-		}
-		if len(ref) >= 4 && strings.HasPrefix(c.ID, ref) {
-			if match != nil {
-				return nil, false // ambiguous prefix
-			}
-			match = c
-		}
-	}
-	return match, match != nil
+	c, err := Find(inv.listLocked(), func(c *Container) *Container { return c }, ref)
+	return c, err == nil
 }
 
 // List returns all containers, sorted by name.
@@ -458,113 +436,20 @@ func (inv *Inventory) listLocked() []*Container {
 	return out
 }
 
-// Subscribe returns a subscription whose Snapshot is the inventory at this
-// moment and whose Next yields every later change in order. Close it when
-// done.
-func (inv *Inventory) Subscribe() *Subscription {
+// Subscribe waits until the inventory has completed its first full sync
+// with Docker, then returns a subscription whose Snapshot is the inventory
+// at that moment and whose Pending yields every later change in order. It
+// returns ctx's error if ctx ends first. Close the subscription when done.
+//
+// Subscribers never see a partial first view: this is the one place that
+// waits for the initial sync.
+func (inv *Inventory) Subscribe(ctx context.Context) (Subscription, error) {
+	select {
+	case <-inv.synced:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	s := &Subscription{
-		inv:      inv,
-		snapshot: inv.listLocked(),
-		seq:      inv.seq,
-		notify:   make(chan struct{}, 1),
-	}
-	inv.subs[s] = struct{}{}
-	return s
-}
-
-func (inv *Inventory) unsubscribe(s *Subscription) {
-	inv.mu.Lock()
-	delete(inv.subs, s)
-	inv.mu.Unlock()
-}
-
-// Subscription is one subscriber's ordered view of the inventory. Its queue
-// is unbounded so that a slow subscriber never stalls the others or the
-// event stream; the queue depth is exported as a metric.
-type Subscription struct {
-	inv      *Inventory
-	snapshot []*Container
-	seq      uint64
-
-	mu     sync.Mutex
-	queue  []Change
-	closed bool
-	notify chan struct{}
-}
-
-// Snapshot returns the containers as they were when the subscription began.
-func (s *Subscription) Snapshot() []*Container { return s.snapshot }
-
-// SnapshotSeq is the sequence number of the last change included in the
-// snapshot; the first change Next returns has SnapshotSeq+1.
-func (s *Subscription) SnapshotSeq() uint64 { return s.seq }
-
-// ErrClosed is returned by Next after Close.
-var ErrClosed = errors.New("inventory subscription closed")
-
-// Next waits for the next change. It returns ctx's error when ctx ends and
-// ErrClosed after Close.
-func (s *Subscription) Next(ctx context.Context) (Change, error) {
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return Change{}, ErrClosed
-		}
-		if len(s.queue) > 0 {
-			ch := s.queue[0]
-			s.queue[0] = Change{}
-			s.queue = s.queue[1:]
-			s.mu.Unlock()
-			return ch, nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return Change{}, ctx.Err()
-		case <-s.notify:
-		}
-	}
-}
-
-// Pending returns and removes every queued change without waiting.
-func (s *Subscription) Pending() []Change {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.queue
-	s.queue = nil
-	return out
-}
-
-// Ready is signalled when changes may be waiting; use it with Pending to
-// consume changes in batches.
-func (s *Subscription) Ready() <-chan struct{} { return s.notify }
-
-// Close ends the subscription.
-func (s *Subscription) Close() {
-	s.inv.unsubscribe(s)
-	s.mu.Lock()
-	s.closed = true
-	s.queue = nil
-	s.mu.Unlock()
-}
-
-func (s *Subscription) push(ch Change) {
-	s.mu.Lock()
-	if !s.closed {
-		s.queue = append(s.queue, ch)
-	}
-	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Subscription) depth() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
+	return inv.feed.Subscribe(inv.listLocked()), nil
 }

@@ -111,14 +111,39 @@ func inspectFixture(id, name, status string) container.InspectResponse {
 	}
 }
 
-func next(t *testing.T, s *Subscription) Change {
+// reader takes a subscription's changes one at a time.
+type reader struct {
+	Subscription
+	buf []Change
+}
+
+func subscribe(t *testing.T, inv *Inventory) *reader {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ch, err := s.Next(ctx)
+	sub, err := inv.Subscribe(ctx)
 	if err != nil {
-		t.Fatalf("Next: %v", err)
+		t.Fatalf("Subscribe: %v", err)
 	}
+	return &reader{Subscription: sub}
+}
+
+func next(t *testing.T, r *reader) Change {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for len(r.buf) == 0 {
+		r.buf = append(r.buf, r.Pending()...)
+		if len(r.buf) > 0 {
+			break
+		}
+		select {
+		case <-r.Changed():
+		case <-timeout:
+			t.Fatalf("no change within 5s")
+		}
+	}
+	ch := r.buf[0]
+	r.buf = r.buf[1:]
 	return ch
 }
 
@@ -132,7 +157,7 @@ func TestSnapshotThenOrderedChanges(t *testing.T) {
 	go func() { done <- inv.Run(ctx) }()
 	<-inv.Synced()
 
-	sub := inv.Subscribe()
+	sub := subscribe(t, inv)
 	defer sub.Close()
 	if snap := sub.Snapshot(); len(snap) != 1 || snap[0].Name != "alpha" {
 		t.Fatalf("snapshot = %v, want [alpha]", snap)
@@ -153,7 +178,7 @@ func TestSnapshotThenOrderedChanges(t *testing.T) {
 		{func() { fd.set("a", "alpha", "paused") }, "a", "pause", Updated, "alpha"},
 		{func() { fd.remove("b") }, "b", "destroy", Removed, "beta"},
 	}
-	lastSeq := sub.SnapshotSeq()
+	lastSeq := sub.Subscription.(*queue).seq
 	for _, st := range steps {
 		st.mutate()
 		fd.emit("a", "exec_start: sh -c true") // ignored
@@ -311,7 +336,7 @@ func TestNetworkEventsReinspectTheContainer(t *testing.T) {
 
 // startInventory runs an inventory over fd until the test ends and returns
 // it with a subscription taken after the first sync.
-func startInventory(t *testing.T, fd *fakeDocker) (*Inventory, *Subscription) {
+func startInventory(t *testing.T, fd *fakeDocker) (*Inventory, *reader) {
 	t.Helper()
 	inv := New(fd, Options{MaxBackoff: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -319,7 +344,7 @@ func startInventory(t *testing.T, fd *fakeDocker) (*Inventory, *Subscription) {
 	go func() { defer close(done); _ = inv.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-inv.Synced()
-	sub := inv.Subscribe()
+	sub := subscribe(t, inv)
 	t.Cleanup(sub.Close)
 	return inv, sub
 }

@@ -80,21 +80,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counts[ct.State.Status]++
 	}
 	connected := inv.connected
-	subs := make([]*Subscription, 0, len(inv.subs))
-	for s := range inv.subs {
-		subs = append(subs, s)
-	}
 	inv.mu.Unlock()
+	subs, maxDepth := inv.feed.Stats()
 
 	for status, n := range counts {
 		ch <- prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, float64(n), status)
 	}
 	ch <- prometheus.MustNewConstMetric(connectedDesc, prometheus.GaugeValue, boolFloat(connected))
-	ch <- prometheus.MustNewConstMetric(subscribersDesc, prometheus.GaugeValue, float64(len(subs)))
-	maxDepth := 0
-	for _, s := range subs {
-		maxDepth = max(maxDepth, s.depth())
-	}
+	ch <- prometheus.MustNewConstMetric(subscribersDesc, prometheus.GaugeValue, float64(subs))
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(maxDepth))
 }
 

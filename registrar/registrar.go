@@ -33,14 +33,12 @@ import (
 )
 
 // Source is the container inventory as the registrar uses it;
-// *inventory.Inventory satisfies it.
+// *inventory.Inventory and inventorytest.Fake satisfy it. Subscribe returns
+// only after the inventory's first full sync, so an empty snapshot is never
+// mistaken for a node without containers.
 type Source interface {
-	Subscribe() *inventory.Subscription
+	Subscribe(ctx context.Context) (inventory.Subscription, error)
 	Get(id string) (*inventory.Container, bool)
-	// Synced is closed once the inventory has listed Docker's containers;
-	// the registrar reconciles only then, so that an empty inventory is
-	// never mistaken for a node without containers.
-	Synced() <-chan struct{}
 }
 
 // Deps are the registrar's collaborators.
@@ -192,19 +190,16 @@ func (r *Registrar) Ready() error {
 // deregister-on-shutdown) removes this node's services. It returns nil when
 // ctx ends.
 func (r *Registrar) Run(ctx context.Context) error {
-	sub := r.src.Subscribe()
+	sub, err := r.src.Subscribe(ctx)
+	if err != nil {
+		return nil // ctx ended before the inventory's first sync
+	}
 	defer sub.Close()
 	r.mu.Lock()
 	for _, c := range sub.Snapshot() {
 		r.containers[c.ID] = c
 	}
 	r.mu.Unlock()
-
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-r.src.Synced():
-	}
 
 	dirty := map[string]time.Time{}
 	timer := time.NewTimer(0)
@@ -223,7 +218,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			r.shutdown(ctx)
 			return nil
-		case <-sub.Ready():
+		case <-sub.Changed():
 			r.ingest(sub.Pending(), dirty)
 			if needFull || len(dirty) == 0 {
 				continue
@@ -384,7 +379,7 @@ func (r *Registrar) lookupLocked(ref string) (*inventory.Container, bool) {
 		return c, true
 	}
 	for _, c := range r.containers {
-		if c.Name == ref || (len(ref) >= 12 && strings.HasPrefix(c.ID, ref)) {
+		if c.Names(ref) {
 			return c, true
 		}
 	}
@@ -890,7 +885,7 @@ func (r *Registrar) run(ctx context.Context, p plan, since map[string]time.Time)
 			r.mu.Lock()
 			r.rejected[s.id] = rejection{hash: s.reg.Meta[translate.MetaHash], err: err.Error(), at: time.Now()}
 			r.mu.Unlock()
-			r.log.Warn("consul rejected the service registration; not retried until it changes", "service_id", s.id, "container", shortID(s.container), "err", err)
+			r.log.Warn("consul rejected the service registration; not retried until it changes", "service_id", s.id, "container", inventory.ShortID(s.container), "err", err)
 			return nil
 		}
 		if err != nil {
@@ -916,12 +911,12 @@ func (r *Registrar) applied(s step, since map[string]time.Time) {
 		}
 		r.actual[s.id] = a
 		r.m.registrations.Inc()
-		r.log.Info("service registered", "service_id", s.id, "service", s.reg.Name, "container", shortID(s.container))
+		r.log.Info("service registered", "service_id", s.id, "service", s.reg.Name, "container", inventory.ShortID(s.container))
 	case opDeregister:
 		delete(r.actual, s.id)
 		delete(r.foreign, s.id)
 		r.m.deregistration.Inc()
-		r.log.Info("service deregistered", "service_id", s.id, "container", shortID(s.container))
+		r.log.Info("service deregistered", "service_id", s.id, "container", inventory.ShortID(s.container))
 	case opMaintenance:
 		if a := r.actual[s.id]; a != nil {
 			a.maint = s.enable
@@ -954,13 +949,6 @@ func permanent(err error) bool {
 		return true
 	}
 	return false
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 // shutdown deregisters this node's services if configured to.

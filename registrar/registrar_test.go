@@ -161,14 +161,15 @@ func (f *fakeAgent) Self() (map[string]map[string]interface{}, error) {
 	return map[string]map[string]interface{}{"Member": {"Addr": "10.9.9.9"}}, nil
 }
 
-// fakeSource serves Get and Synced; the tests feed changes with ingest.
+// fakeSource serves Get; the tests feed changes with ingest.
 type fakeSource struct{}
 
-func (fakeSource) Subscribe() *inventory.Subscription { panic("not used by unit tests") }
+func (fakeSource) Subscribe(context.Context) (inventory.Subscription, error) {
+	panic("not used by unit tests")
+}
 func (fakeSource) Get(string) (*inventory.Container, bool) {
 	return nil, false
 }
-func (fakeSource) Synced() <-chan struct{} { c := make(chan struct{}); close(c); return c }
 
 type harness struct {
 	t     *testing.T

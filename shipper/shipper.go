@@ -29,9 +29,11 @@ import (
 	"github.com/heartwood-ops/heartwood/shipper/template"
 )
 
-// Source is the container inventory; *inventory.Inventory satisfies it.
+// Source is the container inventory; *inventory.Inventory and
+// inventorytest.Fake satisfy it. Subscribe returns after the inventory's
+// first full sync.
 type Source interface {
-	Subscribe() *inventory.Subscription
+	Subscribe(ctx context.Context) (inventory.Subscription, error)
 	Get(id string) (*inventory.Container, bool)
 }
 
@@ -153,6 +155,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 	// A fresh budget per run: bytes still held by a previous run's
 	// unacknowledged documents are not carried over.
 	s.budget.reset()
+	sub, err := s.deps.Source.Subscribe(ctx)
+	if err != nil {
+		return nil // ctx ended before the inventory's first sync
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -174,7 +180,6 @@ func (s *Shipper) Run(ctx context.Context) error {
 		wg.Go(func() { s.installTemplate(ctx) })
 	}
 
-	sub := s.deps.Source.Subscribe()
 	defer sub.Close()
 	known := map[string]bool{}
 	for _, c := range sub.Snapshot() {
@@ -201,7 +206,7 @@ loop:
 				runErr = fmt.Errorf("shipper: output: %w", err)
 			}
 			break loop
-		case <-sub.Ready():
+		case <-sub.Changed():
 		}
 		for _, ch := range sub.Pending() {
 			switch ch.Kind {
@@ -253,18 +258,11 @@ const (
 
 // sourceOf decides how (and whether) a container's logs are shipped.
 func (s *Shipper) sourceOf(c *inventory.Container, set settings) logSource {
-	if c.ID == s.deps.SelfContainerID || (s.deps.SelfContainerID != "" && strings.HasPrefix(c.ID, s.deps.SelfContainerID)) {
+	if inventory.IsSelf(c.ID, s.deps.SelfContainerID) || !set.enabled {
 		return skipLogs
 	}
-	if !set.enabled {
+	if !inventory.Selector(s.cfg.Selector).Matches(c.Labels) {
 		return skipLogs
-	}
-	for _, sel := range s.cfg.Selector {
-		k, v, hasValue := strings.Cut(sel, "=")
-		got, ok := c.Labels[k]
-		if !ok || (hasValue && got != v) {
-			return skipLogs
-		}
 	}
 	switch c.LogDriver {
 	case "", "json-file":

@@ -10,9 +10,11 @@ import (
 	"github.com/heartwood-ops/heartwood/inventory"
 )
 
-// Source is the container inventory; *inventory.Inventory satisfies it.
+// Source is the container inventory; *inventory.Inventory and
+// inventorytest.Fake satisfy it. Subscribe returns after the inventory's
+// first full sync.
 type Source interface {
-	Subscribe() *inventory.Subscription
+	Subscribe(ctx context.Context) (inventory.Subscription, error)
 	Get(id string) (*inventory.Container, bool)
 }
 

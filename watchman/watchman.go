@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -162,8 +161,11 @@ func (w *Watchman) Ready() error {
 
 // Run samples and acts until ctx ends. It returns nil when ctx ends.
 func (w *Watchman) Run(ctx context.Context) error {
+	sub, err := w.deps.Source.Subscribe(ctx)
+	if err != nil {
+		return nil // ctx ended before the inventory's first sync
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	sub := w.deps.Source.Subscribe()
 	defer func() {
 		cancel()
 		sub.Close()
@@ -211,7 +213,7 @@ func (w *Watchman) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-sub.Ready():
+		case <-sub.Changed():
 			changes := sub.Pending()
 			w.mu.Lock()
 			for _, ch := range changes {
@@ -383,8 +385,7 @@ func (w *Watchman) baseStateLocked(t *tracked) string {
 }
 
 func (w *Watchman) isSelf(id string) bool {
-	s := w.deps.SelfContainerID
-	return s != "" && (id == s || (len(s) >= 12 && strings.HasPrefix(id, s)))
+	return inventory.IsSelf(id, w.deps.SelfContainerID)
 }
 
 func (w *Watchman) excludedLocked(c *inventory.Container) bool {
@@ -392,8 +393,7 @@ func (w *Watchman) excludedLocked(c *inventory.Container) bool {
 		return true
 	}
 	for _, e := range w.cfg.Exclude {
-		e = strings.TrimPrefix(strings.TrimSpace(e), "/")
-		if e == c.Name || e == c.ID || (len(e) >= 12 && strings.HasPrefix(c.ID, e)) {
+		if c.Names(e) {
 			return true
 		}
 	}
@@ -427,25 +427,18 @@ func (w *Watchman) dryRunLocked(t *tracked) bool {
 	return w.cfg.DryRun || w.kvDryRun || t.pol.DryRun
 }
 
-// lookupLocked finds a tracked container by full ID, name or ID prefix.
+// lookupLocked finds a tracked container by full ID, name or unique ID
+// prefix (inventory.Find's rules).
 func (w *Watchman) lookupLocked(ref string) (*tracked, bool) {
-	ref = strings.TrimPrefix(ref, "/")
-	if t, ok := w.ctrs[ref]; ok {
+	if t, ok := w.ctrs[inventory.NormalizeRef(ref)]; ok {
 		return t, true
 	}
-	var match *tracked
-	for id, t := range w.ctrs {
-		if t.c.Name == ref {
-			return t, true
-		}
-		if len(ref) >= 4 && strings.HasPrefix(id, ref) {
-			if match != nil {
-				return nil, false
-			}
-			match = t
-		}
+	all := make([]*tracked, 0, len(w.ctrs))
+	for _, t := range w.ctrs {
+		all = append(all, t)
 	}
-	return match, match != nil
+	t, err := inventory.Find(all, func(t *tracked) *inventory.Container { return t.c }, ref)
+	return t, err == nil
 }
 
 // ErrNotFound is returned for an unknown container.

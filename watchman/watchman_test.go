@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/heartwood-ops/heartwood/inventory"
+	"github.com/heartwood-ops/heartwood/inventory/inventorytest"
 	"github.com/heartwood-ops/heartwood/watchman/cgroup"
 	"github.com/heartwood-ops/heartwood/watchman/policy"
 	"github.com/heartwood-ops/heartwood/watchman/procfs"
@@ -77,11 +78,13 @@ func (m *fakeMaint) Maintenance(_ context.Context, id string, on bool, _ string)
 
 type fakeSource struct {
 	mu   sync.Mutex
-	inv  *inventory.Inventory
+	inv  *inventorytest.Fake
 	ctrs map[string]*inventory.Container
 }
 
-func (s *fakeSource) Subscribe() *inventory.Subscription { return s.inv.Subscribe() }
+func (s *fakeSource) Subscribe(ctx context.Context) (inventory.Subscription, error) {
+	return s.inv.Subscribe(ctx)
+}
 func (s *fakeSource) Get(id string) (*inventory.Container, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -126,7 +129,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	}
 	c := &calls{}
 	h := &harness{t: t, calls: c, dock: &fakeDocker{c: c}, now: t0, usage: map[string]uint64{},
-		src: &fakeSource{inv: inventory.New(nil, inventory.Options{}), ctrs: map[string]*inventory.Container{}}}
+		src: &fakeSource{inv: inventorytest.New(), ctrs: map[string]*inventory.Container{}}}
 	w, err := New(cfg, Deps{Source: h.src, Docker: h.dock, Maintainer: &fakeMaint{c}, Events: &fakeSink{},
 		SelfContainerID: "self0000000000000000", NodeName: "n1", Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -610,7 +613,7 @@ func TestSamplerPressure(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	c := &calls{}
-	src := &fakeSource{inv: inventory.New(nil, inventory.Options{}), ctrs: map[string]*inventory.Container{}}
+	src := &fakeSource{inv: inventorytest.New(), ctrs: map[string]*inventory.Container{}}
 	reg := prometheus.NewRegistry()
 	deps := Deps{Source: src, Docker: &fakeDocker{c: c}, Registerer: reg}
 	if _, err := New(DefaultConfig(), deps); err != nil {

@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/internal/backoff"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -121,7 +121,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 
 // keep runs one unit, restarting it after failures, until ctx ends.
 func (s *Supervisor) keep(ctx context.Context, n named) {
-	backoff := s.opts.MinBackoff
+	retry := backoff.New(s.opts.MinBackoff, s.opts.MaxBackoff)
 	for {
 		started := time.Now()
 		s.update(n.name, func(st *State) { st.Running, st.Since = true, started })
@@ -139,21 +139,18 @@ func (s *Supervisor) keep(ctx context.Context, n named) {
 			err = errors.New("returned before shutdown")
 		}
 		if time.Since(started) > time.Minute {
-			backoff = s.opts.MinBackoff
+			retry.Reset()
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := retry.Next()
 		s.update(n.name, func(st *State) {
 			st.Running, st.Since, st.LastErr = false, time.Now(), err.Error()
 			st.Restarts++
 		})
 		s.restarts.WithLabelValues(n.name).Inc()
 		s.log.Error("subsystem failed; restarting", "subsystem", n.name, "err", err, "retry_in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, wait) != nil {
 			return
-		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, s.opts.MaxBackoff)
 	}
 }
 

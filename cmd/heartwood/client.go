@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/inventory"
 )
 
 // clientCommand runs ps, pause and wake against the local agent's API.
@@ -106,11 +108,7 @@ func ps(ctx context.Context, hc *http.Client, base string, stdout, stderr io.Wri
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tNAME\tIMAGE\tSTATUS\tHEALTH\tWATCHMAN")
 	for _, c := range list {
-		id := c.ID
-		if len(id) > 12 {
-			id = id[:12]
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id, c.Name, c.Image, c.State.Status, dash(c.State.Health), watchmanState(c.Subsystems["watchman"]))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", inventory.ShortID(c.ID), c.Name, c.Image, c.State.Status, dash(c.State.Health), watchmanState(c.Subsystems["watchman"]))
 	}
 	if err := tw.Flush(); err != nil {
 		return 1

@@ -59,6 +59,15 @@ func violation(from, to string) string {
 			}
 		}
 	}
+	// The ground floor (inventory, config, internal helpers) feeds the
+	// subsystems and never depends on them.
+	if under(from, "inventory") || under(from, "config") || under(from, "internal") {
+		for _, s := range subsystems {
+			if under(to, s) {
+				return "the inventory, config and internal packages never import a subsystem"
+			}
+		}
+	}
 	// The wiring sees each subsystem through its root package only.
 	if under(from, "agent") {
 		for _, s := range subsystems {
@@ -92,6 +101,11 @@ func TestViolationRules(t *testing.T) {
 		{"watchman", "registrar/translate", true},
 		{"agent", "shipper/esout", true},
 		{"agent/api", "watchman/policy", true},
+		{"inventory", "registrar", true},
+		{"inventory/inventorytest", "shipper", true},
+		{"config", "shipper/esout", true},
+		{"internal/testenv", "watchman", true},
+		{"inventory/inventorytest", "inventory", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.from+"→"+tc.to, func(t *testing.T) {

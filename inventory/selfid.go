@@ -1,4 +1,4 @@
-package agent
+package inventory
 
 import (
 	"bufio"
@@ -9,12 +9,12 @@ import (
 
 var containerIDPattern = regexp.MustCompile(`(?:docker[-/]|/containers/)([0-9a-f]{64})`)
 
-// detectSelfContainerID returns the ID of the container this process runs
+// DetectSelfID returns the ID of the container this process runs
 // in, or "" on the host. It looks in /proc/self/cgroup (cgroup v1, and v2
 // with the cgroupfs driver) and then in /proc/self/mountinfo for the bind
 // mount of /etc/hostname, which Docker takes from the container's directory
 // (cgroup v2 with a private cgroup namespace).
-func detectSelfContainerID(procRoot string) string {
+func DetectSelfID(procRoot string) string {
 	if id := scanFor(procRoot+"/self/cgroup", func(string) bool { return true }); id != "" {
 		return id
 	}

@@ -1,4 +1,4 @@
-package agent
+package inventory
 
 import (
 	"os"
@@ -30,8 +30,8 @@ func TestDetectSelfContainerID(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if got := detectSelfContainerID(root); got != tc.want {
-				t.Errorf("detectSelfContainerID = %q, want %q", got, tc.want)
+			if got := DetectSelfID(root); got != tc.want {
+				t.Errorf("DetectSelfID = %q, want %q", got, tc.want)
 			}
 		})
 	}
