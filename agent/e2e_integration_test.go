@@ -17,8 +17,8 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/heartwood-ops/heartwood/agent"
-	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/dashboards"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
 // TestIntegrationAgentEndToEnd runs the whole agent against the real Docker,

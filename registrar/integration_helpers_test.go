@@ -18,8 +18,8 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/registrar"
 )
 

@@ -25,8 +25,8 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
+	"github.com/heartwood-ops/heartwood/inventory"
 )
 
 // itest is one integration test's world: a unique namespace, the shared

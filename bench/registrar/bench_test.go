@@ -33,8 +33,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/registrar"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	consulapi "github.com/hashicorp/consul/api"
 
-	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/internal/consulkv"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
 func TestIntegrationListAndBlock(t *testing.T) {
