@@ -239,6 +239,7 @@ func TestRenderedUserData(t *testing.T) {
 				"scripts":  cty.MapVal(encoded),
 				"node_env": cty.StringVal(base64gzip(t, env)),
 			})
+			t.Logf("user data: %d bytes (limit %d)", len(ud), userDataLimit)
 			if len(ud) > userDataLimit {
 				t.Errorf("user data is %d bytes, EC2 allows %d", len(ud), userDataLimit)
 			}

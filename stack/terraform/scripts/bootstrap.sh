@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bootstrap.sh — first boot of a Heartwood node, run by cloud-init: install
 # and configure Docker (with the NVIDIA runtime on GPU nodes), install and
-# start the Consul agent, join the Swarm, and on managers start the node
-# labeller. Safe to run again: every step checks what is already done.
+# start the Consul agent, start the Swarm join (a systemd unit running
+# swarm-join.sh), and on managers the node labeller. Safe to run again.
 set -euo pipefail
 
 here=$(dirname "$(readlink -f "$0")")
@@ -53,7 +53,29 @@ retry 30 2 docker info >/dev/null 2>&1 || die "docker did not start"
 log "docker $(docker version --format '{{.Server.Version}}') running"
 
 "$here/install-consul.sh"
-"$here/swarm-join.sh"
+
+# Joining can wait on other nodes (the Consul servers, the first manager),
+# so systemd runs it, retries it after a failure and runs it at every boot.
+cat >/etc/systemd/system/heartwood-swarm-join.service <<UNIT
+[Unit]
+Description=Heartwood: join this node to the cluster's Swarm
+Wants=network-online.target
+After=network-online.target docker.service consul.service
+Requires=docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=$here/swarm-join.sh
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable heartwood-swarm-join.service >/dev/null
+systemctl start --no-block heartwood-swarm-join.service
 
 if [[ $HW_SWARM_ROLE == manager ]]; then
   cat >/etc/systemd/system/heartwood-label-nodes.service <<UNIT
@@ -79,4 +101,4 @@ UNIT
   systemctl daemon-reload
   systemctl enable --now heartwood-label-nodes.timer >/dev/null
 fi
-log "node ready: group $HW_GROUP, swarm $(swarm_state)"
+log "node set up (group $HW_GROUP); joining the swarm: journalctl -u heartwood-swarm-join"

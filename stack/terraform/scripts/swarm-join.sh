@@ -7,6 +7,9 @@
 # with the manager token. It then registers itself in Consul as a
 # `swarm-manager` service (checked on port 2377) before releasing the lock.
 # Workers wait until a healthy manager and a worker token exist, then join.
+# systemd (heartwood-swarm-join.service) runs it at every boot and again
+# after a failure; on a node already in the swarm it only re-registers
+# managers in Consul.
 #
 # `swarm-join.sh publish-tokens` (on a manager) writes the current tokens to
 # Parameter Store again, e.g. after `docker swarm join-token --rotate`.
@@ -87,6 +90,9 @@ manager_locked() {
       publish_tokens
     fi
   fi
+  # A manager that initialised the swarm but stopped before writing the
+  # tokens (the lock is taken again on the retry) writes them now.
+  read_token worker >/dev/null || publish_tokens
   register_manager
 }
 
