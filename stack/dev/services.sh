@@ -162,6 +162,8 @@ case $cmd in
     # Test tools: promtool checks /metrics; ip makes private test bridges.
     command -v promtool >/dev/null || apt_install prometheus
     command -v ip >/dev/null || apt_install iproute2
+    # The Terraform cloud-init scripts (stack/terraform) are linted with shellcheck.
+    command -v shellcheck >/dev/null || apt_install shellcheck
     for s in "${services[@]}"; do "${s}_up"; done
     ;;
   down)
