@@ -2,11 +2,13 @@ package dashboards
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,37 +19,92 @@ func TestKibanaObjectsAreConsistent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := CheckReferences(objs); err != nil {
-		t.Fatal(err)
+		t.Error(err)
+	}
+	if err := CheckLayout(objs); err != nil {
+		t.Error(err)
 	}
 	types := map[string]int{}
+	ids := map[string]bool{}
 	for _, o := range objs {
 		types[o.Type]++
 		if o.Attributes.Title == "" {
 			t.Errorf("%s/%s has no title", o.Type, o.ID)
 		}
-	}
-	if types["index-pattern"] != 1 || types["dashboard"] != 1 || types["search"] < 4 {
-		t.Errorf("object types = %v, want one data view, one dashboard and the saved searches", types)
-	}
-	fields := Fields(objs)
-	for _, want := range []string{"container.name", "log.level", "message", "data_stream.dataset"} {
-		found := false
-		for _, f := range fields {
-			found = found || f == want
+		if ids[o.Type+"/"+o.ID] {
+			t.Errorf("%s/%s appears twice", o.Type, o.ID)
 		}
-		if !found {
-			t.Errorf("Fields() = %v lacks %s", fields, want)
+		ids[o.Type+"/"+o.ID] = true
+	}
+	if types["dashboard"] < 3 || types["lens"] < 10 || types["search"] < 5 || types["index-pattern"] < 2 {
+		t.Errorf("object types = %v, want at least 3 dashboards, 10 Lens visualizations, 5 saved searches, 2 data views", types)
+	}
+	for _, id := range []string{"heartwood-container-tail", "heartwood-stack-traces", "heartwood-dead-letters", "heartwood-watchman-decisions", "heartwood-gaps"} {
+		if !ids["search/"+id] {
+			t.Errorf("saved search %s missing", id)
 		}
 	}
-}
-
-func TestCheckReferencesFindsDanglingOnes(t *testing.T) {
-	objs, err := ParseObjects([]byte(`{"type":"search","id":"s","references":[{"name":"x","type":"index-pattern","id":"gone"}]}` + "\n"))
+	used, err := UsedFields(objs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckReferences(objs); err == nil || !strings.Contains(err.Error(), "index-pattern/gone") {
-		t.Fatalf("CheckReferences = %v, want a dangling reference error", err)
+	for view, want := range map[string][]string{
+		"heartwood-logs":    {"container.name", "log.level", "log.iostream", "service.name", "host.name", "orchestrator.namespace", "event.action", "heartwood.gap.bytes", "error.type"},
+		"heartwood-metrics": {"heartwood.container.cpu.cores", "heartwood.watchman.state", "container.id"},
+	} {
+		for _, f := range want {
+			if !slices.Contains(used[view], f) {
+				t.Errorf("UsedFields()[%s] = %v lacks %s", view, used[view], f)
+			}
+		}
+	}
+	// The e2e test of the agent checks the saved searches' fields.
+	if f := Fields(objs); !slices.Contains(f, "data_stream.dataset") || slices.Contains(f, "heartwood.container.cpu.cores") {
+		t.Errorf("Fields() = %v: want the saved searches' fields only", f)
+	}
+}
+
+func TestChecksFindBrokenObjects(t *testing.T) {
+	dv := `{"type":"index-pattern","id":"v","attributes":{"title":"logs-*"},"references":[]}`
+	search := func(ref, refName string) string {
+		return `{"type":"search","id":"s","attributes":{"title":"s","kibanaSavedObjectMeta":{"searchSourceJSON":"{\"indexRefName\":\"` + refName + `\"}"}},"references":[{"name":"idx","type":"index-pattern","id":"` + ref + `"}]}`
+	}
+	dash := func(grid ...string) string {
+		var ps, refs []string
+		for i, g := range grid {
+			ps = append(ps, fmt.Sprintf(`{\"type\":\"search\",\"panelIndex\":\"p%d\",\"panelRefName\":\"panel_p%d\",\"gridData\":%s}`, i, i, strings.ReplaceAll(g, `"`, `\"`)))
+			refs = append(refs, fmt.Sprintf(`{"name":"p%d:panel_p%d","type":"search","id":"s"}`, i, i))
+		}
+		return `{"type":"dashboard","id":"d","attributes":{"title":"d","panelsJSON":"[` + strings.Join(ps, ",") + `]"},"references":[` + strings.Join(refs, ",") + `]}`
+	}
+	tests := []struct {
+		desc, ndjson, check, want string
+	}{
+		{"dangling data view", search("gone", "idx"), "refs", "search/s -> index-pattern/gone"},
+		{"undefined reference name", dv + "\n" + search("v", "other"), "refs", `uses reference "other"`},
+		{"good search", dv + "\n" + search("v", "idx"), "refs", ""},
+		{"overlap", dash(`{"x":0,"y":0,"w":24,"h":10}`, `{"x":20,"y":5,"w":10,"h":10}`), "layout", "panels p0 and p1 overlap"},
+		{"too wide", dash(`{"x":40,"y":0,"w":24,"h":10}`), "layout", "outside the 48-column grid"},
+		{"side by side", dash(`{"x":0,"y":0,"w":24,"h":10}`, `{"x":24,"y":0,"w":24,"h":10}`, `{"x":0,"y":10,"w":48,"h":1}`), "layout", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			objs, err := ParseObjects([]byte(tc.ndjson + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := CheckReferences
+			if tc.check == "layout" {
+				check = CheckLayout
+			}
+			err = check(objs)
+			if tc.want == "" && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
 	}
 	if _, err := ParseObjects([]byte("{not json}\n")); err == nil {
 		t.Fatal("ParseObjects accepted bad JSON")

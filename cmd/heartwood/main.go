@@ -8,6 +8,7 @@
 //	heartwood pause NAME|ID          pause a container through the local agent
 //	heartwood wake NAME|ID           wake a paused container through the local agent
 //	heartwood setup [flags]          import Kibana dashboards, write Prometheus alert rules
+//	heartwood doctor [flags]         check what the agent needs on this node
 //	heartwood version                print the version
 package main
 
@@ -45,6 +46,7 @@ commands:
   pause NAME     pause a container through the local agent
   wake NAME      wake a paused container through the local agent
   setup          import the Kibana dashboards and write the Prometheus alert rules
+  doctor         check what the agent needs on this node, one line per check
   version        print the version
 `
 
@@ -66,6 +68,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return configCheck(rest[1:], environ, stdout, stderr)
 	case "setup":
 		return setup(ctx, rest, stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, rest, environ, stdout, stderr)
 	case "ps", "pause", "wake":
 		return clientCommand(ctx, cmd, rest, environ, stdout, stderr)
 	case "version", "--version", "-version":
@@ -80,8 +84,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 }
 
 // loadConfig parses flags, the config file and the environment into an
-// agent configuration.
-func loadConfig(name string, args, environ []string, stderr io.Writer) (agent.Config, error) {
+// agent configuration; extra registers a command's own flags.
+func loadConfig(name string, args, environ []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (agent.Config, error) {
 	cfg := agent.DefaultConfig()
 	loader, err := config.NewLoader(&cfg)
 	if err != nil {
@@ -90,6 +94,9 @@ func loadConfig(name string, args, environ []string, stderr io.Writer) (agent.Co
 	fs := flag.NewFlagSet("heartwood "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	loader.RegisterFlags(fs)
+	for _, f := range extra {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
