@@ -3,6 +3,7 @@ package dashboards
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,5 +73,19 @@ func TestEveryAlertHasATestAndARunbook(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("found %d alerts; the rules file did not parse as expected", n)
+	}
+}
+
+func TestAlertMetricsReadsExpressionsOnly(t *testing.T) {
+	ms, err := AlertMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ms, "heartwood_shipper_lag_seconds") || !slices.Contains(ms, "container_spec_memory_limit_bytes") {
+		t.Errorf("AlertMetrics() = %v lacks metrics the rules use", ms)
+	}
+	// Annotations mention the service heartwood_agent: not a metric.
+	if slices.Contains(ms, "heartwood_agent") {
+		t.Errorf("AlertMetrics() = %v took a name from an annotation", ms)
 	}
 }

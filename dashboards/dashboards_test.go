@@ -1,16 +1,16 @@
 package dashboards
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/heartwood-ops/heartwood/dashboards/kibanatest"
 )
 
 func TestKibanaObjectsAreConsistent(t *testing.T) {
@@ -111,47 +111,72 @@ func TestChecksFindBrokenObjects(t *testing.T) {
 	}
 }
 
-// TestInstallKibana checks the request against Kibana's documented import
-// API. No Kibana runs in this environment, so this is a protocol test with
-// a fake server; it is not a substitute for a real import.
-func TestInstallKibana(t *testing.T) {
+// TestKibanaClient checks the client against a stand-in Kibana that
+// enforces the documented import request. No Kibana runs here, so this is
+// a protocol test, not a substitute for a real import.
+func TestKibanaClient(t *testing.T) {
+	ctx := context.Background()
+	srv := kibanatest.New(t)
+	srv.APIKey = "k"
+	k := Kibana{URL: srv.URL + "/s/ops/", APIKey: "k", Client: srv.Client()}
+	if v, err := k.WaitReady(ctx); err != nil || v != "8.15.0" {
+		t.Fatalf("WaitReady = %q, %v", v, err)
+	}
+	objs, _ := ParseObjects(KibanaObjects())
+	changed, err := k.Changed(ctx, KibanaObjects())
+	if err != nil || len(changed) != len(objs) {
+		t.Fatalf("Changed before import = %d objects, %v; want all %d", len(changed), err, len(objs))
+	}
+	res, err := k.Import(ctx, KibanaObjects())
+	if err != nil || res.SuccessCount != len(objs) {
+		t.Fatalf("Import = %+v, %v", res, err)
+	}
+	if changed, err := k.Changed(ctx, KibanaObjects()); err != nil || len(changed) != 0 {
+		t.Fatalf("Changed after import = %v, %v; want none", changed, err)
+	}
+	// One changed title is found.
+	edited := bytes.Replace(KibanaObjects(), []byte(`"title":"Noisiest containers"`), []byte(`"title":"Noisy"`), 1)
+	if changed, err := k.Changed(ctx, edited); err != nil || len(changed) != 1 || changed[0] != "lens/heartwood-noisy-containers" {
+		t.Fatalf("Changed after an edit = %v, %v", changed, err)
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Fatalf("requests Kibana would reject: %v", v)
+	}
+	if _, err := (Kibana{URL: srv.URL, Client: srv.Client()}).WaitReady(ctx); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("without the key: %v, want a 401 error", err)
+	}
+}
+
+func TestKibanaClientErrors(t *testing.T) {
 	tests := []struct {
 		desc    string
 		status  int
+		ctype   string
 		answer  string
 		wantErr string
 	}{
-		{"imported", 200, `{"success":true,"successCount":7}`, ""},
-		{"partial failure", 200, `{"success":false,"successCount":6,"errors":[{"id":"heartwood-overview","type":"dashboard","error":{"type":"missing_references"}}]}`, "dashboard/heartwood-overview: missing_references"},
-		{"unauthorized", 401, `{"message":"unauthorized"}`, "401"},
+		{"partial failure", 200, "application/json", `{"success":false,"successCount":6,"errors":[{"id":"heartwood-overview","type":"dashboard","error":{"type":"missing_references"}}]}`, "dashboard/heartwood-overview: missing_references"},
+		{"unauthorized", 401, "application/json", `{"statusCode":401,"message":"unauthorized"}`, "import: 401: unauthorized"},
+		{"an HTML page", 200, "text/html", `<html><body><h1>Welcome to nginx</h1></body></html>`, "not Kibana"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			var gotAuth, gotXSRF, gotPath string
-			var gotFile []byte
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				gotAuth, gotXSRF, gotPath = r.Header.Get("Authorization"), r.Header.Get("kbn-xsrf"), r.URL.String()
-				_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-				mr := multipart.NewReader(r.Body, params["boundary"])
-				if p, err := mr.NextPart(); err == nil && p.FormName() == "file" {
-					gotFile, _ = io.ReadAll(p)
-				}
+				w.Header().Set("Content-Type", tc.ctype)
 				w.WriteHeader(tc.status)
 				_, _ = w.Write([]byte(tc.answer))
 			}))
 			defer srv.Close()
-			_, err := InstallKibana(context.Background(), KibanaOptions{URL: srv.URL + "/s/ops/", APIKey: "k"})
-			if tc.wantErr == "" && err != nil {
-				t.Fatal(err)
-			}
-			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			_, err := Kibana{URL: srv.URL, Client: srv.Client()}.Import(context.Background(), KibanaObjects())
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
-			if gotPath != "/s/ops/api/saved_objects/_import?overwrite=true" || gotAuth != "ApiKey k" || gotXSRF == "" {
-				t.Errorf("request: path %q auth %q xsrf %q", gotPath, gotAuth, gotXSRF)
+			if strings.Contains(err.Error(), "<") {
+				t.Fatalf("error carries the server's HTML: %v", err)
 			}
-			if string(gotFile) != string(KibanaObjects()) {
-				t.Errorf("uploaded file differs from the embedded objects")
+			_, err = Kibana{URL: srv.URL, Client: srv.Client()}.WaitReady(context.Background())
+			if err == nil || strings.Contains(err.Error(), "<") {
+				t.Fatalf("WaitReady against a non-Kibana answer: %v", err)
 			}
 		})
 	}

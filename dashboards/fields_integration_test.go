@@ -68,7 +68,9 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 	logs := testenv.Run(t, cli, run, testenv.Spec{Name: "dash-logs-" + run, Config: &container.Config{
 		Image: img,
 		Cmd: []string{"sh", "-c", `echo '{"level":"error","message":"json error line"}'; echo '{"level":"warn","message":"json warning"}';` +
-			` echo plain stdout line; echo plain stderr line >&2; exec sleep 3600`},
+			` echo plain stdout line; echo plain stderr line >&2;` +
+			// Block I/O, for the container_fs_* series.
+			` dd if=/dev/zero of=/io bs=64k count=16 conv=fsync 2>/dev/null; exec sleep 3600`},
 		// The labels Swarm puts on a task's container.
 		Labels: map[string]string{"heartwood.logs.json": "true",
 			"com.docker.swarm.service.name": "dashstack_api", "com.docker.swarm.service.id": "svc" + run,
@@ -180,7 +182,11 @@ func checkExported(t *testing.T, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for what, names := range map[string][]string{"alert rules": MetricNames(string(AlertRules())), "Grafana dashboard": grafana} {
+	rules, err := AlertMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, names := range map[string][]string{"alert rules": rules, "Grafana dashboard": grafana} {
 		for _, m := range names {
 			if !exported[m] && onlyWith[m] == "" {
 				t.Errorf("the %s use %s, which the agent's /metrics does not export", what, m)

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 //go:embed prometheus/grafana-heartwood.json
@@ -14,6 +17,9 @@ var grafanaDashboard []byte
 
 //go:embed prometheus/prometheus.yml
 var scrapeConfig []byte
+
+//go:embed alerts/heartwood.rules.test.yml
+var alertRuleTests []byte
 
 // GrafanaDashboard returns the Grafana dashboard JSON for the agent's
 // metrics and the cAdvisor-compatible container metrics it exports.
@@ -25,6 +31,10 @@ func ScrapeConfig() []byte { return bytes.Clone(scrapeConfig) }
 
 // metricName matches the metric names Heartwood exports in PromQL.
 var metricName = regexp.MustCompile(`\b((?:heartwood|container)_[a-z0-9_]+)\b`)
+
+// AlertRuleTests returns the promtool unit tests of the alert rules (run
+// them with promtool test rules next to heartwood.rules.yml).
+func AlertRuleTests() []byte { return bytes.Clone(alertRuleTests) }
 
 // MetricNames returns the Heartwood and container metric names a PromQL
 // text uses, sorted and without duplicates.
@@ -42,6 +52,27 @@ func MetricNames(promql string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// AlertMetrics returns the metric names the alert rules' expressions use.
+func AlertMetrics() ([]string, error) {
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Expr string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(alertRules, &f); err != nil {
+		return nil, fmt.Errorf("alert rules: %w", err)
+	}
+	var all strings.Builder
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			all.WriteString(r.Expr + "\n")
+		}
+	}
+	return MetricNames(all.String()), nil
 }
 
 // GrafanaMetrics returns the metric names the dashboard's queries use.

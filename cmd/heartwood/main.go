@@ -67,7 +67,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return configCheck(rest[1:], environ, stdout, stderr)
 	case "setup":
-		return setup(ctx, rest, stdout, stderr)
+		return setup(ctx, rest, environ, stdout, stderr)
 	case "doctor":
 		return doctorCmd(ctx, rest, environ, stdout, stderr)
 	case "ps", "pause", "wake":
