@@ -11,11 +11,11 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/heartwood-ops/heartwood/internal/backoff"
+	"github.com/heartwood-ops/heartwood/internal/jsonsubset"
 )
 
 // Kibana is a client of the Kibana APIs that setup uses: status, bulk get
@@ -177,7 +177,7 @@ func (k Kibana) Changed(ctx context.Context, ndjson []byte) ([]string, error) {
 	var changed []string
 	for _, o := range want {
 		h, ok := have[o.Type+"/"+o.ID]
-		if !ok || !subset(o.Attributes, h.Attributes) || !sameRefs(o.References, h.References) {
+		if !ok || !jsonsubset.Contains(o.Attributes, h.Attributes) || !sameRefs(o.References, h.References) {
 			changed = append(changed, o.Type+"/"+o.ID)
 		}
 	}
@@ -207,50 +207,6 @@ func rawObjects(ndjson []byte) ([]rawObject, error) {
 		out = append(out, o)
 	}
 	return out, sc.Err()
-}
-
-// subset reports whether every value set in want is in have; strings that
-// hold JSON (panelsJSON, searchSourceJSON) are compared as JSON.
-func subset(want, have any) bool {
-	switch w := want.(type) {
-	case map[string]any:
-		h, ok := have.(map[string]any)
-		if !ok {
-			return false
-		}
-		for k, v := range w {
-			if !subset(v, h[k]) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		h, ok := have.([]any)
-		if !ok || len(h) != len(w) {
-			return false
-		}
-		for i := range w {
-			if !subset(w[i], h[i]) {
-				return false
-			}
-		}
-		return true
-	case string:
-		h, ok := have.(string)
-		if !ok {
-			return false
-		}
-		if h == w {
-			return true
-		}
-		var wj, hj any
-		if (strings.HasPrefix(w, "{") || strings.HasPrefix(w, "[")) && json.Unmarshal([]byte(w), &wj) == nil && json.Unmarshal([]byte(h), &hj) == nil {
-			return subset(wj, hj)
-		}
-		return false
-	default:
-		return reflect.DeepEqual(want, have)
-	}
 }
 
 func sameRefs(want, have []Reference) bool {
