@@ -12,20 +12,20 @@ import (
 )
 
 // kibanaFlags are the Kibana connection settings of setup and doctor.
-// Each can also come from the environment (HEARTWOOD_KIBANA_URL, ...), and
+// Each can also come from the environment (KIBANA_URL, ...), and
 // the secrets from files.
 type kibanaFlags struct {
 	url, apiKey, apiKeyFile, user, pass, passFile, caFile string
 }
 
 func (k *kibanaFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&k.url, "kibana-url", "", "Kibana base `URL`, e.g. https://kibana:5601 (with /s/<space> for a space) (env HEARTWOOD_KIBANA_URL)")
-	fs.StringVar(&k.apiKey, "kibana-api-key", "", "Kibana API key (env HEARTWOOD_KIBANA_API_KEY)")
-	fs.StringVar(&k.apiKeyFile, "kibana-api-key-file", "", "`file` holding the Kibana API key (env HEARTWOOD_KIBANA_API_KEY_FILE)")
-	fs.StringVar(&k.user, "kibana-username", "", "Kibana user (env HEARTWOOD_KIBANA_USERNAME)")
-	fs.StringVar(&k.pass, "kibana-password", "", "Kibana password (env HEARTWOOD_KIBANA_PASSWORD)")
-	fs.StringVar(&k.passFile, "kibana-password-file", "", "`file` holding the Kibana password (env HEARTWOOD_KIBANA_PASSWORD_FILE)")
-	fs.StringVar(&k.caFile, "kibana-ca-file", "", "CA certificate `file` for Kibana's TLS (env HEARTWOOD_KIBANA_CA_FILE)")
+	fs.StringVar(&k.url, "kibana-url", "", "Kibana base `URL`, e.g. https://kibana:5601 (with /s/<space> for a space) (env KIBANA_URL)")
+	fs.StringVar(&k.apiKey, "kibana-api-key", "", "Kibana API key (env KIBANA_API_KEY)")
+	fs.StringVar(&k.apiKeyFile, "kibana-api-key-file", "", "`file` holding the Kibana API key (env KIBANA_API_KEY_FILE)")
+	fs.StringVar(&k.user, "kibana-username", "", "Kibana user (env KIBANA_USERNAME)")
+	fs.StringVar(&k.pass, "kibana-password", "", "Kibana password (env KIBANA_PASSWORD)")
+	fs.StringVar(&k.passFile, "kibana-password-file", "", "`file` holding the Kibana password (env KIBANA_PASSWORD_FILE)")
+	fs.StringVar(&k.caFile, "kibana-ca-file", "", "CA certificate `file` for Kibana's TLS (env KIBANA_CA_FILE)")
 }
 
 // resolve fills unset values from the environment, reads the secret files
@@ -35,10 +35,10 @@ func (k *kibanaFlags) resolve(environ []string) error {
 		dst *string
 		env string
 	}{
-		{&k.url, "HEARTWOOD_KIBANA_URL"}, {&k.apiKey, "HEARTWOOD_KIBANA_API_KEY"},
-		{&k.apiKeyFile, "HEARTWOOD_KIBANA_API_KEY_FILE"}, {&k.user, "HEARTWOOD_KIBANA_USERNAME"},
-		{&k.pass, "HEARTWOOD_KIBANA_PASSWORD"}, {&k.passFile, "HEARTWOOD_KIBANA_PASSWORD_FILE"},
-		{&k.caFile, "HEARTWOOD_KIBANA_CA_FILE"},
+		{&k.url, "KIBANA_URL"}, {&k.apiKey, "KIBANA_API_KEY"},
+		{&k.apiKeyFile, "KIBANA_API_KEY_FILE"}, {&k.user, "KIBANA_USERNAME"},
+		{&k.pass, "KIBANA_PASSWORD"}, {&k.passFile, "KIBANA_PASSWORD_FILE"},
+		{&k.caFile, "KIBANA_CA_FILE"},
 	} {
 		if *v.dst == "" {
 			*v.dst = lookupEnv(environ, v.env)

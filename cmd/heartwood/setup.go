@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/agent"
 	"github.com/heartwood-ops/heartwood/agent/doctor"
 	"github.com/heartwood-ops/heartwood/dashboards"
+	"github.com/heartwood-ops/heartwood/internal/esschema"
 )
 
 // setupStep is one thing setup installs. run reports whether it changed
@@ -23,53 +25,49 @@ type setupStep struct {
 	run  func(ctx context.Context, dryRun bool) (changed bool, msg string, err error)
 }
 
-// setup installs what SREs use around the agents: Kibana saved objects and
-// Prometheus alert rules, or exports them to a directory. It prints a line
+// setup installs what SREs use around the agents: Elasticsearch templates
+// and retention, Kibana saved objects and Prometheus alert rules, or
+// exports them to a directory. It prints a line
 // per step and changes nothing that is already up to date.
 func setup(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	var kb kibanaFlags
-	fs := flag.NewFlagSet("heartwood setup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	kb.register(fs)
-	rules := fs.String("alert-rules", "", "write the Prometheus alert rules to this `file` (- for stdout)")
-	objects := fs.String("kibana-objects", "", "write the Kibana saved objects NDJSON to this `file` (- for stdout) instead of importing")
-	export := fs.String("export", "", "write everything setup installs into this `directory` (Kibana objects, alert rules and their tests, Grafana dashboard, Prometheus scrape configuration) and install nothing")
-	dryRun := fs.Bool("dry-run", false, "contact the services and say what would change, without changing anything")
-	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for each service to become ready")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: heartwood setup [flags]\n\nInstalls the Kibana dashboards and writes the Prometheus alert rules; running it again changes only what differs.\nExamples:\n  heartwood setup --kibana-url https://kibana:5601 --kibana-api-key-file /run/secrets/kibana\n  heartwood setup --export ./heartwood-assets\n\nflags:")
-		fs.PrintDefaults()
+	var (
+		kb                    kibanaFlags
+		rules, objects, export string
+		dryRun, templates     bool
+		wait                  time.Duration
+	)
+	cfg, err := loadConfig("setup", args, environ, stderr, func(fs *flag.FlagSet) {
+		kb.register(fs)
+		fs.StringVar(&rules, "alert-rules", "", "write the Prometheus alert rules to this `file` (- for stdout)")
+		fs.StringVar(&objects, "kibana-objects", "", "write the Kibana saved objects NDJSON to this `file` (- for stdout) instead of importing")
+		fs.StringVar(&export, "export", "", "write everything setup installs into this `directory` (Elasticsearch templates, Kibana objects, alert rules and their tests, Grafana dashboard, Prometheus scrape configuration) and install nothing")
+		fs.BoolVar(&dryRun, "dry-run", false, "contact the services and say what would change, without changing anything")
+		fs.BoolVar(&templates, "templates", true, "install the Elasticsearch index templates and retention (at --es-url)")
+		fs.DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for each service to become ready")
+	})
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "heartwood setup: unexpected arguments %q\n", fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "heartwood setup: invalid configuration:\n%v\n", err)
 		return 2
 	}
 	if err := kb.resolve(environ); err != nil {
 		fmt.Fprintf(stderr, "heartwood setup: %v\n", err)
 		return 2
 	}
-	if *export != "" {
-		if err := exportAssets(*export, stdout); err != nil {
-			fmt.Fprintf(stderr, "heartwood setup: --export %s: %v\n", *export, err)
+	if export != "" {
+		if err := exportAssets(export, schemaOptions(cfg, esschema.Features{}), stdout); err != nil {
+			fmt.Fprintf(stderr, "heartwood setup: --export %s: %v\n", export, err)
 			return 1
 		}
 		return 0
-	}
-	if kb.url == "" && *rules == "" && *objects == "" {
-		fmt.Fprintln(stderr, "heartwood setup: nothing to do: give --kibana-url, --alert-rules, --kibana-objects or --export")
-		return 2
 	}
 	var steps []setupStep
 	for _, w := range []struct {
 		flag, path string
 		data       []byte
-	}{{"--alert-rules", *rules, dashboards.AlertRules()}, {"--kibana-objects", *objects, dashboards.KibanaObjects()}} {
+	}{{"--alert-rules", rules, dashboards.AlertRules()}, {"--kibana-objects", objects, dashboards.KibanaObjects()}} {
 		if w.path == "" {
 			continue
 		}
@@ -81,6 +79,15 @@ func setup(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		}
 		steps = append(steps, fileStep(w.flag, w.path, w.data))
 	}
+	if templates && len(cfg.ESURL) > 0 {
+		hc, err := doctor.HTTPClient(doctor.TLSFiles{CAFile: cfg.ESCAFile}, time.Minute)
+		if err != nil {
+			fmt.Fprintf(stderr, "heartwood setup: --es-ca-file: %v\n", err)
+			return 2
+		}
+		es := esschema.HTTP{URL: cfg.ESURL[0], Client: hc, Header: doctor.BasicOrToken(cfg.ESAPIKey, cfg.ESUsername, cfg.ESPassword)}
+		steps = append(steps, esSteps(es, cfg, wait)...)
+	}
 	if kb.url != "" {
 		hc, err := doctor.HTTPClient(doctor.TLSFiles{CAFile: kb.caFile}, time.Minute)
 		if err != nil {
@@ -88,9 +95,16 @@ func setup(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			return 2
 		}
 		k := dashboards.Kibana{URL: kb.url, APIKey: kb.apiKey, Username: kb.user, Password: kb.pass, Client: hc}
-		steps = append(steps, kibanaSteps(k, *wait)...)
+		steps = append(steps, kibanaSteps(k, wait)...)
 	}
-	return runSteps(ctx, steps, *dryRun, stdout, stderr)
+	if len(steps) == 0 {
+		if rules == "-" || objects == "-" {
+			return 0
+		}
+		fmt.Fprintln(stderr, "heartwood setup: nothing to do: give --es-url, --kibana-url, --alert-rules, --kibana-objects or --export")
+		return 2
+	}
+	return runSteps(ctx, steps, dryRun, stdout, stderr)
 }
 
 // runSteps runs the steps in order, one progress line each, and stops at
@@ -184,8 +198,75 @@ func kibanaErr(err error) error {
 	return err
 }
 
+// schemaOptions are the templates the agents with this configuration
+// write into.
+func schemaOptions(cfg agent.Config, f esschema.Features) esschema.Options {
+	return esschema.Options{
+		LogPatterns: esschema.LogPatterns(cfg.Shipper.Dataset),
+		Priority:    esschema.DefaultPriority,
+		Retention:   esschema.DefaultRetention(),
+		Features:    f,
+	}
+}
+
+// esSteps wait for Elasticsearch, detect its features and install the
+// templates that differ.
+func esSteps(es esschema.HTTP, cfg agent.Config, wait time.Duration) []setupStep {
+	var f esschema.Features
+	return []setupStep{
+		{name: "Elasticsearch " + es.URL, run: func(ctx context.Context, _ bool) (bool, string, error) {
+			ctx, cancel := context.WithTimeout(ctx, wait)
+			defer cancel()
+			if err := esschema.WaitReady(ctx, es); err != nil {
+				return false, "", esErr(err)
+			}
+			var notes []string
+			var err error
+			f, notes, err = esschema.Detect(ctx, es)
+			if err != nil {
+				return false, "", esErr(err)
+			}
+			msg := "ready"
+			if len(notes) > 0 {
+				msg += "; " + strings.Join(notes, "; ")
+			}
+			return false, msg, nil
+		}},
+		{name: "Elasticsearch templates and retention", run: func(ctx context.Context, dryRun bool) (bool, string, error) {
+			changes, err := schemaOptions(cfg, f).Install(ctx, es, dryRun)
+			if err != nil {
+				return false, "", esErr(err)
+			}
+			if len(changes) == 0 {
+				return false, "up to date", nil
+			}
+			var names []string
+			for _, c := range changes {
+				names = append(names, c.String())
+			}
+			verb := "installed"
+			if dryRun {
+				verb = "would install"
+			}
+			return true, fmt.Sprintf("%s %d: %s", verb, len(changes), strings.Join(names, ", ")), nil
+		}},
+	}
+}
+
+// esErr says which flag to look at.
+func esErr(err error) error {
+	var se *esschema.StatusError
+	if errors.As(err, &se) && (se.Status == 401 || se.Status == 403) {
+		return fmt.Errorf("%w; check --es-api-key or --es-username/--es-password", err)
+	}
+	if errors.Is(err, esschema.ErrNotElasticsearch) {
+		return fmt.Errorf("%w; check --es-url", err)
+	}
+	return err
+}
+
 // exportAssets writes every asset into dir.
-func exportAssets(dir string, stdout io.Writer) error {
+func exportAssets(dir string, o esschema.Options, stdout io.Writer) error {
 	files := []struct {
 		path string
 		data []byte
@@ -195,6 +276,18 @@ func exportAssets(dir string, stdout io.Writer) error {
 		{"prometheus/heartwood.rules.test.yml", dashboards.AlertRuleTests()},
 		{"prometheus/grafana-heartwood.json", dashboards.GrafanaDashboard()},
 		{"prometheus/prometheus.yml", dashboards.ScrapeConfig()},
+	}
+	for _, t := range o.ComponentTemplates() {
+		files = append(files, struct {
+			path string
+			data []byte
+		}{"elasticsearch/component_template/" + t.Name + ".json", t.Body})
+	}
+	for _, t := range o.IndexTemplates() {
+		files = append(files, struct {
+			path string
+			data []byte
+		}{"elasticsearch/index_template/" + t.Name + ".json", t.Body})
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, filepath.FromSlash(f.path))

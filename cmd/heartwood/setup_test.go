@@ -30,8 +30,8 @@ func TestSetupKibana(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules := filepath.Join(t.TempDir(), "heartwood.rules.yml")
-	env := []string{"HEARTWOOD_KIBANA_API_KEY_FILE=" + keyFile}
-	args := []string{"setup", "--kibana-url", srv.URL, "--alert-rules", rules}
+	env := []string{"KIBANA_API_KEY_FILE=" + keyFile}
+	args := []string{"setup", "--templates=false", "--kibana-url", srv.URL, "--alert-rules", rules}
 
 	code, out, errOut := runCmd(t, env, append(args, "--dry-run")...)
 	if code != 0 || !strings.Contains(out, "would import") || !strings.Contains(out, "would write") || srv.Imports() != 0 {
@@ -80,7 +80,7 @@ func TestSetupErrorsNameTheFlag(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			code, out, errOut := runCmd(t, nil, append([]string{"setup"}, tc.args...)...)
+			code, out, errOut := runCmd(t, nil, append([]string{"setup", "--templates=false"}, tc.args...)...)
 			if code != tc.wantCode {
 				t.Fatalf("code %d, want %d\n%s%s", code, tc.wantCode, out, errOut)
 			}
@@ -102,7 +102,7 @@ func TestSetupExport(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("code %d\n%s%s", code, out, errOut)
 	}
-	for _, f := range []string{"kibana/heartwood.ndjson", "prometheus/heartwood.rules.yml", "prometheus/heartwood.rules.test.yml", "prometheus/grafana-heartwood.json", "prometheus/prometheus.yml"} {
+	for _, f := range []string{"kibana/heartwood.ndjson", "prometheus/heartwood.rules.yml", "prometheus/heartwood.rules.test.yml", "prometheus/grafana-heartwood.json", "prometheus/prometheus.yml", "elasticsearch/index_template/heartwood-logs.json", "elasticsearch/component_template/heartwood@base.json"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/heartwood-ops/heartwood/internal/backoff"
 	"github.com/heartwood-ops/heartwood/internal/jsonsubset"
 )
 
@@ -49,6 +52,58 @@ func (h HTTP) Do(ctx context.Context, method, path string, body []byte) (int, []
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	return resp.StatusCode, b, err
+}
+
+// DefaultPriority is the index templates' priority: above Elastic's
+// built-in logs and metrics templates (100).
+const DefaultPriority = 200
+
+// DefaultRetention is how long each kind is kept where the cluster
+// supports retention.
+func DefaultRetention() map[Kind]time.Duration {
+	day := 24 * time.Hour
+	return map[Kind]time.Duration{Logs: 30 * day, Decisions: 90 * day, DeadLetters: 30 * day, Metrics: 14 * day}
+}
+
+// LogPatterns are the container logs' index patterns for the default
+// dataset: logs-<dataset>-*.
+func LogPatterns(dataset string) []string { return []string{"logs-" + dataset + "-*"} }
+
+// ErrNotElasticsearch is returned when the server does not answer as
+// Elasticsearch does.
+var ErrNotElasticsearch = errors.New("not Elasticsearch")
+
+// StatusError is an unexpected answer.
+type StatusError struct {
+	Op     string
+	Status int
+	Reason string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%s: %d: %s", e.Op, e.Status, e.Reason) }
+
+// WaitReady polls the cluster's health until it answers (yellow or
+// green), ctx ends, or an answer says waiting will not help.
+func WaitReady(ctx context.Context, c Client) error {
+	b := backoff.New(500*time.Millisecond, 5*time.Second)
+	for {
+		status, body, err := c.Do(ctx, http.MethodGet, "/_cluster/health?wait_for_status=yellow&timeout=5s", nil)
+		switch {
+		case err == nil && status == http.StatusOK:
+			return nil
+		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+			return &StatusError{Op: "cluster health", Status: status, Reason: reason(body)}
+		case err == nil && !json.Valid(body):
+			return fmt.Errorf("%w: cluster health answered %d with a non-JSON body", ErrNotElasticsearch, status)
+		}
+		last := err
+		if last == nil {
+			last = &StatusError{Op: "cluster health", Status: status, Reason: reason(body)}
+		}
+		if werr := b.Wait(ctx); werr != nil {
+			return fmt.Errorf("%w (last: %v)", werr, last)
+		}
+	}
 }
 
 // Detect asks the cluster which optional features every node has and
@@ -164,7 +219,7 @@ func (o Options) Install(ctx context.Context, c Client, dryRun bool) ([]Change, 
 			return changes, fmt.Errorf("%s %s: %w", it.kind, it.t.Name, err)
 		}
 		if status != http.StatusOK {
-			return changes, fmt.Errorf("%s %s: %d: %s", it.kind, it.t.Name, status, reason(body))
+			return changes, &StatusError{Op: it.kind + " " + it.t.Name, Status: status, Reason: reason(body)}
 		}
 	}
 	return changes, nil
@@ -180,7 +235,7 @@ func holds(ctx context.Context, c Client, path, wrap string, t Template) (bool, 
 		return false, nil
 	}
 	if status != http.StatusOK {
-		return false, fmt.Errorf("%d: %s", status, reason(body))
+		return false, &StatusError{Op: "GET " + path, Status: status, Reason: reason(body)}
 	}
 	var have any
 	if wrap == "" {
