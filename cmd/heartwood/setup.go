@@ -31,10 +31,10 @@ type setupStep struct {
 // per step and changes nothing that is already up to date.
 func setup(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	var (
-		kb                    kibanaFlags
+		kb                     kibanaFlags
 		rules, objects, export string
-		dryRun, templates     bool
-		wait                  time.Duration
+		dryRun, templates      bool
+		wait                   time.Duration
 	)
 	cfg, err := loadConfig("setup", args, environ, stderr, func(fs *flag.FlagSet) {
 		kb.register(fs)
