@@ -1,9 +1,7 @@
 package dashboards
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -159,23 +157,7 @@ func generateGrafana() []byte {
 // TestGrafanaDashboardIsGenerated keeps prometheus/grafana-heartwood.json
 // equal to the descriptions above and checks its layout.
 func TestGrafanaDashboardIsGenerated(t *testing.T) {
-	want := generateGrafana()
-	path := filepath.Join("prometheus", "grafana-heartwood.json")
-	if *update {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is out of date: run go test ./dashboards -run TestGrafanaDashboardIsGenerated -update", path)
-	}
-	if !bytes.Equal(got, GrafanaDashboard()) {
-		t.Fatal("embedded Grafana dashboard differs from the file")
-	}
+	got := golden(t, filepath.Join("prometheus", "grafana-heartwood.json"), generateGrafana(), GrafanaDashboard())
 	metrics, err := GrafanaMetrics(got)
 	if err != nil {
 		t.Fatal(err)

@@ -441,11 +441,10 @@ func generate() []byte {
 	return b.Bytes()
 }
 
-// TestKibanaObjectsAreGenerated keeps kibana/heartwood.ndjson equal to the
-// descriptions above (run with -update to rewrite it).
-func TestKibanaObjectsAreGenerated(t *testing.T) {
-	want := generate()
-	path := filepath.Join("kibana", "heartwood.ndjson")
+// golden compares a generated file with the committed one (rewriting it
+// with -update) and with the embedded copy, and returns the file.
+func golden(t *testing.T, path string, want, embedded []byte) []byte {
+	t.Helper()
 	if *update {
 		if err := os.WriteFile(path, want, 0o644); err != nil {
 			t.Fatal(err)
@@ -456,9 +455,16 @@ func TestKibanaObjectsAreGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is out of date: run go test ./dashboards -run TestKibanaObjectsAreGenerated -update", path)
+		t.Fatalf("%s is out of date: run go test ./dashboards -run %s -update", path, t.Name())
 	}
-	if !bytes.Equal(got, KibanaObjects()) {
-		t.Fatal("embedded objects differ from the file")
+	if !*update && !bytes.Equal(got, embedded) {
+		t.Fatalf("the embedded copy of %s differs from the file", path)
 	}
+	return got
+}
+
+// TestKibanaObjectsAreGenerated keeps kibana/heartwood.ndjson equal to the
+// descriptions above (run with -update to rewrite it).
+func TestKibanaObjectsAreGenerated(t *testing.T) {
+	golden(t, filepath.Join("kibana", "heartwood.ndjson"), generate(), KibanaObjects())
 }

@@ -41,6 +41,9 @@ type StatusError struct {
 	Message string
 }
 
+// HTTPStatus returns the answer's status.
+func (e *StatusError) HTTPStatus() int { return e.Status }
+
 func (e *StatusError) Error() string {
 	if e.Message != "" {
 		return fmt.Sprintf("%s: %d: %s", e.Op, e.Status, e.Message)

@@ -74,7 +74,6 @@ func TestIntegrationDoctor(t *testing.T) {
 		ProcAndCgroups(t.TempDir(), "/sys/fs/cgroup"),
 		Consul(down, "", "node1"),
 		Elasticsearch(down, streams),
-		Kibana(down),
 		// Elasticsearch's URL on Consul's port: not Elasticsearch.
 		Elasticsearch(consul, streams),
 	}

@@ -148,13 +148,11 @@ func TestChecks(t *testing.T) {
 		{"es not elasticsearch", Elasticsearch(server(t, map[string]answer{"GET /_nodes/_local": {status: 200, ctype: "text/html", body: "<html>proxy</html>"}}), streams), Fail, "not Elasticsearch", "--es-url"},
 		{"es unreachable", Elasticsearch(unreachable(t), streams), Fail, "refused", "--es-url"},
 
-		{"kibana not configured", Kibana(Endpoint{}), Skipped, "not configured", ""},
-		{"kibana ok", Kibana(server(t, map[string]answer{"GET /api/status": {status: 200, body: `{"version":{"number":"8.15.0"},"status":{"overall":{"level":"available"}}}`}})), OK, "Kibana 8.15.0", ""},
-		{"kibana degraded", Kibana(server(t, map[string]answer{"GET /api/status": {status: 503, body: `{"version":{"number":"8.15.0"},"status":{"overall":{"level":"unavailable"}}}`}})), Fail, "unavailable", "health"},
-		{"kibana html", Kibana(server(t, map[string]answer{"GET /api/status": {status: 200, ctype: "text/html", body: "<html><body>login</body></html>"}})), Fail, "bytes of text/html", "--kibana-url"},
-		{"kibana unauthorized", Kibana(server(t, map[string]answer{"GET /api/status": {status: 401, body: `{}`}})), Fail, "401", "--kibana-api-key"},
-		{"kibana unreachable", Kibana(unreachable(t)), Fail, "refused", "--kibana-url"},
-
+		{"kibana not configured", Kibana("", fakeKibana{}), Skipped, "not configured", ""},
+		{"kibana ok", Kibana("http://k", fakeKibana{v: "8.15.0"}), OK, "Kibana 8.15.0", ""},
+		{"kibana degraded", Kibana("http://k", fakeKibana{v: "8.15.0", err: errors.New("Kibana 8.15.0 is degraded")}), Fail, "degraded", "health"},
+		{"kibana unauthorized", Kibana("http://k", fakeKibana{err: statusErr(401)}), Fail, "401", "--kibana-api-key"},
+		{"kibana not there", Kibana("http://k", fakeKibana{err: errors.New("not Kibana: GET /api/status answered 200 with \"text/html\"")}), Fail, "not Kibana", "--kibana-url"},
 		{"clock ok", Clock(now, DateHeader("consul", server(t, map[string]answer{"GET /": {status: 200, header: map[string]string{"Date": time.Now().UTC().Format(http.TimeFormat)}}}), "/")), OK, "consul", ""},
 		{"clock skewed", Clock(func() time.Time { return time.Now().Add(-time.Minute) }, DateHeader("consul", server(t, map[string]answer{"GET /": {status: 200, header: map[string]string{"Date": time.Now().UTC().Format(http.TimeFormat)}}}), "/")), Fail, "consul +60", "synchronise"},
 		{"clock es", Clock(func() time.Time { return time.Now().Add(time.Minute) }, ESNodeTime(server(t, map[string]answer{"GET /_nodes/_local/stats/os": {status: 200, body: `{"nodes":{"x":{"timestamp":` + itoa(time.Now().UnixMilli()) + `}}}`}}))), Fail, "elasticsearch -60", "synchronise"},
@@ -172,6 +170,18 @@ func TestChecks(t *testing.T) {
 		})
 	}
 }
+
+type fakeKibana struct {
+	v   string
+	err error
+}
+
+func (f fakeKibana) Version(context.Context) (string, error) { return f.v, f.err }
+
+type statusErr int
+
+func (e statusErr) Error() string   { return "status " + strconv.Itoa(int(e)) }
+func (e statusErr) HTTPStatus() int { return int(e) }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 

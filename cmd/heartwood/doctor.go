@@ -14,6 +14,7 @@ import (
 
 	"github.com/heartwood-ops/heartwood/agent"
 	"github.com/heartwood-ops/heartwood/agent/doctor"
+	"github.com/heartwood-ops/heartwood/dashboards"
 	"github.com/heartwood-ops/heartwood/watchman"
 )
 
@@ -90,7 +91,7 @@ func doctorChecks(cfg agent.Config, kb kibanaFlags, timeout time.Duration) ([]do
 		esURL = cfg.ESURL[0]
 	}
 	es := doctor.Endpoint{URL: esURL, Client: esHC, Header: doctor.BasicOrToken(cfg.ESAPIKey, cfg.ESUsername, cfg.ESPassword)}
-	kibana := doctor.Endpoint{URL: kb.url, Client: kbHC, Header: kb.header()}
+	kibana := dashboards.Kibana{URL: kb.url, APIKey: kb.apiKey, Username: kb.user, Password: kb.pass, Client: kbHC}
 	sh := cfg.Shipper
 	streams := []string{
 		"logs-" + sh.Dataset + "-" + sh.Namespace,
@@ -104,7 +105,7 @@ func doctorChecks(cfg agent.Config, kb kibanaFlags, timeout time.Duration) ([]do
 		doctor.ProcAndCgroups(cfg.Watchman.ProcRoot, cfg.Watchman.CgroupRoot),
 		doctor.Consul(consul, token, node),
 		doctor.Elasticsearch(es, streams),
-		doctor.Kibana(kibana),
+		doctor.Kibana(kb.url, kibana),
 		doctor.Clock(time.Now, doctor.DateHeader("consul", consul, "/v1/status/leader"), doctor.ESNodeTime(es)),
 	}, nil
 }
