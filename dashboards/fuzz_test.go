@@ -58,7 +58,9 @@ func FuzzKibanaAnswers(f *testing.F) {
 			func() error { _, err := k.Changed(ctx, objs); return err }(),
 			func() error { _, err := k.Import(ctx, objs); return err }(),
 		} {
-			if err != nil && len(body) > 0 && bytes.Contains([]byte(err.Error()), body) && !bytes.HasPrefix(bytes.TrimSpace([]byte(ctype)), []byte("application/json")) && len(body) > 8 {
+			// The error may name the content type, never repeat a non-JSON body.
+			if err != nil && len(body) > 8 && bytes.Contains([]byte(err.Error()), body) &&
+				!bytes.Contains([]byte(ctype), body) && !bytes.HasPrefix(bytes.TrimSpace([]byte(ctype)), []byte("application/json")) {
 				t.Fatalf("error carries a non-JSON body: %v", err)
 			}
 		}
