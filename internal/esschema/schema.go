@@ -189,15 +189,14 @@ func metricFields(f Features) m {
 		}),
 		"heartwood": obj(m{
 			"container": obj(m{
-				"cpu": obj(m{"cores": gauge("double"), "limit_cores": gauge("double"),
-					"throttled": obj(m{"periods": gauge("long")})}),
+				"cpu": obj(m{"cores": gauge("double"), "throttled": obj(m{"periods": gauge("long")})}),
 				"memory":  obj(m{"working_set": obj(m{"bytes": gauge("long")}), "limit": obj(m{"bytes": gauge("long")})}),
 				"network": obj(m{"rx_bytes_per_second": gauge("double"), "tx_bytes_per_second": gauge("double")}),
 				"disk":    obj(m{"read_bytes_per_second": gauge("double"), "write_bytes_per_second": gauge("double")}),
 				"gpu":     obj(m{"utilization_pct": gauge("double"), "memory": obj(m{"bytes": gauge("long")})}),
 			}),
 			"watchman": obj(m{
-				"state": kw, "idle": m{"type": "boolean"}, "verdict": kw, "reason": kw,
+				"state": kw, "idle": m{"type": "boolean"}, "reason": kw,
 				"paused_seconds": gauge("double"), "reclaimed_cpu_hours": gauge("double"),
 			}),
 		}),
