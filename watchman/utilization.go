@@ -98,8 +98,8 @@ func (u *utilization) docs(in []utilInput) []map[string]any {
 		drx, dtx, drd, dwr := delta(p.rx, rx), delta(p.tx, tx), delta(p.rd, rd), delta(p.wr, wr)
 		mem := s.Cgroup.MemoryWorkingSet
 		hc := map[string]any{
-			"cpu": map[string]any{"cores": cores, "throttled": map[string]any{"periods": delta(p.thr, cur.thr)}},
-			"memory": map[string]any{"working_set": map[string]any{"bytes": mem}},
+			"cpu":     map[string]any{"cores": cores, "throttled": map[string]any{"periods": delta(p.thr, cur.thr)}},
+			"memory":  map[string]any{"working_set": map[string]any{"bytes": mem}},
 			"network": map[string]any{"rx_bytes_per_second": float64(drx) / dt, "tx_bytes_per_second": float64(dtx) / dt},
 			"disk":    map[string]any{"read_bytes_per_second": float64(drd) / dt, "write_bytes_per_second": float64(dwr) / dt},
 		}

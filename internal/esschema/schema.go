@@ -189,7 +189,7 @@ func metricFields(f Features) m {
 		}),
 		"heartwood": obj(m{
 			"container": obj(m{
-				"cpu": obj(m{"cores": gauge("double"), "throttled": obj(m{"periods": gauge("long")})}),
+				"cpu":     obj(m{"cores": gauge("double"), "throttled": obj(m{"periods": gauge("long")})}),
 				"memory":  obj(m{"working_set": obj(m{"bytes": gauge("long")}), "limit": obj(m{"bytes": gauge("long")})}),
 				"network": obj(m{"rx_bytes_per_second": gauge("double"), "tx_bytes_per_second": gauge("double")}),
 				"disk":    obj(m{"read_bytes_per_second": gauge("double"), "write_bytes_per_second": gauge("double")}),
