@@ -51,6 +51,7 @@ func (a *Agent) buildSubsystems() error {
 	}
 
 	var events watchman.EventSink
+	var samples watchman.SampleSink
 	if cfg.Shipper.Enabled {
 		es, err := newESClient(cfg.Core)
 		if err != nil {
@@ -70,7 +71,7 @@ func (a *Agent) buildSubsystems() error {
 		if err != nil {
 			return fmt.Errorf("shipper: %w", err)
 		}
-		events = s
+		events, samples = s, s
 		a.subs = append(a.subs, subsystem{name: "shipper", run: s.Run, ready: s.Ready, describe: s})
 	}
 
@@ -84,6 +85,7 @@ func (a *Agent) buildSubsystems() error {
 			Docker:          a.docker,
 			Maintainer:      maintainer,
 			Events:          events,
+			Samples:         samples,
 			KV:              kv,
 			SelfContainerID: cfg.SelfContainerID,
 			NodeName:        cfg.NodeName,

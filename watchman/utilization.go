@@ -3,9 +3,12 @@ package watchman
 import (
 	"context"
 	"maps"
+	"runtime"
 	"time"
 
 	"github.com/heartwood-ops/heartwood/inventory"
+	"github.com/heartwood-ops/heartwood/watchman/cgroup"
+	"github.com/heartwood-ops/heartwood/watchman/procfs"
 )
 
 // UtilizationDataset is the dataset of the per-container utilization
@@ -144,4 +147,67 @@ func (u *utilization) docs(in []utilInput) []map[string]any {
 		}
 	}
 	return out
+}
+
+// utilizationInputs copies what the utilization writer needs, under the
+// lock.
+func (w *Watchman) utilizationInputs() []utilInput {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]utilInput, 0, len(w.ctrs))
+	for _, t := range w.ctrs {
+		if !t.hasCur {
+			continue
+		}
+		x := utilInput{c: t.c, sample: t.cur, has: true, managed: t.managed, state: t.state}
+		x.sample.Net = append([]procfs.Iface(nil), t.cur.Net...)
+		x.sample.Cgroup.BlkIO = append([]cgroup.BlkDev(nil), t.cur.Cgroup.BlkIO...)
+		if x.state == "" {
+			x.state = StateUnmanaged
+		}
+		if t.managed && t.hasRates {
+			x.idle, x.reason = t.verdict.Idle, t.verdict.Blocker
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// shipUtilization writes a utilization sample of every container every
+// ESInterval until ctx ends. A failed write is counted and logged once per
+// streak; the next interval writes fresh samples.
+func (w *Watchman) shipUtilization(ctx context.Context) {
+	defer w.wg.Done()
+	u := newUtilization(w.deps.NodeName, runtime.NumCPU())
+	t := time.NewTicker(w.cfg.ESInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		docs := u.docs(w.utilizationInputs())
+		if len(docs) == 0 {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, w.cfg.ESInterval)
+		err := w.deps.Samples.SendMetrics(sctx, UtilizationDataset, docs)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			w.m.samplesDropped.Add(float64(len(docs)))
+			if !failing {
+				w.log.Warn("writing utilization samples to Elasticsearch failed; retrying with fresh ones every interval", "err", err)
+			}
+			failing = true
+		case err == nil:
+			w.m.samplesShipped.Add(float64(len(docs)))
+			if failing {
+				w.log.Info("writing utilization samples works again")
+			}
+			failing = false
+		}
+	}
 }

@@ -199,6 +199,10 @@ func (w *Watchman) Run(ctx context.Context) error {
 	w.mu.Unlock()
 	w.wg.Add(1)
 	go w.shipEvents(ctx)
+	if w.deps.Samples != nil && w.cfg.ESInterval > 0 {
+		w.wg.Add(1)
+		go w.shipUtilization(ctx)
+	}
 	if w.deps.KV != nil && w.cfg.KVPrefix != "" {
 		w.wg.Add(1)
 		go w.watchKV(ctx)
