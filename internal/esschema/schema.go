@@ -61,6 +61,9 @@ type Options struct {
 	Features  Features
 	// Prefix names the templates (default "heartwood").
 	Prefix string
+	// DeadLetterDataset is the dead-letter stream's dataset (default
+	// heartwood.deadletter).
+	DeadLetterDataset string
 	// Namespace, when set, restricts Heartwood's own streams to that
 	// namespace instead of all (tests use it to stay apart).
 	Namespace string
@@ -285,7 +288,11 @@ func (o Options) Patterns(k Kind) []string {
 	case Decisions:
 		return []string{"logs-" + DecisionsDataset + "-" + ns}
 	case DeadLetters:
-		return []string{"logs-" + DeadLetterDataset + "-" + ns}
+		ds := o.DeadLetterDataset
+		if ds == "" {
+			ds = DeadLetterDataset
+		}
+		return []string{"logs-" + ds + "-" + ns}
 	default:
 		return []string{"metrics-" + MetricsDataset + "-" + ns}
 	}

@@ -145,6 +145,7 @@ func main() {
 		cfg.Template.Name = "heartwood-logs-" + cfg.Namespace
 		cfg.Template.Patterns = []string{"logs-*-" + cfg.Namespace}
 		cfg.Template.Priority = 160
+		cfg.Template.Namespace = cfg.Namespace
 		cfg.Output.DeadLetter.Namespace = cfg.Namespace
 		deps.Output, deps.ES, deps.Registerer = nil, es, reg
 		acked = func() int64 {
