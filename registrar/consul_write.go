@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -52,24 +53,39 @@ feed:
 }
 
 // run performs one service's writes in order, stopping at the first error.
-func (r *Registrar) run(ctx context.Context, p plan, since map[string]time.Time) error {
-	q := (&consulapi.QueryOptions{}).WithContext(ctx)
-	for _, s := range p.steps {
-		var err error
-		switch s.op {
-		case opRegister:
-			err = r.agent.ServiceRegisterOpts(s.reg, consulapi.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
-		case opDeregister:
-			err = r.agent.ServiceDeregisterOpts(s.id, q)
-		case opMaintenance:
-			if s.enable {
-				err = r.agent.EnableServiceMaintenanceOpts(s.id, s.reason, q)
-			} else {
-				err = r.agent.DisableServiceMaintenanceOpts(s.id, q)
-			}
-		case opHealth:
-			err = r.agent.UpdateTTLOpts(s.checkID, "Docker health: "+s.status, s.status, q)
+// A panic while writing (a poison input) is recovered here: it fails this
+// service only, counts as heartwood_registrar_errors_total{kind="panic"},
+// and a registration that panicked is not retried until it changes.
+func (r *Registrar) run(ctx context.Context, p plan, since map[string]time.Time) (err error) {
+	var cur step
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
 		}
+		r.m.errors.WithLabelValues("panic").Inc()
+		err = fmt.Errorf("%s %s: internal error: %v", cur.op, p.id, v)
+		r.log.Error("consul write panicked", "service_id", p.id, "op", cur.op, "container", inventory.ShortID(cur.container), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		if cur.op == opRegister && cur.reg != nil {
+			r.mu.Lock()
+			r.rejected[p.id] = rejection{hash: cur.reg.Meta[translate.MetaHash], err: err.Error(), at: time.Now()}
+			r.mu.Unlock()
+			err = nil
+		}
+	}()
+	for _, s := range p.steps {
+		cur = s
+		if s.op == opRegister && s.fresh {
+			proceed, err := r.claim(ctx, s)
+			if err != nil {
+				r.m.errors.WithLabelValues("read").Inc()
+				return fmt.Errorf("check owner of %s: %w", s.id, err)
+			}
+			if !proceed {
+				return nil
+			}
+		}
+		err := r.write(ctx, s)
 		r.m.writes.WithLabelValues(s.op).Inc()
 		if s.op == opRegister && permanent(err) {
 			r.m.errors.WithLabelValues("rejected").Inc()
@@ -86,6 +102,45 @@ func (r *Registrar) run(ctx context.Context, p plan, since map[string]time.Time)
 		r.applied(s, since)
 	}
 	return nil
+}
+
+// write sends one step to the agent, within consul-timeout.
+func (r *Registrar) write(ctx context.Context, s step) error {
+	q, cancel := r.query(ctx)
+	defer cancel()
+	switch s.op {
+	case opRegister:
+		return r.agent.ServiceRegisterOpts(s.reg, consulapi.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(q.Context()))
+	case opDeregister:
+		return r.agent.ServiceDeregisterOpts(s.id, q)
+	case opMaintenance:
+		if s.enable {
+			return r.agent.EnableServiceMaintenanceOpts(s.id, s.reason, q)
+		}
+		return r.agent.DisableServiceMaintenanceOpts(s.id, q)
+	case opHealth:
+		return r.agent.UpdateTTLOpts(s.checkID, "Docker health: "+s.status, s.status, q)
+	}
+	return fmt.Errorf("unknown operation %q", s.op)
+}
+
+// claim checks, before registering an ID that was not ours at the last
+// read, that the agent has no service under it or has ours. If another
+// holds it, the ID is recorded as taken (the container is told why) and
+// claim reports false.
+func (r *Registrar) claim(ctx context.Context, s step) (bool, error) {
+	free, h, err := r.ownership(ctx, s.id)
+	if err != nil || free || h == nil {
+		return err == nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mayTakeOverLocked(*h, s.container) {
+		return true, nil
+	}
+	r.taken[s.id] = *h
+	r.refuseLocked(s.id, s.container, *h)
+	return false, nil
 }
 
 // applied records a successful write in the actual state.
@@ -105,7 +160,7 @@ func (r *Registrar) applied(s step, since map[string]time.Time) {
 		r.log.Info("service registered", "service_id", s.id, "service", s.reg.Name, "container", inventory.ShortID(s.container))
 	case opDeregister:
 		delete(r.actual, s.id)
-		delete(r.foreign, s.id)
+		delete(r.stale, s.id)
 		r.m.deregistration.Inc()
 		r.log.Info("service deregistered", "service_id", s.id, "container", inventory.ShortID(s.container))
 	case opMaintenance:

@@ -1,6 +1,8 @@
 package registrar
 
 import (
+	"fmt"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +24,8 @@ func (r *Registrar) options() translate.Options {
 		DockerHealth:  r.cfg.DockerHealth,
 		CheckInterval: r.cfg.CheckInterval.String(),
 		RequireLabels: r.cfg.RequireLabels,
+
+		AllowScriptChecks: r.cfg.AllowScriptChecks,
 	}
 	o.Lookup = r.lookupLocked
 	return o
@@ -39,6 +43,90 @@ func (r *Registrar) lookupLocked(ref string) (*inventory.Container, bool) {
 		}
 	}
 	return nil, false
+}
+
+// translateLocked translates a container; a panic (a poison input) makes
+// the container yield no service, with the reason, instead of stopping the
+// registrar.
+func (r *Registrar) translateLocked(c *inventory.Container, o translate.Options) (res translate.Result) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.m.errors.WithLabelValues("translate").Inc()
+			res = translate.Result{Skipped: []translate.Skip{{Reason: "internal error while translating the container's settings; see the agent log"}}}
+			r.once("translate\x00"+c.ID, func() {
+				r.log.Error("translating a container panicked; it is not registered", "container", c.ShortID(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			})
+		}
+	}()
+	return r.translate(c, o)
+}
+
+// mayTakeOverLocked reports whether the registrar may register over a
+// service it did not register: only Registrator's own registration of the
+// same container, with cleanup-registrator on (the migration from
+// Registrator).
+func (r *Registrar) mayTakeOverLocked(h holder, containerID string) bool {
+	if !r.cfg.CleanupRegistrator || h.registratorFor == "" {
+		return false
+	}
+	c, ok := r.containers[containerID]
+	return ok && c.Name == h.registratorFor
+}
+
+// conflictLocked records that container id cannot have service s because
+// another holds its ID on the agent, logs it once, and returns the skip that
+// reports it.
+func (r *Registrar) conflictLocked(s *translate.Service, id string, h holder) translate.Skip {
+	r.conflicts[s.ID] = id
+	reason := "service ID is held on the local Consul agent by " + h.desc + "; not taken over"
+	r.once("conflict\x00"+s.ID+"\x00"+id, func() {
+		r.log.Warn("service ID held by another service on the agent; not registered", "service_id", s.ID, "container", inventory.ShortID(id), "holder", h.desc)
+	})
+	return translate.Skip{Port: portString(s.ContainerPort, s.Proto), ServiceID: s.ID, Reason: reason}
+}
+
+// refuseLocked withdraws service sid of container id after the agent was
+// found to hold its ID for another (h).
+func (r *Registrar) refuseLocked(sid, id string, h holder) {
+	s := r.desired[sid]
+	if s == nil || r.owner[sid] != id {
+		return
+	}
+	delete(r.desired, sid)
+	delete(r.owner, sid)
+	res := r.results[id]
+	kept := make([]*translate.Service, 0, len(res.Services))
+	for _, x := range res.Services {
+		if x.ID != sid {
+			kept = append(kept, x)
+		}
+	}
+	res.Services = kept
+	res.Skipped = append(append([]translate.Skip(nil), res.Skipped...), r.conflictLocked(s, id, h))
+	r.results[id] = res
+	r.updateGaugesLocked()
+}
+
+// once runs f the first time key is seen since the last full reconcile
+// that no longer saw it (see forgetReportsLocked).
+func (r *Registrar) once(key string, f func()) {
+	r.seen[key] = true
+	if r.reported[key] {
+		return
+	}
+	r.reported[key] = true
+	f()
+}
+
+// forgetReportsLocked drops the once-keys not seen since the last call, so
+// that a problem that went away and comes back is reported again.
+func (r *Registrar) forgetReportsLocked() {
+	for k := range r.reported {
+		if !r.seen[k] {
+			delete(r.reported, k)
+		}
+	}
+	clear(r.seen)
 }
 
 // retainedLocked reports whether services of a stopped container stay
@@ -95,13 +183,22 @@ func (r *Registrar) recomputeLocked(id string, o translate.Options) (ids []strin
 			delete(r.contested, sid)
 		}
 	}
+	for sid, own := range r.conflicts {
+		if own == id {
+			delete(r.conflicts, sid)
+		}
+	}
 	c, ok := r.containers[id]
 	if !ok {
 		delete(r.results, id)
 	} else {
-		res := translate.Translate(c, o)
+		res := r.translateLocked(c, o)
 		kept := res.Services[:0]
 		for _, s := range res.Services {
+			if h, taken := r.taken[s.ID]; taken && !r.mayTakeOverLocked(h, id) {
+				res.Skipped = append(res.Skipped, r.conflictLocked(s, id, h))
+				continue
+			}
 			if other, taken := r.owner[s.ID]; taken && other != id {
 				name := other
 				if oc, ok := r.containers[other]; ok {
@@ -184,4 +281,10 @@ func (r *Registrar) updateGaugesLocked() {
 		}
 	}
 	r.m.skipped.Set(float64(skipped))
+	scripts := 0
+	for _, s := range r.desired {
+		scripts += s.ScriptChecksDropped
+	}
+	r.m.scriptsDropped.Set(float64(scripts))
+	r.m.conflicts.Set(float64(len(r.conflicts)))
 }

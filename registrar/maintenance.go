@@ -11,6 +11,10 @@ import (
 // with Consul.
 var ErrNotReady = errors.New("registrar: not yet reconciled with consul")
 
+// errNotReconciled is Ready's answer before the first full reconcile; the
+// readiness report already names the registrar.
+var errNotReconciled = errors.New("not yet reconciled with consul")
+
 // Maintenance puts every service of the container into Consul maintenance
 // (on) or takes them out of it (off), and keeps that state across
 // reconciles and Consul restarts until it is turned off or the container

@@ -16,6 +16,9 @@ type step struct {
 	checkID   string
 	status    string
 	container string
+	// fresh marks a registration of an ID the agent had no service of
+	// ours under at the last read: its ownership is checked first.
+	fresh bool
 }
 
 // plan is the writes for one service ID, run in order.
@@ -59,7 +62,7 @@ func (r *Registrar) planLocked(ids []string, full bool) []plan {
 				} else {
 					count("changed")
 				}
-				p.steps = append(p.steps, step{op: opRegister, id: sid, reg: want.Registration(), container: owner})
+				p.steps = append(p.steps, step{op: opRegister, id: sid, reg: want.Registration(), container: owner, fresh: have == nil})
 				if maint {
 					p.steps = append(p.steps, step{op: opMaintenance, id: sid, enable: true, reason: reason, container: owner})
 				}
@@ -79,8 +82,8 @@ func (r *Registrar) planLocked(ids []string, full bool) []plan {
 		}
 	}
 	if full {
-		fids := make([]string, 0, len(r.foreign))
-		for sid := range r.foreign {
+		fids := make([]string, 0, len(r.stale))
+		for sid := range r.stale {
 			fids = append(fids, sid)
 		}
 		sort.Strings(fids)

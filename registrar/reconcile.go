@@ -19,11 +19,10 @@ func (r *Registrar) reconcile(ctx context.Context, full bool, dirty map[string]t
 		mode = "full"
 	}
 
-	var fresh map[string]*actualService
-	var foreign map[string]string
+	var fresh agentState
 	if full {
 		var err error
-		if fresh, foreign, err = r.readActual(ctx); err != nil {
+		if fresh, err = r.readActual(ctx); err != nil {
 			r.m.reconciles.WithLabelValues(mode, "error").Inc()
 			return err
 		}
@@ -31,7 +30,7 @@ func (r *Registrar) reconcile(ctx context.Context, full bool, dirty map[string]t
 
 	r.mu.Lock()
 	if full {
-		r.actual, r.foreign, r.loaded = fresh, foreign, true
+		r.actual, r.taken, r.stale, r.loaded = fresh.actual, fresh.taken, fresh.stale, true
 		for id, d := range r.drain {
 			if c, ok := r.containers[id]; ok && c.State.Running && time.Since(d.at) > r.cfg.DrainTimeout {
 				delete(r.drain, id)
@@ -47,10 +46,12 @@ func (r *Registrar) reconcile(ctx context.Context, full bool, dirty map[string]t
 	var ids []string
 	if full {
 		r.desired, r.owner, r.contested, r.results = map[string]*translate.Service{}, map[string]string{}, map[string]map[string]bool{}, map[string]translate.Result{}
+		r.conflicts = map[string]string{}
 		for _, id := range r.orderLocked() {
 			got, _ := r.recomputeLocked(id, o)
 			ids = append(ids, got...)
 		}
+		r.forgetReportsLocked()
 		for sid := range r.actual {
 			ids = append(ids, sid)
 		}

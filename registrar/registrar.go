@@ -46,7 +46,8 @@ type Deps struct {
 	// NodeName is the node hostname used in service IDs
 	// (<node>:<container>:<port>[:udp]) and ownership Meta.
 	NodeName string
-	// Logger receives the registrar's logs; nil discards them.
+	// Logger receives the registrar's logs; nil discards them. The caller
+	// names the subsystem on it; the registrar adds no such attribute.
 	Logger *slog.Logger
 	// Registerer receives the registrar's metrics; nil registers none.
 	Registerer prometheus.Registerer
@@ -62,6 +63,9 @@ type Registrar struct {
 	log   *slog.Logger
 	m     *metrics
 
+	// translate is translate.Translate; tests replace it.
+	translate func(*inventory.Container, translate.Options) translate.Result
+
 	// work serialises reconciles and Maintenance: one writer at a time.
 	work sync.Mutex
 
@@ -74,7 +78,11 @@ type Registrar struct {
 	actual     map[string]*actualService     // by service ID
 	explicit   map[string]string             // container ID → maintenance reason
 	drain      map[string]drainState         // container ID → kill/stop seen
-	foreign    map[string]string             // Registrator-format stale IDs → reason
+	stale      map[string]string             // Registrator-format stale IDs → reason
+	taken      map[string]holder             // service ID → another's service holding it
+	conflicts  map[string]string             // service ID refused because taken → container ID
+	reported   map[string]bool               // problems logged once (see once)
+	seen       map[string]bool               // problems seen since the last full reconcile
 	rejected   map[string]rejection          // service ID → Consul's refusal of that version
 	hostIP     string
 	loaded     bool
@@ -113,17 +121,17 @@ func New(cfg Config, deps Deps) (*Registrar, error) {
 		return nil, err
 	}
 	if deps.Source == nil {
-		return nil, errors.New("registrar: deps.Source is nil")
+		return nil, errors.New("deps.Source is nil")
 	}
 	if deps.Consul == nil {
-		return nil, errors.New("registrar: deps.Consul is nil")
+		return nil, errors.New("deps.Consul is nil")
 	}
-	return newRegistrar(cfg, deps, deps.Consul.Agent())
+	return newRegistrar(cfg, deps, consulAgent{Agent: deps.Consul.Agent(), raw: deps.Consul.Raw()})
 }
 
 func newRegistrar(cfg Config, deps Deps, agent agentAPI) (*Registrar, error) {
 	if err := validNode(deps.NodeName); err != nil {
-		return nil, fmt.Errorf("registrar: node name %q: %w", deps.NodeName, err)
+		return nil, fmt.Errorf("node name %q: %w", deps.NodeName, err)
 	}
 	log := deps.Logger
 	if log == nil {
@@ -134,7 +142,7 @@ func newRegistrar(cfg Config, deps Deps, agent agentAPI) (*Registrar, error) {
 		src:        deps.Source,
 		agent:      agent,
 		node:       deps.NodeName,
-		log:        log.With("subsystem", "registrar"),
+		log:        log,
 		m:          newMetrics(deps.Registerer),
 		containers: map[string]*inventory.Container{},
 		results:    map[string]translate.Result{},
@@ -144,10 +152,15 @@ func newRegistrar(cfg Config, deps Deps, agent agentAPI) (*Registrar, error) {
 		actual:     map[string]*actualService{},
 		explicit:   map[string]string{},
 		drain:      map[string]drainState{},
-		foreign:    map[string]string{},
+		stale:      map[string]string{},
+		taken:      map[string]holder{},
+		conflicts:  map[string]string{},
+		reported:   map[string]bool{},
+		seen:       map[string]bool{},
+		translate:  translate.Translate,
 		rejected:   map[string]rejection{},
 		hostIP:     cfg.IP,
-		readyErr:   errors.New("registrar: not yet reconciled with consul"),
+		readyErr:   errNotReconciled,
 	}, nil
 }
 

@@ -3,12 +3,10 @@ package registrar
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
-	consulapi "github.com/hashicorp/consul/api"
-
+	"github.com/heartwood-ops/heartwood/internal/backoff"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/registrar/translate"
 )
@@ -32,11 +30,10 @@ func (r *Registrar) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	needFull := true
-	backoff := r.cfg.RetryInterval
+	retries := backoff.New(r.cfg.RetryInterval, r.cfg.RetryMaxInterval)
 	retry := func(err error) {
 		needFull = true
-		wait := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, r.cfg.RetryMaxInterval)
+		wait := retries.Next()
 		r.log.Warn("consul reconcile failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
 		timer.Reset(wait)
 	}
@@ -62,14 +59,14 @@ func (r *Registrar) Run(ctx context.Context) error {
 				continue
 			}
 			if err != nil {
-				r.setReady(fmt.Errorf("registrar: reconcile with consul: %w", err))
+				r.setReady(fmt.Errorf("reconcile with consul: %w", err))
 				retry(err)
 				continue
 			}
 			r.setReady(nil)
 			clear(dirty)
 			needFull = false
-			backoff = r.cfg.RetryInterval
+			retries.Reset()
 			timer.Reset(r.cfg.ReconcileInterval)
 		}
 	}
@@ -134,8 +131,9 @@ func (r *Registrar) shutdown(ctx context.Context) {
 	defer cancel()
 	r.work.Lock()
 	defer r.work.Unlock()
-	q := (&consulapi.QueryOptions{}).WithContext(ctx)
+	q, cancelQuery := r.query(ctx)
 	svcs, err := r.agent.ServicesWithFilterOpts(r.ownFilter(), q)
+	cancelQuery()
 	if err != nil {
 		r.log.Error("deregister on shutdown: list services", "err", err)
 		return

@@ -202,7 +202,7 @@ func (b *builder) checks() {
 	if interval == "" {
 		interval = "10s"
 	}
-	s.Checks = checks(s.ID, checkHost, s.Port, b.vals, interval, b.warn)
+	s.Checks, s.ScriptChecksDropped = checks(s.ID, checkHost, s.Port, b.vals, interval, o.AllowScriptChecks, b.warn)
 	if o.DockerHealth && c.Healthcheck != nil {
 		if v := b.vals.Get("check_docker_health"); v == "" || isTrue(v) {
 			s.HealthCheckID = "service:" + s.ID + ":docker-health"

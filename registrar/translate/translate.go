@@ -77,6 +77,10 @@ type Options struct {
 	// RequireLabels lists labels (key or key=value) a container must carry
 	// to be registered at all.
 	RequireLabels []string
+	// AllowScriptChecks keeps script checks (SERVICE_CHECK_SCRIPT and
+	// SERVICE_CHECKS entries with args); without it they are dropped with a
+	// warning, because the Consul agent would run them on the host.
+	AllowScriptChecks bool
 	// Lookup finds another container by ID or name, for the
 	// `container:<ref>` network mode; nil disables that lookup.
 	Lookup func(ref string) (*inventory.Container, bool)
@@ -106,6 +110,9 @@ type Service struct {
 	// Warnings are problems that were worked around (dropped Meta, ignored
 	// checks, ...).
 	Warnings []string
+	// ScriptChecksDropped counts the script checks left out because
+	// Options.AllowScriptChecks is off.
+	ScriptChecksDropped int
 	// Hash identifies the registration's content (excluding the health
 	// status); it is stored in Meta[MetaHash].
 	Hash string
