@@ -130,8 +130,11 @@ func (r *Registrar) write(ctx context.Context, s step) error {
 // claim reports false.
 func (r *Registrar) claim(ctx context.Context, s step) (bool, error) {
 	free, h, err := r.ownership(ctx, s.id)
-	if err != nil || free || h == nil {
-		return err == nil, err
+	switch {
+	case err != nil:
+		return false, err
+	case free || h == nil: // nobody's, or already this node's
+		return true, nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
