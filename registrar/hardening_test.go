@@ -1,7 +1,10 @@
 package registrar
 
 import (
+	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,5 +215,62 @@ func TestScriptChecksDroppedByDefault(t *testing.T) {
 		if w := strings.Join(v.Desired[0].Warnings, "\n"); strings.Count(w, "registrar.allow-script-checks") != 2 {
 			t.Errorf("warnings = %q", w)
 		}
+	}
+}
+
+// countHandler counts log records by message.
+type countHandler struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n[r.Message]++
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestConflictLoggedOnce: a conflict that persists is logged once, not at
+// every reconcile; after it is resolved and comes back, it is logged again.
+func TestConflictLoggedOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	logs := &countHandler{n: map[string]int{}}
+	h.r.log = slog.New(logs)
+	const msg = "service ID held by another service on the agent; not registered"
+	h.agent.services["billing"] = &consulapi.AgentServiceRegistration{ID: "billing", Name: "billing-db"}
+	h.r.ingest([]inventory.Change{{Kind: inventory.Added, Container: ctr("thief", "SERVICE_ID=billing")}}, map[string]time.Time{})
+	for range 3 {
+		if err := h.full(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := logs.n[msg]; n != 1 {
+		t.Fatalf("conflict logged %d times over 3 reconciles, want 1", n)
+	}
+	// The foreign service goes: the container gets the ID. Another tool
+	// then registers over it: that is a new conflict, logged again.
+	h.agent.mu.Lock()
+	delete(h.agent.services, "billing")
+	h.agent.mu.Unlock()
+	if err := h.full(); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.agent.services["billing"]; s == nil || s.Meta[translate.MetaManagedBy] != translate.ManagedByValue {
+		t.Fatalf("free ID not registered: %+v", s)
+	}
+	h.agent.mu.Lock()
+	h.agent.services["billing"] = &consulapi.AgentServiceRegistration{ID: "billing", Name: "billing-db"}
+	h.agent.mu.Unlock()
+	for range 2 {
+		if err := h.full(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := logs.n[msg]; n != 2 {
+		t.Fatalf("conflict logged %d times in all, want 2 (once per occurrence)", n)
 	}
 }
