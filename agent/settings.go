@@ -33,7 +33,7 @@ type Core struct {
 	// ESPasswordFile and ESAPIKeyFile are read once at start.
 	ESPasswordFile string `yaml:"es-password-file" help:"file holding the Elasticsearch password (instead of es-password)"`
 	ESAPIKeyFile   string `yaml:"es-api-key-file" help:"file holding the Elasticsearch API key (instead of es-api-key)"`
-	ESCAFile   string   `yaml:"es-ca-file" help:"CA certificate file for Elasticsearch's TLS"`
+	ESCAFile       string `yaml:"es-ca-file" help:"CA certificate file for Elasticsearch's TLS"`
 
 	Listen       string `yaml:"listen" help:"address of the agent's HTTP API (metrics, health, status, pause/wake)"`
 	APIToken     string `yaml:"api-token" secret:"true" help:"bearer token (at least 16 bytes) for mutating API calls, and for reads when --listen is not loopback; required then"`
