@@ -130,18 +130,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	a.sup.Add("inventory", supervisor.UnitFunc(a.inv.Run))
+	// Each subsystem is its own unit: one failing (at start or later) is
+	// restarted with backoff while the others run. They start from a full
+	// picture of the node because the inventory's Subscribe waits for the
+	// first sync.
 	for _, s := range a.subs {
-		a.sup.Add(s.name, supervisor.UnitFunc(func(ctx context.Context) error {
-			// Start from a full picture of the node, never from an empty
-			// inventory: the registrar would otherwise see every
-			// container as gone.
-			select {
-			case <-a.inv.Synced():
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			return s.run(ctx)
-		}))
+		a.sup.Add(s.name, supervisor.UnitFunc(s.run))
 	}
 	supDone := make(chan struct{})
 	go func() {
