@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -44,4 +45,23 @@ func TestRedactURL(t *testing.T) {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"http://es:9200", "https://u:p@es:9200/x", "https://tok@es", "http://u:p@[bad", "127.0.0.1:8500", "unix:///var/run/docker.sock"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := RedactURL(raw)
+		u, err := url.Parse(raw)
+		if err != nil || u.User == nil {
+			return
+		}
+		if p, ok := u.User.Password(); ok && len(p) >= 4 && strings.Contains(got, ":"+p+"@") {
+			t.Fatalf("RedactURL(%q) = %q keeps the password", raw, got)
+		}
+		if gu, err := url.Parse(got); err == nil && gu.User != nil && gu.User.String() != "redacted" {
+			t.Fatalf("RedactURL(%q) = %q keeps user information %q", raw, got, gu.User)
+		}
+	})
 }
