@@ -17,8 +17,8 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/heartwood-ops/heartwood/agent"
-	"github.com/heartwood-ops/heartwood/dashboards"
 	"github.com/heartwood-ops/heartwood/agent/api"
+	"github.com/heartwood-ops/heartwood/dashboards"
 	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
