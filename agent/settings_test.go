@@ -9,13 +9,7 @@ import (
 
 func TestValidateRejectsWeakAPITokens(t *testing.T) {
 	dir := t.TempDir()
-	file := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	file := func(name, content string) string { return writeTestFile(t, dir, name, content) }
 	tests := []struct {
 		desc       string
 		token      string
@@ -47,4 +41,14 @@ func TestValidateRejectsWeakAPITokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeTestFile writes content to dir/name and returns the path.
+func writeTestFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
