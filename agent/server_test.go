@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/base64"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -98,5 +99,18 @@ func TestESClientReadsSecretFiles(t *testing.T) {
 	c.ESUsername, c.ESPasswordFile = "elastic", write("empty", "\n")
 	if _, err := newESClient(c); err == nil || !strings.Contains(err.Error(), "is empty") {
 		t.Errorf("empty password file: err = %v, want it refused", err)
+	}
+}
+
+func TestErrorsNameTheSubsystemOnce(t *testing.T) {
+	tests := []struct{ err, want string }{
+		{"registrar: deps.Consul is nil", "registrar: deps.Consul is nil"},
+		{"registrar.ip: must be an IP address", "registrar.ip: must be an IP address"},
+		{"node name is empty", "registrar: node name is empty"},
+	}
+	for _, tc := range tests {
+		if got := named("registrar", errors.New(tc.err)).Error(); got != tc.want {
+			t.Errorf("named(%q) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -48,7 +48,7 @@ func (a *Agent) buildSubsystems() error {
 			Registerer: a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("registrar: %w", err)
+			return named("registrar", err)
 		}
 		maintainer = r
 		a.subs = append(a.subs, subsystem{name: "registrar", run: r.Run, ready: r.Ready, describe: r})
@@ -72,7 +72,7 @@ func (a *Agent) buildSubsystems() error {
 			Registerer:      a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("shipper: %w", err)
+			return named("shipper", err)
 		}
 		events = s
 		a.subs = append(a.subs, subsystem{name: "shipper", run: s.Run, ready: s.Ready, describe: s})
@@ -95,7 +95,7 @@ func (a *Agent) buildSubsystems() error {
 			Registerer:      a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("watchman: %w", err)
+			return named("watchman", err)
 		}
 		a.watchman = w
 		a.subs = append(a.subs, subsystem{name: "watchman", run: w.Run, ready: w.Ready, describe: w})
@@ -211,4 +211,14 @@ func redactURLsIn(msg string, urls []string) string {
 		}
 	}
 	return msg
+}
+
+// named prefixes err with the subsystem's name unless its message already
+// starts with it, so that every error says the name once.
+func named(name string, err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, name+":") || strings.HasPrefix(msg, name+".") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }

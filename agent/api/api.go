@@ -147,7 +147,8 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 	for name, check := range s.opts.Checks {
 		if err := check(); err != nil {
-			problems[name] = err.Error()
+			// The problem is listed under the name: say it once.
+			problems[name] = strings.TrimPrefix(err.Error(), name+": ")
 		}
 	}
 	if len(problems) > 0 {

@@ -125,7 +125,7 @@ func TestHandler(t *testing.T) {
 func TestReadyzReportsEveryProblem(t *testing.T) {
 	h := Handler(Options{
 		Inventory: &fakeInventory{},
-		Checks:    map[string]Check{"registrar": func() error { return errors.New("consul unreachable") }},
+		Checks:    map[string]Check{"registrar": func() error { return errors.New("registrar: consul unreachable") }},
 		Gatherer:  prometheus.NewRegistry(),
 	})
 	rec := httptest.NewRecorder()
@@ -133,7 +133,7 @@ func TestReadyzReportsEveryProblem(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("code = %d, want 503", rec.Code)
 	}
-	for _, w := range []string{"connection refused", "consul unreachable"} {
+	for _, w := range []string{"connection refused", `"registrar": "consul unreachable"`} {
 		if !strings.Contains(rec.Body.String(), w) {
 			t.Errorf("readyz body lacks %q: %s", w, rec.Body)
 		}
