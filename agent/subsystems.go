@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -10,6 +13,7 @@ import (
 
 	"github.com/heartwood-ops/heartwood/agent/api"
 	"github.com/heartwood-ops/heartwood/agent/consulclient"
+	"github.com/heartwood-ops/heartwood/config"
 	"github.com/heartwood-ops/heartwood/internal/consulkv"
 	"github.com/heartwood-ops/heartwood/registrar"
 	"github.com/heartwood-ops/heartwood/shipper"
@@ -40,11 +44,11 @@ func (a *Agent) buildSubsystems() error {
 			Source:     a.inv,
 			Consul:     consul,
 			NodeName:   cfg.NodeName,
-			Logger:     a.log.With("component", "registrar"),
+			Logger:     a.log.With("subsystem", "registrar"),
 			Registerer: a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("registrar: %w", err)
+			return named("registrar", err)
 		}
 		maintainer = r
 		a.subs = append(a.subs, subsystem{name: "registrar", run: r.Run, ready: r.Ready, describe: r})
@@ -64,11 +68,11 @@ func (a *Agent) buildSubsystems() error {
 			NodeName:        cfg.NodeName,
 			SelfContainerID: cfg.SelfContainerID,
 			AgentVersion:    a.build.Version,
-			Logger:          a.log.With("component", "shipper"),
+			Logger:          a.log.With("subsystem", "shipper"),
 			Registerer:      a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("shipper: %w", err)
+			return named("shipper", err)
 		}
 		events = s
 		a.subs = append(a.subs, subsystem{name: "shipper", run: s.Run, ready: s.Ready, describe: s})
@@ -87,11 +91,11 @@ func (a *Agent) buildSubsystems() error {
 			KV:              kv,
 			SelfContainerID: cfg.SelfContainerID,
 			NodeName:        cfg.NodeName,
-			Logger:          a.log.With("component", "watchman"),
+			Logger:          a.log.With("subsystem", "watchman"),
 			Registerer:      a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("watchman: %w", err)
+			return named("watchman", err)
 		}
 		a.watchman = w
 		a.subs = append(a.subs, subsystem{name: "watchman", run: w.Run, ready: w.Ready, describe: w})
@@ -105,16 +109,66 @@ func (a *Agent) controller() api.Controller {
 	if a.watchman == nil {
 		return nil
 	}
-	return a.watchman
+	return watchmanControl{a.watchman}
 }
+
+// pauseWaker is the watchman's control surface as the API uses it. A forced
+// wake wakes a container that the watchman did not pause itself.
+type pauseWaker interface {
+	Pause(ctx context.Context, ref, reason string) error
+	Wake(ctx context.Context, ref, reason string, force bool) error
+}
+
+// watchmanControl adapts the watchman to api.Controller.
+type watchmanControl struct{ w any }
+
+func (c watchmanControl) Pause(ctx context.Context, id, reason string) error {
+	if pw, ok := c.w.(pauseWaker); ok {
+		return pw.Pause(ctx, id, reason)
+	}
+	return c.legacy().Pause(ctx, id, reason)
+}
+
+func (c watchmanControl) Wake(ctx context.Context, id, reason string, force bool) error {
+	if pw, ok := c.w.(pauseWaker); ok {
+		return pw.Wake(ctx, id, reason, force)
+	}
+	if force {
+		return errors.New("this watchman cannot force a wake")
+	}
+	return c.legacy().Wake(ctx, id, reason)
+}
+
+// legacyPauseWaker is a watchman whose Wake takes no force flag.
+type legacyPauseWaker interface {
+	Pause(ctx context.Context, ref, reason string) error
+	Wake(ctx context.Context, ref, reason string) error
+}
+
+func (c watchmanControl) legacy() legacyPauseWaker { return c.w.(legacyPauseWaker) }
 
 // newESClient builds the Elasticsearch client from the core settings.
 func newESClient(cfg Core) (*elasticsearch.Client, error) {
+	apiKey, password := cfg.ESAPIKey, cfg.ESPassword
+	if cfg.ESAPIKeyFile != "" {
+		k, err := readSecretFile(cfg.ESAPIKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("es-api-key-file: %w", err)
+		}
+		apiKey = k
+	}
+	if cfg.ESPasswordFile != "" {
+		p, err := readSecretFile(cfg.ESPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("es-password-file: %w", err)
+		}
+		password = p
+	}
 	esCfg := elasticsearch.Config{
 		Addresses: cfg.ESURL,
-		APIKey:    cfg.ESAPIKey,
+		APIKey:    apiKey,
 		Username:  cfg.ESUsername,
-		Password:  cfg.ESPassword,
+		Password:  password,
 		// The shipper's writer retries per item, without limit, with
 		// backoff; a second retry layer would only resend whole bodies.
 		DisableRetry: true,
@@ -128,7 +182,43 @@ func newESClient(cfg Core) (*elasticsearch.Client, error) {
 	}
 	es, err := elasticsearch.NewClient(esCfg)
 	if err != nil {
-		return nil, fmt.Errorf("es-url %s: %w", strings.Join(cfg.ESURL, ","), err)
+		return nil, fmt.Errorf("es-url %s: %s", redactedURLs(cfg.ESURL), redactURLsIn(err.Error(), cfg.ESURL))
 	}
 	return es, nil
+}
+
+// redactedURLs joins urls with their credentials removed.
+func redactedURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = config.RedactURL(u)
+	}
+	return strings.Join(out, ",")
+}
+
+// redactURLsIn replaces every one of urls in msg by its redacted form, and
+// any password they hold on its own.
+func redactURLsIn(msg string, urls []string) string {
+	for _, raw := range urls {
+		msg = strings.ReplaceAll(msg, raw, config.RedactURL(raw))
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			if p, ok := u.User.Password(); ok && p != "" {
+				msg = strings.ReplaceAll(msg, p, "redacted")
+			}
+			if n := u.User.Username(); n != "" {
+				msg = strings.ReplaceAll(msg, n+"@", "redacted@")
+			}
+		}
+	}
+	return msg
+}
+
+// named prefixes err with the subsystem's name unless its message already
+// starts with it, so that every error says the name once.
+func named(name string, err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, name+":") || strings.HasPrefix(msg, name+".") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
