@@ -87,6 +87,7 @@ func (a *Agent) buildSubsystems() error {
 			KV:              kv,
 			SelfContainerID: cfg.SelfContainerID,
 			NodeName:        cfg.NodeName,
+			DataDir:         cfg.DataDir,
 			Logger:          a.log.With("component", "watchman"),
 			Registerer:      a.registry,
 		})

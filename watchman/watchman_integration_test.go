@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/heartwood-ops/heartwood/internal/consulkv"
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/watchman"
@@ -180,17 +181,6 @@ func (e *env) view(t *testing.T, id string) *watchman.ContainerView {
 	return v
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 const cgroupRoot = "/sys/fs/cgroup"
 
 func readCgroupFile(t *testing.T, ctrl, id, file string) string {
@@ -255,7 +245,7 @@ func TestIntegrationIdlePauseOptInAndDryRun(t *testing.T) {
 		t.Errorf("want one pause event")
 	}
 	// Dry run: the would-pause event exists, the container runs on.
-	waitFor(t, 10*time.Second, "would-pause event", func() bool { return len(e.sink.find(dry, "would-pause")) == 1 })
+	poll.UntilTrue(t, 10*time.Second, "would-pause event", func() bool { return len(e.sink.find(dry, "would-pause")) == 1 })
 	if v := e.view(t, dry); v.State != watchman.StateWouldPause {
 		t.Errorf("dry-run state %q", v.State)
 	}
@@ -276,14 +266,14 @@ func TestIntegrationIdlePauseOptInAndDryRun(t *testing.T) {
 	if err := e.cli.ContainerUnpause(context.Background(), optIn); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "manual unpause noticed", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "manual unpause noticed", func() bool {
 		v := e.view(t, optIn)
 		return v.State == watchman.StateActive || v.State == watchman.StateIdle
 	})
 	if len(e.sink.find(optIn, "wake")) != 1 {
 		t.Errorf("want a wake event for the manual unpause")
 	}
-	waitFor(t, 5*time.Second, "maintenance off after manual unpause", func() bool {
+	poll.UntilTrue(t, 5*time.Second, "maintenance off after manual unpause", func() bool {
 		c := e.maint.get(optIn)
 		return len(c) == 2 && !c[1].on
 	})
@@ -446,8 +436,8 @@ func TestIntegrationWakeOnConnect(t *testing.T) {
 			Cmd:    []string{"sh", "-c", "mkdir -p /www && echo hello-watchman > /www/index.html && exec httpd -f -p 8080 -h /www"}},
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
 	addr := net.JoinHostPort(e.ip(t, id, netName), "8080")
-	waitFor(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
-	waitFor(t, 10*time.Second, "watchman sees the container", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
+	poll.UntilTrue(t, 10*time.Second, "watchman sees the container", func() bool {
 		v := e.view(t, id)
 		return v != nil && v.State == watchman.StateActive || v != nil && v.State == watchman.StateIdle
 	})
@@ -465,7 +455,7 @@ func TestIntegrationWakeOnConnect(t *testing.T) {
 			t.Fatalf("try %d: GET: %v %q", i, err, body)
 		}
 		lat = append(lat, d)
-		waitFor(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
+		poll.UntilTrue(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
 	}
 	slices.Sort(lat)
 	p99 := lat[len(lat)-1] // 99th percentile of 20 tries is the maximum
@@ -507,8 +497,8 @@ func TestIntegrationPausedHealthcheck(t *testing.T) {
 		}
 		return in
 	}
-	waitFor(t, 15*time.Second, "healthy", func() bool { return inspect().State.Health.Status == "healthy" })
-	waitFor(t, 5*time.Second, "watchman sees it", func() bool {
+	poll.UntilTrue(t, 15*time.Second, "healthy", func() bool { return inspect().State.Health.Status == "healthy" })
+	poll.UntilTrue(t, 5*time.Second, "watchman sees it", func() bool {
 		v := e.view(t, id)
 		return v != nil && (v.State == watchman.StateActive || v.State == watchman.StateIdle)
 	})
@@ -579,7 +569,7 @@ func TestIntegrationPausedHealthcheck(t *testing.T) {
 		t.Errorf("maintenance ended at %s, first passing probe after wake ended at %s", calls[1].at, fresh)
 	}
 	t.Logf("wake: first fresh probe passed %s after unpause, maintenance off %s after", fresh.Sub(woke), calls[1].at.Sub(woke))
-	waitFor(t, 5*time.Second, "health_status: healthy event after unpause", func() bool {
+	poll.UntilTrue(t, 5*time.Second, "health_status: healthy event after unpause", func() bool {
 		evMu.Lock()
 		defer evMu.Unlock()
 		return slices.Contains(evs, "health_status: healthy")
@@ -608,7 +598,7 @@ func TestIntegrationDockerStatsFallback(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "cgroup"), []byte("0::/heartwood-no-such-cgroup\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "two Docker samples", func() bool {
+	poll.UntilTrue(t, 30*time.Second, "two Docker samples", func() bool {
 		v := e.view(t, burner)
 		return v != nil && v.LastSample != nil && v.LastSample.Source == "docker" && v.LastSample.CPUCores > 0
 	})
@@ -650,7 +640,7 @@ func TestIntegrationKVDefaultsAndDryRun(t *testing.T) {
 	id := e.run(t, "kv", map[string]string{"heartwood.watchman.enable": "true"}, "sleep", "3600")
 	time.Sleep(2 * time.Second)
 	put("window", "3s") // cluster-wide default, live
-	waitFor(t, 20*time.Second, "would-pause under the KV window and dry-run switch", func() bool {
+	poll.UntilTrue(t, 20*time.Second, "would-pause under the KV window and dry-run switch", func() bool {
 		return len(e.sink.find(id, "would-pause")) == 1
 	})
 	if s := readCgroupFile(t, "freezer", id, "freezer.state"); s != "THAWED" {
@@ -658,7 +648,7 @@ func TestIntegrationKVDefaultsAndDryRun(t *testing.T) {
 	}
 	// Switch dry-run off: the container is paused for real.
 	put("dry-run", "false")
-	waitFor(t, 20*time.Second, "pause after dry-run off", func() bool {
+	poll.UntilTrue(t, 20*time.Second, "pause after dry-run off", func() bool {
 		return readCgroupFile(t, "freezer", id, "freezer.state") == "FROZEN"
 	})
 	if v := e.view(t, id); v.Policy == nil || v.Policy.Window != 3*time.Second {
@@ -715,8 +705,8 @@ func TestIntegrationStopAction(t *testing.T) {
 		in, err := e.cli.ContainerInspect(ctx, id)
 		return err == nil && in.State.Running
 	}
-	waitFor(t, 30*time.Second, "stopped", func() bool { return !running() })
-	waitFor(t, 5*time.Second, "state stopped", func() bool { return e.view(t, id).State == watchman.StateStopped })
+	poll.UntilTrue(t, 30*time.Second, "stopped", func() bool { return !running() })
+	poll.UntilTrue(t, 5*time.Second, "state stopped", func() bool { return e.view(t, id).State == watchman.StateStopped })
 	if c := e.maint.get(id); len(c) != 1 || !c[0].on {
 		t.Fatalf("maintenance %+v", c)
 	}
@@ -770,8 +760,8 @@ func TestIntegrationHealthCheckPeersDoNotWake(t *testing.T) {
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
 	ip := e.ip(t, id, netName)
 	addr := net.JoinHostPort(ip, "8080")
-	waitFor(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
-	waitFor(t, 10*time.Second, "watchman sees it", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
+	poll.UntilTrue(t, 10*time.Second, "watchman sees it", func() bool {
 		v := e.view(t, id)
 		return v != nil && (v.State == watchman.StateActive || v.State == watchman.StateIdle)
 	})
@@ -794,7 +784,7 @@ func TestIntegrationHealthCheckPeersDoNotWake(t *testing.T) {
 		t.Fatalf("GET from the host: %v %q", err, body)
 	}
 	t.Logf("host connection answered in %s", d)
-	waitFor(t, 5*time.Second, "the wake event of the host's connection", func() bool { return len(e.sink.find(id, "wake")) == 1 })
+	poll.UntilTrue(t, 5*time.Second, "the wake event of the host's connection", func() bool { return len(e.sink.find(id, "wake")) == 1 })
 	ev := e.sink.find(id, "wake")[0]["heartwood"].(map[string]any)["watchman"].(map[string]any)
 	if ev["trigger"] != "connect" {
 		t.Errorf("wake trigger %v", ev["trigger"])
