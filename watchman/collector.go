@@ -2,8 +2,11 @@ package watchman
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shirou/gopsutil/v4/common"
@@ -143,11 +146,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			point{"heartwood_watchman_gpu_memory_total_bytes", float64(d.MemoryTotal), l})
 	}
 	w.mu.Unlock()
+	// One bad series (a label value that is no valid UTF-8, two values that
+	// become equal once sanitized) is left out and counted; it never fails
+	// the whole scrape.
+	seen := make(map[string]struct{}, len(pts))
+	var key strings.Builder
 	for _, p := range pts {
 		d := c.descs[p.name]
+		key.Reset()
+		key.WriteString(p.name)
+		for i, l := range p.labels {
+			p.labels[i] = sanitizeLabel(l)
+			key.WriteByte(0)
+			key.WriteString(p.labels[i])
+		}
+		if _, dup := seen[key.String()]; dup {
+			w.m.seriesDropped.Inc()
+			continue
+		}
+		seen[key.String()] = struct{}{}
 		m, err := prometheus.NewConstMetric(d.d, d.t, p.v, p.labels...)
 		if err != nil {
-			ch <- prometheus.NewInvalidMetric(d.d, err)
+			w.m.seriesDropped.Inc()
 			continue
 		}
 		ch <- m
@@ -293,4 +313,34 @@ func (c *collector) containerPoints(pts []point, t *tracked) []point {
 		)
 	}
 	return pts
+}
+
+// maxLabelLen bounds a label value taken from outside (interface, container
+// and image names).
+const maxLabelLen = 256
+
+// sanitizeLabel returns s as a valid UTF-8 label value of at most
+// maxLabelLen bytes: bytes that are not UTF-8 become \xNN, and a longer
+// value is cut at a character boundary.
+func sanitizeLabel(s string) string {
+	if len(s) <= maxLabelLen && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		var part string
+		if r == utf8.RuneError && n <= 1 {
+			part = fmt.Sprintf("\\x%02x", s[i])
+			n = 1
+		} else {
+			part = s[i : i+n]
+		}
+		if b.Len()+len(part) > maxLabelLen {
+			break
+		}
+		b.WriteString(part)
+		i += n
+	}
+	return b.String()
 }

@@ -33,7 +33,14 @@ func (m *measurement) resetMeasurement() {
 // sampling one container costs that container's sample, not the tick.
 func (w *Watchman) sampleLocked(ctx context.Context, t *tracked, now time.Time, g gpu.ContainerUsage, gpuKnown bool) {
 	defer w.recoverPanic("sample", func() {
-		t.resetMeasurement()
+		// Start over with fresh files; closing the broken ones may panic
+		// too.
+		sm := t.sm
+		t.sm, t.hasCur, t.hasPrev, t.hasRates = nil, false, false, false
+		func() {
+			defer func() { _ = recover() }()
+			sm.close()
+		}()
 		w.m.sampleErrors.WithLabelValues("cgroup").Inc()
 	})
 	c := t.c

@@ -100,12 +100,10 @@ func (l *lifecycle) beginPause(cancel context.CancelFunc) {
 	l.pauseDone = make(chan struct{})
 }
 
-// endPauseAttempt ends the in-flight pause bookkeeping.
+// endPauseAttempt ends the in-flight pause bookkeeping. (The pause's
+// context belongs to the whole group's pause, which releases it.)
 func (l *lifecycle) endPauseAttempt() {
-	if l.pauseCancel != nil {
-		l.pauseCancel()
-		l.pauseCancel = nil
-	}
+	l.pauseCancel = nil
 	if l.pauseDone != nil {
 		close(l.pauseDone)
 		l.pauseDone = nil
