@@ -126,6 +126,23 @@ func (w *Watchman) watchPausedLocked(ctx context.Context) {
 	}
 }
 
+// prepareWatchLocked takes the connection baseline of a container the
+// watchman has just paused, before anyone can connect, and asks Run to
+// start watching it (see watchPausedLocked).
+func (w *Watchman) prepareWatchLocked(t *tracked) {
+	if !w.cfg.WakeOnConnect || t.watchStop != nil || t.pendingWatch != nil ||
+		t.c.NetworkMode == "host" || t.c.State.Pid <= 0 {
+		return
+	}
+	cw, err := newConnWatch(w.cfg.ProcRoot, t.c.State.Pid, w.peers)
+	if err != nil {
+		w.log.Warn("cannot watch paused container for connections", "container", t.c.Name, "err", err)
+		return
+	}
+	t.pendingWatch = cw
+	w.kickWatch()
+}
+
 // kickWatch asks Run to start the connection watches that are missing.
 func (w *Watchman) kickWatch() {
 	select {
@@ -141,10 +158,14 @@ func (w *Watchman) startWatchLocked(ctx context.Context, t *tracked) {
 		t.c.NetworkMode == "host" || t.c.State.Pid <= 0 {
 		return
 	}
-	cw, err := newConnWatch(w.cfg.ProcRoot, t.c.State.Pid, w.peers)
-	if err != nil {
-		w.log.Warn("cannot watch paused container for connections", "container", t.c.Name, "err", err)
-		return
+	cw := t.pendingWatch
+	t.pendingWatch = nil
+	if cw == nil {
+		var err error
+		if cw, err = newConnWatch(w.cfg.ProcRoot, t.c.State.Pid, w.peers); err != nil {
+			w.log.Warn("cannot watch paused container for connections", "container", t.c.Name, "err", err)
+			return
+		}
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	t.watchStop = cancel
@@ -190,6 +211,10 @@ func (w *Watchman) startWatchLocked(ctx context.Context, t *tracked) {
 }
 
 func (w *Watchman) stopWatchLocked(t *tracked) {
+	if t.pendingWatch != nil {
+		t.pendingWatch.close()
+		t.pendingWatch = nil
+	}
 	if t.watchStop != nil {
 		t.watchStop()
 		t.watchStop = nil

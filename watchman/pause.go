@@ -195,7 +195,7 @@ func (w *Watchman) pauseOne(ctx context.Context, id string, action policy.Action
 	if err != nil {
 		return nil
 	}
-	w.kickWatch()
+	w.prepareWatchLocked(t)
 	w.m.pauses.WithLabelValues(trigger).Inc()
 	w.m.decisions.WithLabelValues(string(action)).Inc()
 	w.eventLocked(t, string(action), trigger, reason, t)

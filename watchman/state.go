@@ -42,7 +42,8 @@ type tracked struct {
 	verdict policy.Verdict
 
 	lifecycle
-	watchStop context.CancelFunc // ends the connection watch, if one runs
+	watchStop    context.CancelFunc // ends the connection watch, if one runs
+	pendingWatch *connWatch         // baseline taken at pause time, for Run to watch
 }
 
 // ownership is what the watchman itself did to a container.

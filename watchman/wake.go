@@ -166,7 +166,9 @@ func (w *Watchman) wakeIDs(ctx context.Context, ids []string, trigger, reason st
 		if err != nil {
 			w.mu.Lock()
 			t.wakeFailed()
-			w.kickWatch()
+			if !stopped {
+				w.prepareWatchLocked(t)
+			}
 			w.m.decisions.WithLabelValues("failed").Inc()
 			w.eventLockedOutcome(t, "wake-failed", trigger, reason+": "+err.Error(), nil, "failure")
 			w.mu.Unlock()
