@@ -314,9 +314,7 @@ func TestOwnedRecordAcrossRestart(t *testing.T) {
 	for _, id := range []string{"a", "b"} {
 		c := h.get(id)
 		c.State.Paused = true
-		h2.w.mu.Lock()
-		h2.w.upsertLocked(&c, "snapshot")
-		h2.w.mu.Unlock()
+		h2.snapshot(&c)
 	}
 	h2.w.mu.Lock()
 	h2.w.owned.forgetRestored()
@@ -353,9 +351,7 @@ func TestOwnedRecordQuarantine(t *testing.T) {
 		t.Errorf("quarantined files %v", ents)
 	}
 	c := &inventory.Container{ID: "a", Name: "n-a", Labels: optIn, State: inventory.State{Running: true, Paused: true, Pid: 1}}
-	h.w.mu.Lock()
-	h.w.upsertLocked(c, "snapshot")
-	h.w.mu.Unlock()
+	h.snapshot(c)
 	if h.state("a") != StatePausedExternal {
 		t.Errorf("state %s", h.state("a"))
 	}

@@ -6,53 +6,17 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
-	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/watchman"
 )
-
-// startInstance runs an inventory and a watchman with the data directory
-// dataDir on e's engine, replacing e.w, and returns a function that stops
-// both (as an agent restart would).
-func (e *env) startInstance(t *testing.T, cfg watchman.Config, dataDir string) (stop func()) {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	inv := inventory.New(e.cli, inventory.Options{Logger: log})
-	e.reg = prometheus.NewRegistry()
-	w, err := watchman.New(cfg, watchman.Deps{
-		Source: inv, Docker: e.cli, Maintainer: e.maint, Events: e.sink,
-		NodeName: "itest", Logger: log, Registerer: e.reg, DataDir: dataDir,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.w = w
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = inv.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := w.Run(ctx); err != nil {
-			t.Errorf("watchman.Run: %v", err)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
-	t.Cleanup(stop)
-	return stop
-}
 
 // frozenGet sends a request and reports whether an answer came within d.
 func frozenGet(t *testing.T, addr string, d time.Duration) bool {
@@ -82,7 +46,7 @@ func TestIntegrationOperatorPauseAndRestart(t *testing.T) {
 	t.Cleanup(func() { testenv.RemoveLabelled(t, cli, e.runID) })
 	dataDir := t.TempDir()
 	cfg := testConfig()
-	stop := e.startInstance(t, cfg, dataDir)
+	stop := e.startInstance(t, cfg, nil, dataDir)
 	netName := e.netFor(t)
 	httpd := func(name string) (id, addr string) {
 		id = e.runSpec(t, testenv.Spec{Name: "wm-" + e.runID + "-" + name,
@@ -145,7 +109,7 @@ func TestIntegrationOperatorPauseAndRestart(t *testing.T) {
 
 	// The watchman restarts on the same data directory.
 	stop()
-	e.startInstance(t, cfg, dataDir)
+	e.startInstance(t, cfg, nil, dataDir)
 	poll.Until(t, 15*time.Second, "own container still the watchman's after the restart", stateIs(ownID, watchman.StatePaused))
 	poll.Until(t, 5*time.Second, "operator's container still not the watchman's", stateIs(opID, watchman.StatePausedExternal))
 	if err := e.w.Wake(ctx, opID, watchman.TriggerAPI); !errors.Is(err, watchman.ErrForceRequired) {

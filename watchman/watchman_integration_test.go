@@ -124,15 +124,25 @@ func startKV(t *testing.T, cfg watchman.Config, kv watchman.KV) *env {
 	t.Helper()
 	cli := testenv.Docker(t)
 	testenv.Busybox(t, cli)
-	e := &env{cli: cli, runID: testenv.RunID(), maint: &recMaintainer{}, sink: &recSink{}, reg: prometheus.NewRegistry()}
+	e := &env{cli: cli, runID: testenv.RunID(), maint: &recMaintainer{}, sink: &recSink{}}
 	// Runs last: whatever a per-container cleanup missed (a busy engine
 	// can time it out) is removed by label.
 	t.Cleanup(func() { testenv.RemoveLabelled(t, cli, e.runID) })
+	e.startInstance(t, cfg, kv, "")
+	return e
+}
+
+// startInstance runs an inventory and a watchman with the data directory
+// dataDir on e's engine, replacing e.w, and returns a function that stops
+// both (as an agent restart would).
+func (e *env) startInstance(t *testing.T, cfg watchman.Config, kv watchman.KV, dataDir string) (stop func()) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	inv := inventory.New(cli, inventory.Options{Logger: log})
+	inv := inventory.New(e.cli, inventory.Options{Logger: log})
+	e.reg = prometheus.NewRegistry()
 	w, err := watchman.New(cfg, watchman.Deps{
-		Source: inv, Docker: cli, Maintainer: e.maint, Events: e.sink, KV: kv,
-		NodeName: "itest", Logger: log, Registerer: e.reg,
+		Source: inv, Docker: e.cli, Maintainer: e.maint, Events: e.sink, KV: kv,
+		NodeName: "itest", Logger: log, Registerer: e.reg, DataDir: dataDir,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -142,15 +152,16 @@ func startKV(t *testing.T, cfg watchman.Config, kv watchman.KV) *env {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = inv.Run(ctx) }()
-	<-inv.Synced()
 	go func() {
 		defer wg.Done()
 		if err := w.Run(ctx); err != nil {
 			t.Errorf("watchman.Run: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return e
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 type testWriter struct{ t *testing.T }

@@ -180,6 +180,14 @@ func (h *harness) tick(cpu map[string]float64) {
 	w.wg.Wait() // let actions finish
 }
 
+// snapshot lets the watchman see c as in the first inventory snapshot
+// after a start.
+func (h *harness) snapshot(c *inventory.Container) {
+	h.w.mu.Lock()
+	h.w.upsertLocked(c, "snapshot")
+	h.w.mu.Unlock()
+}
+
 // get returns a copy of the inventory's container id.
 func (h *harness) get(id string) inventory.Container {
 	c, ok := h.src.Get(id)
@@ -453,24 +461,18 @@ func TestAdoptPausedOnRestart(t *testing.T) {
 	}
 	h := newHarnessDir(t, nil, dir)
 	c := &inventory.Container{ID: "a", Name: "n-a", Labels: optIn, State: inventory.State{Running: true, Paused: true, Pid: 1}}
-	h.w.mu.Lock()
-	h.w.upsertLocked(c, "snapshot")
-	h.w.mu.Unlock()
+	h.snapshot(c)
 	if h.state("a") != StatePaused {
 		t.Errorf("an opted-in container paused before a restart is %s", h.state("a"))
 	}
 	c2 := &inventory.Container{ID: "b", Name: "n-b", State: inventory.State{Running: true, Paused: true, Pid: 1}}
-	h.w.mu.Lock()
-	h.w.upsertLocked(c2, "snapshot")
-	h.w.mu.Unlock()
+	h.snapshot(c2)
 	if h.state("b") != StatePausedExternal {
 		t.Errorf("a paused container without opt-in is %s", h.state("b"))
 	}
 	// Opted in and paused, but not by the watchman: an operator's pause.
 	c3 := &inventory.Container{ID: "c", Name: "n-c", Labels: optIn, State: inventory.State{Running: true, Paused: true, Pid: 1}}
-	h.w.mu.Lock()
-	h.w.upsertLocked(c3, "snapshot")
-	h.w.mu.Unlock()
+	h.snapshot(c3)
 	if h.state("c") != StatePausedExternal {
 		t.Errorf("an opted-in container the watchman did not pause is %s", h.state("c"))
 	}
