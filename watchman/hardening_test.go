@@ -393,3 +393,17 @@ func TestAPIPauseOfGroupSucceeds(t *testing.T) {
 		t.Errorf("states a=%s b=%s", h.state("a"), h.state("b"))
 	}
 }
+
+// TestNotFoundIsTheInventoryError: an unknown container is
+// inventory.ErrNotFound, which the API answers with 404.
+func TestNotFoundIsTheInventoryError(t *testing.T) {
+	h := newHarness(t, nil)
+	for name, err := range map[string]error{
+		"pause": h.w.Pause(context.Background(), "nope", "test"),
+		"wake":  h.w.Wake(context.Background(), "nope", TriggerAPI),
+	} {
+		if !errors.Is(err, inventory.ErrNotFound) || !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s of an unknown container: %v", name, err)
+		}
+	}
+}

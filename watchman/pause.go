@@ -163,7 +163,10 @@ func (w *Watchman) pauseOne(ctx context.Context, id string, action policy.Action
 	}
 	maint := w.deps.Maintainer != nil
 	if maint {
-		if err := w.deps.Maintainer.Maintenance(ctx, id, true, "watchman: "+reason); err != nil && !wakeWon(ctx) {
+		mctx, cancel := context.WithTimeout(ctx, w.dockerTimeout)
+		err := w.deps.Maintainer.Maintenance(mctx, id, true, "watchman: "+reason)
+		cancel()
+		if err != nil && !wakeWon(ctx) {
 			return fail("maintenance on", err)
 		}
 	}
