@@ -407,3 +407,32 @@ func TestNotFoundIsTheInventoryError(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleUnpauseIgnored: an unpause change the inventory observed before
+// the watchman's latest pause, but delivered after it, is not taken for a
+// manual unpause (which would drop the connection watch).
+func TestStaleUnpauseIgnored(t *testing.T) {
+	h := newHarness(t, nil)
+	h.add("a", optIn)
+	for range 7 {
+		h.tick(nil)
+	}
+	if h.state("a") != StatePaused {
+		t.Fatalf("state %s", h.state("a"))
+	}
+	running := h.get("a") // the inventory's view before the pause
+	h.w.mu.Lock()
+	pausedAt := h.w.ctrs["a"].since
+	h.w.applyLocked(h.ctx, inventory.Change{Kind: inventory.Updated, Action: "unpause", Container: &running, Time: pausedAt.Add(-time.Millisecond)})
+	h.w.mu.Unlock()
+	if h.state("a") != StatePaused {
+		t.Errorf("state %s after a stale unpause", h.state("a"))
+	}
+	h.w.mu.Lock()
+	h.w.applyLocked(h.ctx, inventory.Change{Kind: inventory.Updated, Action: "unpause", Container: &running, Time: pausedAt.Add(time.Millisecond)})
+	h.w.mu.Unlock()
+	h.w.wg.Wait()
+	if h.state("a") != StateActive {
+		t.Errorf("state %s after a real manual unpause", h.state("a"))
+	}
+}

@@ -247,8 +247,10 @@ func (w *Watchman) applyLocked(ctx context.Context, ch inventory.Change) {
 	switch ch.Action {
 	case "unpause":
 		// The inventory inspects after each event, so a stale unpause
-		// event (ours, processed after a later pause) shows Paused.
-		if t.pausedByUs() && !t.busy() && !c.State.Paused {
+		// event (ours, processed after a later pause) shows Paused; one
+		// observed before the watchman's latest pause completed but applied
+		// after it is stale too.
+		if t.pausedByUs() && !t.busy() && !c.State.Paused && !ch.Time.Before(t.since) {
 			// Somebody unpaused it by hand: track it as active again and
 			// end the maintenance we started.
 			w.stopWatchLocked(t)
