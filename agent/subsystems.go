@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -91,6 +90,7 @@ func (a *Agent) buildSubsystems() error {
 			KV:              kv,
 			SelfContainerID: cfg.SelfContainerID,
 			NodeName:        cfg.NodeName,
+			DataDir:         cfg.DataDir,
 			Logger:          a.log.With("subsystem", "watchman"),
 			Registerer:      a.registry,
 		})
@@ -112,40 +112,25 @@ func (a *Agent) controller() api.Controller {
 	return watchmanControl{a.watchman}
 }
 
-// pauseWaker is the watchman's control surface as the API uses it. A forced
-// wake wakes a container that the watchman did not pause itself.
+// pauseWaker is the watchman's control surface as the API uses it;
+// *watchman.Watchman satisfies it.
 type pauseWaker interface {
 	Pause(ctx context.Context, ref, reason string) error
-	Wake(ctx context.Context, ref, reason string, force bool) error
+	WakeWith(ctx context.Context, ref string, opt watchman.WakeOptions) error
 }
 
-// watchmanControl adapts the watchman to api.Controller.
-type watchmanControl struct{ w any }
+// watchmanControl adapts the watchman to api.Controller. API wakes are
+// recorded with the api trigger and the caller's reason; a forced wake also
+// wakes a container that the watchman did not pause itself.
+type watchmanControl struct{ w pauseWaker }
 
 func (c watchmanControl) Pause(ctx context.Context, id, reason string) error {
-	if pw, ok := c.w.(pauseWaker); ok {
-		return pw.Pause(ctx, id, reason)
-	}
-	return c.legacy().Pause(ctx, id, reason)
+	return c.w.Pause(ctx, id, reason)
 }
 
 func (c watchmanControl) Wake(ctx context.Context, id, reason string, force bool) error {
-	if pw, ok := c.w.(pauseWaker); ok {
-		return pw.Wake(ctx, id, reason, force)
-	}
-	if force {
-		return errors.New("this watchman cannot force a wake")
-	}
-	return c.legacy().Wake(ctx, id, reason)
+	return c.w.WakeWith(ctx, id, watchman.WakeOptions{Trigger: watchman.TriggerAPI, Reason: reason, Force: force})
 }
-
-// legacyPauseWaker is a watchman whose Wake takes no force flag.
-type legacyPauseWaker interface {
-	Pause(ctx context.Context, ref, reason string) error
-	Wake(ctx context.Context, ref, reason string) error
-}
-
-func (c watchmanControl) legacy() legacyPauseWaker { return c.w.(legacyPauseWaker) }
 
 // newESClient builds the Elasticsearch client from the core settings.
 func newESClient(cfg Core) (*elasticsearch.Client, error) {
