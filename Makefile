@@ -11,6 +11,7 @@ GO        ?= go
 VERSION   ?= $(shell git describe --tags --exact-match 2>/dev/null || cat VERSION 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+BIN       ?= bin/heartwood
 RUN_DIR   ?= $(CURDIR)/.run
 SERVICES  := stack/dev/services.sh
 # Integration tests share one Docker engine, Consul and Elasticsearch, so
@@ -23,7 +24,7 @@ FUZZTIME  ?= 15s
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/heartwood ./cmd/heartwood
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/heartwood
 
 services:
 	$(SERVICES) up

@@ -43,7 +43,7 @@ type Agent struct {
 	sup      *supervisor.Supervisor
 	subs     []subsystem
 	watchman *watchman.Watchman
-	apiOpts  api.Options
+	token    *tokenSource
 	started  time.Time
 	listener net.Listener
 }
@@ -98,10 +98,12 @@ func New(cfg Config, build BuildInfo, logger *slog.Logger) (*Agent, error) {
 	}
 	a.docker = docker
 	a.inv = inventory.New(docker, inventory.Options{
-		Logger:     logger.With("component", "inventory"),
+		Logger:     logger.With("subsystem", "inventory"),
 		Registerer: a.registry,
 	})
-	a.sup = supervisor.New(supervisor.Options{Logger: logger.With("component", "supervisor"), Registerer: a.registry})
+	// The supervisor names the unit on each of its lines.
+	a.sup = supervisor.New(supervisor.Options{Logger: logger, Registerer: a.registry})
+	a.token = &tokenSource{inline: strings.TrimSpace(cfg.APIToken), file: cfg.APITokenFile, log: logger.With("subsystem", "api")}
 	if err := a.buildSubsystems(); err != nil {
 		_ = docker.Close()
 		return nil, err
@@ -118,11 +120,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
 	}
 	a.listener = ln
-	srv := &http.Server{
-		Handler:           a.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	srv := newServer(a.handler(), a.log)
 	a.log.Info("heartwood starting", "version", a.build.Version, "node", a.cfg.NodeName,
 		"api", "http://"+ln.Addr().String(), "docker", a.cfg.DockerHost, "subsystems", a.subsystemNames(),
 		"self_container", inventory.ShortID(a.cfg.SelfContainerID))
@@ -132,18 +130,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	a.sup.Add("inventory", supervisor.UnitFunc(a.inv.Run))
+	// Each subsystem is its own unit: one failing (at start or later) is
+	// restarted with backoff while the others run. They start from a full
+	// picture of the node because the inventory's Subscribe waits for the
+	// first sync.
 	for _, s := range a.subs {
-		a.sup.Add(s.name, supervisor.UnitFunc(func(ctx context.Context) error {
-			// Start from a full picture of the node, never from an empty
-			// inventory: the registrar would otherwise see every
-			// container as gone.
-			select {
-			case <-a.inv.Synced():
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			return s.run(ctx)
-		}))
+		a.sup.Add(s.name, supervisor.UnitFunc(s.run))
 	}
 	supDone := make(chan struct{})
 	go func() {
@@ -185,15 +177,41 @@ func (a *Agent) Addr() net.Addr {
 	return a.listener.Addr()
 }
 
+// The API server's limits: a slow or hostile client cannot hold a
+// connection or memory for long. The write timeout covers a pause or wake,
+// which waits for the container (up to the control timeout of two minutes).
+const (
+	serverReadHeaderTimeout = 10 * time.Second
+	serverReadTimeout       = 30 * time.Second
+	serverWriteTimeout      = 150 * time.Second
+	serverIdleTimeout       = 2 * time.Minute
+	serverMaxHeaderBytes    = 64 << 10
+)
+
+// newServer returns the API's HTTP server with its timeouts and limits.
+func newServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: serverReadHeaderTimeout,
+		ReadTimeout:       serverReadTimeout,
+		WriteTimeout:      serverWriteTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 func (a *Agent) handler() http.Handler {
 	opts := api.Options{
-		Inventory:  a.inv,
-		Describers: map[string]api.Describer{},
-		Checks:     map[string]api.Check{},
-		Gatherer:   a.registry,
-		Logger:     a.log.With("component", "api"),
-		Token:      a.apiToken,
-		Status:     a.status,
+		Inventory:   a.inv,
+		Describers:  map[string]api.Describer{},
+		Checks:      map[string]api.Check{},
+		Gatherer:    a.registry,
+		Logger:      a.log.With("subsystem", "api"),
+		Token:       a.token.Token,
+		Exposed:     !a.cfg.ListenIsLoopback(),
+		OpenMetrics: a.cfg.APIOpenMetrics,
+		Status:      a.status,
 	}
 	for _, s := range a.subs {
 		if s.describe != nil {
@@ -220,21 +238,6 @@ func (a *Agent) unitsRunning() error {
 		return fmt.Errorf("not running: %s", strings.Join(down, "; "))
 	}
 	return nil
-}
-
-// apiToken returns the bearer token for mutating calls; the file is re-read
-// on every call so that rotation needs no restart.
-func (a *Agent) apiToken() string {
-	if a.cfg.APITokenFile != "" {
-		b, err := os.ReadFile(a.cfg.APITokenFile)
-		if err != nil {
-			// Fail closed: an unreadable token file matches no request.
-			a.log.Error("api token file unreadable; refusing mutating calls", "err", err)
-			return "\x00unreadable"
-		}
-		return strings.TrimSpace(string(b))
-	}
-	return a.cfg.APIToken
 }
 
 // Status is the body of GET /v1/status.

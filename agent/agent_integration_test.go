@@ -21,6 +21,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/heartwood-ops/heartwood/agent"
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
@@ -52,7 +53,7 @@ func startAgent(t *testing.T, dockerHost string, tweak func(*agent.Config)) stri
 		}
 	})
 	base := "http://" + cfg.Listen
-	waitUntil(t, 90*time.Second, "agent ready", func() (bool, string) {
+	poll.Until(t, 90*time.Second, "agent ready", func() (bool, string) {
 		code, body := get(base + "/readyz")
 		return code == 200, body
 	})
@@ -68,21 +69,6 @@ func get(url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		last = detail
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %s; last: %s", what, timeout, last)
 }
 
 // dockerPSA renders `docker ps -a` as "id status" lines, sorted.
@@ -140,7 +126,7 @@ func TestIntegrationInventoryFollowsDockerdRestart(t *testing.T) {
 		testenv.Run(t, cli, run, testenv.Spec{Name: fmt.Sprintf("inv-%s-%d", run, i),
 			Config: &container.Config{Image: img, Cmd: []string{"sleep", "3600"}}, HostConfig: hc})
 	}
-	waitUntil(t, 10*time.Second, "inventory has the 20 containers", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "inventory has the 20 containers", func() (bool, string) {
 		got, err := agentPSA(base)
 		want := dockerPSA(t, cli)
 		return err == nil && len(want) == 20 && strings.Join(got, "\n") == strings.Join(want, "\n"), fmt.Sprint(err, got)
@@ -210,7 +196,7 @@ func TestIntegrationStatusAndContainerView(t *testing.T) {
 		Image: img, Cmd: []string{"sleep", "3600"}, Env: []string{"SECRET_TOKEN=hunter2"},
 	}})
 	base := startAgent(t, testenv.DockerHost(), nil)
-	waitUntil(t, 10*time.Second, "container visible", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "container visible", func() (bool, string) {
 		code, body := get(base + "/v1/containers/view-" + run)
 		return code == 200 && strings.Contains(body, id), body
 	})

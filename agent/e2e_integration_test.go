@@ -17,7 +17,9 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/heartwood-ops/heartwood/agent"
+	"github.com/heartwood-ops/heartwood/agent/api"
 	"github.com/heartwood-ops/heartwood/dashboards"
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
@@ -76,7 +78,7 @@ func TestIntegrationAgentEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var serviceID string
-	waitUntil(t, 15*time.Second, "service registered in Consul", func() (bool, string) {
+	poll.Until(t, 15*time.Second, "service registered in Consul", func() (bool, string) {
 		svcs, err := consul.Agent().ServicesWithFilter(fmt.Sprintf("Service == %q", service))
 		if err != nil {
 			return false, err.Error()
@@ -87,13 +89,13 @@ func TestIntegrationAgentEndToEnd(t *testing.T) {
 		return len(svcs) == 1, fmt.Sprint(svcs)
 	})
 
-	waitUntil(t, 30*time.Second, "both log lines searchable in Elasticsearch", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "both log lines searchable in Elasticsearch", func() (bool, string) {
 		n, body := esCount(esURL, "logs-*-"+namespace, "message:hello-"+run+" OR message:second-line-"+run)
 		return n == 2, body
 	})
 
 	maintenanceID := "_service_maintenance:" + serviceID
-	waitUntil(t, 30*time.Second, "idle container paused with its service in maintenance", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "idle container paused with its service in maintenance", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		in, err := cli.ContainerInspect(ctx, id)
@@ -109,6 +111,7 @@ func TestIntegrationAgentEndToEnd(t *testing.T) {
 	})
 
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/containers/"+id+"/wake?reason=e2e", nil)
+	req.Header.Set(api.RequestHeader, "1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +126,7 @@ func TestIntegrationAgentEndToEnd(t *testing.T) {
 	if err != nil || in.State.Paused {
 		t.Fatalf("after wake: paused=%v err=%v", in.State.Paused, err)
 	}
-	waitUntil(t, 10*time.Second, "maintenance ended after wake", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "maintenance ended after wake", func() (bool, string) {
 		checks, err := consul.Agent().Checks()
 		if err != nil {
 			return false, err.Error()
@@ -132,7 +135,7 @@ func TestIntegrationAgentEndToEnd(t *testing.T) {
 		return !inMaint, "still in maintenance"
 	})
 
-	waitUntil(t, 30*time.Second, "watchman decisions shipped to Elasticsearch", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "watchman decisions shipped to Elasticsearch", func() (bool, string) {
 		n, body := esCount(esURL, "logs-*-"+namespace, "container.id:"+id+" AND NOT message:*-"+run)
 		return n >= 2, body // at least the pause and the wake
 	})

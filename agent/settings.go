@@ -30,11 +30,16 @@ type Core struct {
 	ESAPIKey   string   `yaml:"es-api-key" secret:"true" help:"Elasticsearch API key (base64 id:key)"`
 	ESUsername string   `yaml:"es-username" help:"Elasticsearch basic-auth user"`
 	ESPassword string   `yaml:"es-password" secret:"true" help:"Elasticsearch basic-auth password"`
-	ESCAFile   string   `yaml:"es-ca-file" help:"CA certificate file for Elasticsearch's TLS"`
+	// ESPasswordFile and ESAPIKeyFile are read once at start.
+	ESPasswordFile string `yaml:"es-password-file" help:"file holding the Elasticsearch password (instead of es-password)"`
+	ESAPIKeyFile   string `yaml:"es-api-key-file" help:"file holding the Elasticsearch API key (instead of es-api-key)"`
+	ESCAFile       string `yaml:"es-ca-file" help:"CA certificate file for Elasticsearch's TLS"`
 
 	Listen       string `yaml:"listen" help:"address of the agent's HTTP API (metrics, health, status, pause/wake)"`
-	APIToken     string `yaml:"api-token" secret:"true" help:"bearer token for mutating API calls; required when --listen is not loopback"`
-	APITokenFile string `yaml:"api-token-file" help:"file holding the API bearer token"`
+	APIToken     string `yaml:"api-token" secret:"true" help:"bearer token (at least 16 bytes) for mutating API calls, and for reads when --listen is not loopback; required then"`
+	APITokenFile string `yaml:"api-token-file" help:"file holding the API bearer token, re-read on every call"`
+	// APIOpenMetrics serves /metrics without the token on an exposed API.
+	APIOpenMetrics bool `yaml:"api-open-metrics" help:"serve /metrics without the bearer token when --listen is not loopback, for Prometheus scrapers"`
 
 	DataDir  string `yaml:"data-dir" help:"directory for the agent's state (log shipping checkpoints)"`
 	NodeName string `yaml:"node-name" help:"this node's name in service IDs and log metadata (default: hostname)"`
@@ -85,6 +90,7 @@ func (c *Core) Validate() error {
 		{"consul-token-file", c.ConsulTokenFile}, {"consul-ca-file", c.ConsulCAFile},
 		{"consul-cert-file", c.ConsulCertFile}, {"consul-key-file", c.ConsulKeyFile},
 		{"es-ca-file", c.ESCAFile}, {"api-token-file", c.APITokenFile},
+		{"es-password-file", c.ESPasswordFile}, {"es-api-key-file", c.ESAPIKeyFile},
 	} {
 		if f.path == "" {
 			continue
@@ -101,14 +107,22 @@ func (c *Core) Validate() error {
 	}
 	for _, raw := range c.ESURL {
 		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("es-url", "want http(s)://host:port, got %q", raw)
+			bad("es-url", "want http(s)://host:port, got %q", config.RedactURL(raw))
 		}
 	}
-	if c.ESAPIKey != "" && (c.ESUsername != "" || c.ESPassword != "") {
+	if c.ESAPIKey != "" && c.ESAPIKeyFile != "" {
+		bad("es-api-key-file", "set either es-api-key or es-api-key-file, not both")
+	}
+	if c.ESPassword != "" && c.ESPasswordFile != "" {
+		bad("es-password-file", "set either es-password or es-password-file, not both")
+	}
+	hasKey := c.ESAPIKey != "" || c.ESAPIKeyFile != ""
+	hasPassword := c.ESPassword != "" || c.ESPasswordFile != ""
+	if hasKey && (c.ESUsername != "" || hasPassword) {
 		bad("es-api-key", "use either an API key or a username and password, not both")
 	}
-	if (c.ESUsername == "") != (c.ESPassword == "") {
-		bad("es-username", "es-username and es-password go together")
+	if (c.ESUsername == "") != !hasPassword {
+		bad("es-username", "es-username and es-password (or es-password-file) go together")
 	}
 	if !validHostPort(c.Listen) {
 		bad("listen", "want host:port such as 127.0.0.1:9321, got %q", c.Listen)
@@ -117,6 +131,18 @@ func (c *Core) Validate() error {
 	}
 	if c.APIToken != "" && c.APITokenFile != "" {
 		bad("api-token-file", "set either api-token or api-token-file, not both")
+	}
+	if c.APIToken != "" {
+		if _, err := checkAPIToken(c.APIToken); err != nil {
+			bad("api-token", "%v", err)
+		}
+	}
+	if c.APITokenFile != "" {
+		if b, err := os.ReadFile(c.APITokenFile); err == nil {
+			if _, err := checkAPIToken(string(b)); err != nil {
+				bad("api-token-file", "%s %v", c.APITokenFile, err)
+			}
+		}
 	}
 	if c.DataDir == "" {
 		bad("data-dir", "must not be empty")

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/heartwood-ops/heartwood/agent/api"
 	"github.com/heartwood-ops/heartwood/agent/consulclient"
+	"github.com/heartwood-ops/heartwood/config"
 	"github.com/heartwood-ops/heartwood/internal/consulkv"
 	"github.com/heartwood-ops/heartwood/registrar"
 	"github.com/heartwood-ops/heartwood/shipper"
@@ -40,11 +43,11 @@ func (a *Agent) buildSubsystems() error {
 			Source:     a.inv,
 			Consul:     consul,
 			NodeName:   cfg.NodeName,
-			Logger:     a.log.With("component", "registrar"),
+			Logger:     a.log.With("subsystem", "registrar"),
 			Registerer: a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("registrar: %w", err)
+			return named("registrar", err)
 		}
 		maintainer = r
 		a.subs = append(a.subs, subsystem{name: "registrar", run: r.Run, ready: r.Ready, describe: r})
@@ -65,11 +68,11 @@ func (a *Agent) buildSubsystems() error {
 			NodeName:        cfg.NodeName,
 			SelfContainerID: cfg.SelfContainerID,
 			AgentVersion:    a.build.Version,
-			Logger:          a.log.With("component", "shipper"),
+			Logger:          a.log.With("subsystem", "shipper"),
 			Registerer:      a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("shipper: %w", err)
+			return named("shipper", err)
 		}
 		events, samples = s, s
 		a.subs = append(a.subs, subsystem{name: "shipper", run: s.Run, ready: s.Ready, describe: s})
@@ -89,11 +92,12 @@ func (a *Agent) buildSubsystems() error {
 			KV:              kv,
 			SelfContainerID: cfg.SelfContainerID,
 			NodeName:        cfg.NodeName,
-			Logger:          a.log.With("component", "watchman"),
+			DataDir:         cfg.DataDir,
+			Logger:          a.log.With("subsystem", "watchman"),
 			Registerer:      a.registry,
 		})
 		if err != nil {
-			return fmt.Errorf("watchman: %w", err)
+			return named("watchman", err)
 		}
 		a.watchman = w
 		a.subs = append(a.subs, subsystem{name: "watchman", run: w.Run, ready: w.Ready, describe: w})
@@ -107,16 +111,51 @@ func (a *Agent) controller() api.Controller {
 	if a.watchman == nil {
 		return nil
 	}
-	return a.watchman
+	return watchmanControl{a.watchman}
+}
+
+// pauseWaker is the watchman's control surface as the API uses it;
+// *watchman.Watchman satisfies it.
+type pauseWaker interface {
+	Pause(ctx context.Context, ref, reason string) error
+	WakeWith(ctx context.Context, ref string, opt watchman.WakeOptions) error
+}
+
+// watchmanControl adapts the watchman to api.Controller. API wakes are
+// recorded with the api trigger and the caller's reason; a forced wake also
+// wakes a container that the watchman did not pause itself.
+type watchmanControl struct{ w pauseWaker }
+
+func (c watchmanControl) Pause(ctx context.Context, id, reason string) error {
+	return c.w.Pause(ctx, id, reason)
+}
+
+func (c watchmanControl) Wake(ctx context.Context, id, reason string, force bool) error {
+	return c.w.WakeWith(ctx, id, watchman.WakeOptions{Trigger: watchman.TriggerAPI, Reason: reason, Force: force})
 }
 
 // newESClient builds the Elasticsearch client from the core settings.
 func newESClient(cfg Core) (*elasticsearch.Client, error) {
+	apiKey, password := cfg.ESAPIKey, cfg.ESPassword
+	if cfg.ESAPIKeyFile != "" {
+		k, err := readSecretFile(cfg.ESAPIKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("es-api-key-file: %w", err)
+		}
+		apiKey = k
+	}
+	if cfg.ESPasswordFile != "" {
+		p, err := readSecretFile(cfg.ESPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("es-password-file: %w", err)
+		}
+		password = p
+	}
 	esCfg := elasticsearch.Config{
 		Addresses: cfg.ESURL,
-		APIKey:    cfg.ESAPIKey,
+		APIKey:    apiKey,
 		Username:  cfg.ESUsername,
-		Password:  cfg.ESPassword,
+		Password:  password,
 		// The shipper's writer retries per item, without limit, with
 		// backoff; a second retry layer would only resend whole bodies.
 		DisableRetry: true,
@@ -130,7 +169,43 @@ func newESClient(cfg Core) (*elasticsearch.Client, error) {
 	}
 	es, err := elasticsearch.NewClient(esCfg)
 	if err != nil {
-		return nil, fmt.Errorf("es-url %s: %w", strings.Join(cfg.ESURL, ","), err)
+		return nil, fmt.Errorf("es-url %s: %s", redactedURLs(cfg.ESURL), redactURLsIn(err.Error(), cfg.ESURL))
 	}
 	return es, nil
+}
+
+// redactedURLs joins urls with their credentials removed.
+func redactedURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = config.RedactURL(u)
+	}
+	return strings.Join(out, ",")
+}
+
+// redactURLsIn replaces every one of urls in msg by its redacted form, and
+// any password they hold on its own.
+func redactURLsIn(msg string, urls []string) string {
+	for _, raw := range urls {
+		msg = strings.ReplaceAll(msg, raw, config.RedactURL(raw))
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			if p, ok := u.User.Password(); ok && p != "" {
+				msg = strings.ReplaceAll(msg, p, "redacted")
+			}
+			if n := u.User.Username(); n != "" {
+				msg = strings.ReplaceAll(msg, n+"@", "redacted@")
+			}
+		}
+	}
+	return msg
+}
+
+// named prefixes err with the subsystem's name unless its message already
+// starts with it, so that every error says the name once.
+func named(name string, err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, name+":") || strings.HasPrefix(msg, name+".") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }

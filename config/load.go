@@ -243,7 +243,8 @@ func applyScalar(f Field, n *yaml.Node) error {
 	return setString(f, n.Value)
 }
 
-// Effective renders the configuration as YAML with secrets redacted.
+// Effective renders the configuration as YAML with secrets redacted: the
+// fields tagged secret, and the user information of every URL.
 func Effective(ptr any) ([]byte, error) {
 	fields, err := Fields(ptr)
 	if err != nil {
@@ -280,11 +281,14 @@ func valueNode(f Field) *yaml.Node {
 	if f.Value.Kind() == reflect.Slice {
 		n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 		for _, s := range f.Value.Interface().([]string) {
-			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: s})
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: redactIfURL(s)})
 		}
 		return n
 	}
 	n := &yaml.Node{Kind: yaml.ScalarNode, Value: format(f)}
+	if f.Value.Kind() == reflect.String {
+		n.Value = redactIfURL(n.Value)
+	}
 	if f.Value.Kind() == reflect.String || f.Value.Type() == durationType {
 		n.Style = yaml.DoubleQuotedStyle
 		if f.Value.Type() == durationType {

@@ -87,6 +87,16 @@ type Options struct {
 	InspectConcurrency int
 	// MaxBackoff caps the wait between reconnection attempts.
 	MaxBackoff time.Duration
+	// CallTimeout bounds every Docker call but the long-lived event
+	// stream: a list, an inspect, a heartbeat. Default 30s.
+	CallTimeout time.Duration
+	// Heartbeat is how often the event loop checks that Docker answers
+	// while no events arrive. Default 30s.
+	Heartbeat time.Duration
+	// StallAfter is how long the event loop may go without progress (an
+	// event handled or a heartbeat answered) before Connected reports it
+	// stalled. Default 2*CallTimeout + Heartbeat.
+	StallAfter time.Duration
 }
 
 // Inventory is the node's live container inventory. Create it with New and
@@ -102,6 +112,9 @@ type Inventory struct {
 	feed       Broadcaster
 	connected  bool
 	lastErr    error
+	// progress is when the event loop last handled an event or a
+	// heartbeat.
+	progress   time.Time
 	synced     chan struct{} // closed after the first full sync
 	syncedOnce sync.Once
 }
@@ -116,6 +129,15 @@ func New(docker DockerAPI, opts Options) *Inventory {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Second
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 30 * time.Second
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 30 * time.Second
+	}
+	if opts.StallAfter <= 0 {
+		opts.StallAfter = 2*opts.CallTimeout + opts.Heartbeat
 	}
 	inv := &Inventory{
 		docker:     docker,
@@ -176,6 +198,10 @@ func (inv *Inventory) session(ctx context.Context) error {
 	inv.setConnected(true, nil)
 	inv.syncedOnce.Do(func() { close(inv.synced) })
 
+	// The heartbeat keeps an idle loop's progress current and proves that
+	// Docker still answers when no events arrive.
+	beat := time.NewTicker(inv.opts.Heartbeat)
+	defer beat.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -187,15 +213,38 @@ func (inv *Inventory) session(ctx context.Context) error {
 			return fmt.Errorf("docker events: %w", err)
 		case msg := <-msgs:
 			inv.handleEvent(ctx, msg)
+			inv.markProgress()
+		case <-beat.C:
+			if err := inv.heartbeat(ctx); err != nil {
+				return fmt.Errorf("docker heartbeat: %w", err)
+			}
+			inv.markProgress()
 		}
 	}
+}
+
+// heartbeat asks Docker for one container: a cheap call that fails when the
+// engine stops answering.
+func (inv *Inventory) heartbeat(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, inv.opts.CallTimeout)
+	defer cancel()
+	_, err := inv.docker.ContainerList(ctx, container.ListOptions{Limit: 1})
+	return err
+}
+
+func (inv *Inventory) markProgress() {
+	inv.mu.Lock()
+	inv.progress = time.Now()
+	inv.mu.Unlock()
 }
 
 // fullSync lists every container, inspects them and publishes the
 // difference from the current state.
 func (inv *Inventory) fullSync(ctx context.Context) error {
 	start := time.Now()
-	list, err := inv.docker.ContainerList(ctx, container.ListOptions{All: true})
+	listCtx, cancel := context.WithTimeout(ctx, inv.opts.CallTimeout)
+	list, err := inv.docker.ContainerList(listCtx, container.ListOptions{All: true})
+	cancel()
 	if err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
@@ -254,6 +303,8 @@ func (inv *Inventory) fullSync(ctx context.Context) error {
 // inspect returns the container's current state, or nil if it no longer
 // exists.
 func (inv *Inventory) inspect(ctx context.Context, id string) (*Container, error) {
+	ctx, cancel := context.WithTimeout(ctx, inv.opts.CallTimeout)
+	defer cancel()
 	resp, err := inv.docker.ContainerInspect(ctx, id)
 	if errdefs.IsNotFound(err) {
 		return nil, nil
@@ -387,14 +438,22 @@ func (inv *Inventory) publishLocked(ch Change) {
 func (inv *Inventory) setConnected(ok bool, err error) {
 	inv.mu.Lock()
 	inv.connected, inv.lastErr = ok, err
+	inv.progress = time.Now()
 	inv.mu.Unlock()
 }
 
 // Connected reports whether the inventory currently follows Docker's event
-// stream, and the last connection error if it does not.
+// stream, and the last connection error if it does not. An event loop that
+// has made no progress for Options.StallAfter (a Docker call that does not
+// return) counts as not connected.
 func (inv *Inventory) Connected() (bool, error) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
+	if inv.connected {
+		if idle := time.Since(inv.progress); idle > inv.opts.StallAfter {
+			return false, fmt.Errorf("docker event loop stalled: no progress for %s", idle.Round(time.Second))
+		}
+	}
 	return inv.connected, inv.lastErr
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heartwood-ops/heartwood/inventory"
+	"github.com/heartwood-ops/heartwood/inventory/inventorytest"
 	"github.com/heartwood-ops/heartwood/registrar/translate"
 )
 
@@ -36,7 +37,7 @@ func BenchmarkFullReconcileSteady500(b *testing.B) {
 	agent := newFakeAgent()
 	cfg := DefaultConfig()
 	cfg.IP = "10.0.0.1"
-	r, err := newRegistrar(cfg, Deps{Source: fakeSource{}, NodeName: "n1"}, agent)
+	r, err := newRegistrar(cfg, Deps{Source: inventorytest.New(), NodeName: "n1"}, agent)
 	if err != nil {
 		b.Fatal(err)
 	}

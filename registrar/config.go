@@ -25,7 +25,9 @@ type Config struct {
 	Internal bool   `yaml:"internal" help:"register container IPs and exposed ports instead of published ports (Registrator -internal)"`
 	Explicit bool   `yaml:"explicit" help:"register only ports with SERVICE_NAME or SERVICE_<port>_NAME (Registrator -explicit)"`
 	// IPFromLabel is Registrator's -useIpFromLabel.
-	IPFromLabel string   `yaml:"ip-from-label" help:"container label holding the service IP; text after the last / is dropped (Registrator -useIpFromLabel)"`
+	// It lets each container choose the address its services announce and
+	// their checks probe.
+	IPFromLabel string   `yaml:"ip-from-label" help:"container label holding the service IP; text after the last / is dropped (Registrator -useIpFromLabel); lets a container choose the address its checks probe"`
 	Tags        []string `yaml:"tags" help:"tags added to every service (Registrator -tags, without templates)"`
 	Deregister  string   `yaml:"deregister" help:"when a container stops: always, on-success (keep services of containers that failed) or never (keep until the container is removed)"`
 	// ReconcileInterval replaces Registrator's -resync and -cleanup.
@@ -41,6 +43,11 @@ type Config struct {
 	CleanupRegistrator   bool          `yaml:"cleanup-registrator" help:"also remove stale services in Registrator's ID format <node>:<container>:<port> on this node that no container backs (Registrator -cleanup)"`
 	RequireLabels        []string      `yaml:"require-labels" help:"register only containers that carry all these labels (key or key=value)"`
 	WriteConcurrency     int           `yaml:"write-concurrency" help:"parallel writes to the local Consul agent"`
+	// AllowScriptChecks lets container labels define script checks, which
+	// the Consul agent runs as its own user on the host.
+	AllowScriptChecks bool `yaml:"allow-script-checks" help:"register SERVICE_CHECK_SCRIPT and SERVICE_CHECKS args checks; the Consul agent runs them on the host, so anyone who can label a container can run commands there (default: dropped with a warning)"`
+	// ConsulTimeout bounds every call to the local Consul agent.
+	ConsulTimeout time.Duration `yaml:"consul-timeout" help:"deadline of each call to the local Consul agent"`
 }
 
 // DefaultConfig returns the registrar's defaults.
@@ -55,6 +62,7 @@ func DefaultConfig() Config {
 		CheckInterval:     10 * time.Second,
 		DrainTimeout:      2 * time.Minute,
 		WriteConcurrency:  16,
+		ConsulTimeout:     10 * time.Second,
 	}
 }
 
@@ -86,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		bad("drain-timeout", "must be > 0, got %s", c.DrainTimeout)
+	}
+	if c.ConsulTimeout <= 0 {
+		bad("consul-timeout", "must be > 0, got %s", c.ConsulTimeout)
 	}
 	if c.WriteConcurrency < 1 || c.WriteConcurrency > 64 {
 		bad("write-concurrency", "must be 1..64, got %d", c.WriteConcurrency)

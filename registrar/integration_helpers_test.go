@@ -18,6 +18,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/registrar"
@@ -137,18 +138,10 @@ func (it *itest) serviceIDs() []string {
 func (it *itest) waitIDs(timeout time.Duration, want ...string) time.Duration {
 	it.t.Helper()
 	sort.Strings(want)
-	start := time.Now()
-	var got []string
-	for {
-		got = it.serviceIDsQuiet()
-		if strings.Join(got, ",") == strings.Join(want, ",") {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			it.t.Fatalf("after %s services = %v, want %v", timeout, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return poll.Until(it.t, timeout, fmt.Sprintf("services %v", want), func() (bool, string) {
+		got := it.serviceIDsQuiet()
+		return strings.Join(got, ",") == strings.Join(want, ","), fmt.Sprintf("services = %v", got)
+	})
 }
 
 func (it *itest) serviceIDsQuiet() []string {
@@ -242,16 +235,4 @@ func (it *itest) checks(serviceID string) map[string]*consulapi.AgentCheck {
 		it.t.Fatalf("checks: %v", err)
 	}
 	return cs
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
 }

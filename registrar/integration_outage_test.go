@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
@@ -42,7 +43,7 @@ func TestIntegrationConsulRestart(t *testing.T) {
 	}
 	took := it.waitIDs(cfg.ReconcileInterval+time.Second, all...)
 	t.Logf("registrations back %s after the Consul restart (reconcile interval %s)", took, cfg.ReconcileInterval)
-	waitUntil(t, time.Second, "maintenance restored", func() bool {
+	poll.UntilTrue(t, time.Second, "maintenance restored", func() bool {
 		_, ok := it.checks(all[0])["_service_maintenance:"+all[0]]
 		return ok
 	})
@@ -59,7 +60,7 @@ func TestIntegrationConsulRestart(t *testing.T) {
 	pc.Start()
 	took = it.waitIDs(cfg.ReconcileInterval+time.Second, all[0], all[2], it.id(it.name("c3"), "80"))
 	t.Logf("converged %s after Consul came back", took)
-	waitUntil(t, cfg.ReconcileInterval, "ready again", func() bool { return a.reg.Ready() == nil })
+	poll.UntilTrue(t, cfg.ReconcileInterval, "ready again", func() bool { return a.reg.Ready() == nil })
 }
 
 // TestIntegrationDockerdRestart runs the inventory on a private dockerd and

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/registrar"
 )
@@ -31,7 +32,11 @@ type expected struct {
 func TestIntegrationRegistratorTable(t *testing.T) {
 	docker := testenv.Docker(t)
 	it := newITest(t, docker, testenv.RequireConsul(t))
-	a := it.start(docker, it.config())
+	// Script checks are allowed so that the agent's own refusal of them
+	// is what is tested.
+	cfg := it.config()
+	cfg.AllowScriptChecks = true
+	a := it.start(docker, cfg)
 	n := it.name
 
 	plain := it.run(docker, spec{name: n("plain"), ports: []string{"80/tcp"}})
@@ -91,14 +96,14 @@ func TestIntegrationRegistratorTable(t *testing.T) {
 
 	// Docker health turns passing once Docker reports healthy.
 	dh := "service:" + it.id(n("dhealth"), "80") + ":docker-health"
-	waitUntil(t, 10*time.Second, "docker health passing", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "docker health passing", func() bool {
 		c := it.checks(it.id(n("dhealth"), "80"))[dh]
 		return c != nil && c.Status == "passing"
 	})
 
 	// The HTTP and TCP checks target the published port: they pass.
 	for _, id := range []string{it.id(n("chttp"), "80"), it.id(n("ctcp"), "80")} {
-		waitUntil(t, 10*time.Second, id+" check passing", func() bool {
+		poll.UntilTrue(t, 10*time.Second, id+" check passing", func() bool {
 			c := it.checks(id)["service:"+id]
 			return c != nil && c.Status == "passing"
 		})
@@ -189,7 +194,9 @@ func (it *itest) checkSummary(name, serviceID string) map[string]string {
 func TestIntegrationMalformedLabels(t *testing.T) {
 	docker := testenv.Docker(t)
 	it := newITest(t, docker, testenv.RequireConsul(t))
-	a := it.start(docker, it.config())
+	cfg := it.config()
+	cfg.AllowScriptChecks = true // SERVICE_84_CHECK_SCRIPT reaches the agent, which refuses it
+	a := it.start(docker, cfg)
 	n := it.name
 	labels := map[string]string{
 		"SERVICE_80_NAME":           "bad name/with slash",
@@ -292,7 +299,7 @@ func TestIntegrationDrainAndMaintenance(t *testing.T) {
 		stopped <- docker.ContainerStop(context.Background(), stubborn, container.StopOptions{Timeout: &timeout})
 	}()
 	inMaint := func(id string) bool { _, ok := it.checks(id)["_service_maintenance:"+id]; return ok }
-	waitUntil(t, 1500*time.Millisecond, "maintenance after docker stop", func() bool { return inMaint(sid) })
+	poll.UntilTrue(t, 1500*time.Millisecond, "maintenance after docker stop", func() bool { return inMaint(sid) })
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
@@ -344,12 +351,12 @@ func TestIntegrationHealthcheckCritical(t *testing.T) {
 		}
 		return c.Status
 	}
-	waitUntil(t, 10*time.Second, "check passing", func() bool { return status() == "passing" })
-	waitUntil(t, 15*time.Second, "docker unhealthy", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "check passing", func() bool { return status() == "passing" })
+	poll.UntilTrue(t, 15*time.Second, "docker unhealthy", func() bool {
 		in := it.inspect(docker, id)
 		return in.State.Health != nil && in.State.Health.Status == "unhealthy"
 	})
-	took := waitUntil(t, interval, "consul check critical within one health interval", func() bool { return status() == "critical" })
+	took := poll.UntilTrue(t, interval, "consul check critical within one health interval", func() bool { return status() == "critical" })
 	t.Logf("consul critical %s after docker reported unhealthy", took)
 }
 

@@ -22,6 +22,8 @@ type metrics struct {
 	lastDrift      prometheus.Gauge
 	registrations  prometheus.Counter
 	deregistration prometheus.Counter
+	scriptsDropped prometheus.Gauge
+	conflicts      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"op"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartwood_registrar_errors_total",
-			Help: "Registrar errors, by kind (register, deregister, maintenance, health, read, translate).",
+			Help: "Registrar errors, by kind (register, deregister, maintenance, health, read, rejected, panic, translate).",
 		}, []string{"kind"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartwood_registrar_drift_total",
@@ -72,10 +74,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "heartwood_registrar_deregistrations_total",
 			Help: "Services deregistered from the local Consul agent.",
 		}),
+		scriptsDropped: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "heartwood_registrar_script_checks_dropped",
+			Help: "Script checks that containers' SERVICE_CHECK_SCRIPT or SERVICE_CHECKS ask for and that are not registered because registrar.allow-script-checks is off.",
+		}),
+		conflicts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "heartwood_registrar_service_id_conflicts",
+			Help: "Service IDs that containers ask for but that another service (not registered by this node's Heartwood) holds on the local Consul agent; they are not taken over.",
+		}),
 	}
 	// Known label values start at zero, so that rate() and alerts see the
 	// series before the first error.
-	for _, kind := range []string{opRegister, opDeregister, opMaintenance, opHealth, "read", "rejected"} {
+	for _, kind := range []string{opRegister, opDeregister, opMaintenance, opHealth, "read", "rejected", "panic", "translate"} {
 		m.errors.WithLabelValues(kind)
 	}
 	for _, kind := range []string{"missing", "changed", "stale", "maintenance", "health"} {
@@ -83,7 +93,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.writes, m.errors, m.drift, m.reconciles, m.reconcileDur, m.eventLatency,
-			m.desired, m.skipped, m.lastDrift, m.registrations, m.deregistration)
+			m.desired, m.skipped, m.lastDrift, m.registrations, m.deregistration, m.scriptsDropped, m.conflicts)
 	}
 	return m
 }

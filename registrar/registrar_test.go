@@ -12,6 +12,7 @@ import (
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/heartwood-ops/heartwood/inventory"
+	"github.com/heartwood-ops/heartwood/inventory/inventorytest"
 )
 
 // fakeAgent is an in-memory Consul agent: services, maintenance and TTL
@@ -23,6 +24,8 @@ type fakeAgent struct {
 	status   map[string]string // check ID → status
 	writes   map[string]int
 	down     bool
+	reads    int    // service list reads, to observe retry pacing
+	panicOn  string // a registration of a service with this name panics
 }
 
 func newFakeAgent() *fakeAgent {
@@ -44,6 +47,7 @@ func (f *fakeAgent) totalWrites() int {
 func (f *fakeAgent) ServicesWithFilterOpts(filter string, _ *consulapi.QueryOptions) (map[string]*consulapi.AgentService, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	if f.down {
 		return nil, errDown
 	}
@@ -91,6 +95,9 @@ func (f *fakeAgent) ServiceRegisterOpts(s *consulapi.AgentServiceRegistration, o
 	defer f.mu.Unlock()
 	if err := f.write("register"); err != nil {
 		return err
+	}
+	if f.panicOn != "" && s.Name == f.panicOn {
+		panic("poison registration " + s.Name)
 	}
 	for _, c := range s.Checks {
 		if len(c.Args) > 0 {
@@ -152,23 +159,26 @@ func (f *fakeAgent) UpdateTTLOpts(checkID, _, status string, _ *consulapi.QueryO
 	return nil
 }
 
-func (f *fakeAgent) Self() (map[string]map[string]interface{}, error) {
+func (f *fakeAgent) SelfOpts(*consulapi.QueryOptions) (map[string]map[string]any, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
 		return nil, errDown
 	}
-	return map[string]map[string]interface{}{"Member": {"Addr": "10.9.9.9"}}, nil
+	return map[string]map[string]any{"Member": {"Addr": "10.9.9.9"}}, nil
 }
 
-// fakeSource serves Get; the tests feed changes with ingest.
-type fakeSource struct{}
-
-func (fakeSource) Subscribe(context.Context) (inventory.Subscription, error) {
-	panic("not used by unit tests")
-}
-func (fakeSource) Get(string) (*inventory.Container, bool) {
-	return nil, false
+func (f *fakeAgent) Service(id string, _ *consulapi.QueryOptions) (*consulapi.AgentService, *consulapi.QueryMeta, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return nil, nil, errDown
+	}
+	s, ok := f.services[id]
+	if !ok {
+		return nil, nil, consulapi.StatusError{Code: 404, Body: "unknown service ID: " + id}
+	}
+	return &consulapi.AgentService{ID: id, Service: s.Name, Meta: s.Meta, Tags: s.Tags, Port: s.Port, Address: s.Address}, &consulapi.QueryMeta{}, nil
 }
 
 type harness struct {
@@ -186,7 +196,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 		mod(&cfg)
 	}
 	agent := newFakeAgent()
-	r, err := newRegistrar(cfg, Deps{Source: fakeSource{}, NodeName: "n1"}, agent)
+	r, err := newRegistrar(cfg, Deps{Source: inventorytest.New(), NodeName: "n1"}, agent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,13 +577,15 @@ func TestNewRejectsBadDeps(t *testing.T) {
 	if _, err := New(DefaultConfig(), Deps{}); err == nil {
 		t.Fatal("New accepted nil deps")
 	}
-	if _, err := newRegistrar(DefaultConfig(), Deps{Source: fakeSource{}, NodeName: "a:b"}, newFakeAgent()); err == nil {
+	if _, err := newRegistrar(DefaultConfig(), Deps{Source: inventorytest.New(), NodeName: "a:b"}, newFakeAgent()); err == nil {
 		t.Fatal("accepted node name with ':'")
 	}
 }
 
 func TestRejectedRegistrationNotRetriedAndReported(t *testing.T) {
-	h := newHarness(t, nil)
+	// Script checks are allowed here so that the agent's refusal of them
+	// is what is tested.
+	h := newHarness(t, func(c *Config) { c.AllowScriptChecks = true })
 	h.r.ingest([]inventory.Change{
 		{Kind: inventory.Added, Container: ctr("good")},
 		{Kind: inventory.Added, Container: ctr("script", "SERVICE_CHECK_SCRIPT=true")},

@@ -4,79 +4,37 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/go-connections/nat"
 	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/heartwood-ops/heartwood/inventory"
+	"github.com/heartwood-ops/heartwood/inventory/inventorytest"
 )
 
-// fakeDocker is a Docker engine for a real inventory: a fixed container
-// list that is released only when listed is closed, and no events.
-type fakeDocker struct {
-	listed     chan struct{}
-	containers []container.InspectResponse
-}
-
-func (d *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
-	return make(chan events.Message), make(chan error)
-}
-
-func (d *fakeDocker) ContainerList(ctx context.Context, _ container.ListOptions) ([]container.Summary, error) {
-	select {
-	case <-d.listed:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	var out []container.Summary
-	for _, c := range d.containers {
-		out = append(out, container.Summary{ID: c.ID})
-	}
-	return out, nil
-}
-
-func (d *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
-	for _, c := range d.containers {
-		if c.ID == id {
-			return c, nil
-		}
-	}
-	return container.InspectResponse{}, errNotFound{}
-}
-
-type errNotFound struct{}
-
-func (errNotFound) Error() string { return "not found" }
-func (errNotFound) NotFound()     {}
-
-func inspectOf(id, name string) container.InspectResponse {
-	return container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{
-			ID: id, Name: "/" + name, Created: "2024-01-01T00:00:00Z",
-			State:      &container.State{Status: "running", Running: true, StartedAt: "2024-01-01T00:00:01Z"},
-			HostConfig: &container.HostConfig{NetworkMode: "bridge"},
-		},
-		Config: &container.Config{Image: "img/" + name + ":1", ExposedPorts: nat.PortSet{"80/tcp": {}}},
-		NetworkSettings: &container.NetworkSettings{
-			NetworkSettingsBase: container.NetworkSettingsBase{Ports: nat.PortMap{"80/tcp": {{HostIP: "0.0.0.0", HostPort: "8080"}}}},
-			Networks:            map[string]*network.EndpointSettings{"bridge": {IPAddress: "172.17.0.2"}},
-		},
-	}
+// runCtr is a running container publishing 80/tcp on 8080.
+func runCtr(id, name string) *inventory.Container {
+	c := inventorytest.Container(id, name)
+	c.Image = "img/" + name + ":1"
+	c.Created = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.State.StartedAt = c.Created.Add(time.Second)
+	c.NetworkMode = "bridge"
+	c.Networks = []inventory.Network{{Name: "bridge", IPAddress: "172.17.0.2"}}
+	c.Ports = []inventory.Port{{ContainerPort: 80, Proto: "tcp", HostIP: "0.0.0.0", HostPort: 8080}}
+	return c
 }
 
 type runHarness struct {
 	r      *Registrar
 	agent  *fakeAgent
-	docker *fakeDocker
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func startRun(t *testing.T, mod func(*Config), agent *fakeAgent, docker *fakeDocker) *runHarness {
+// startRun runs a registrar on src inside the test's synctest bubble; it
+// stops at the end of the test.
+func startRun(t *testing.T, mod func(*Config), agent *fakeAgent, src Source) *runHarness {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.IP = "10.0.0.1"
@@ -86,15 +44,13 @@ func startRun(t *testing.T, mod func(*Config), agent *fakeAgent, docker *fakeDoc
 	if mod != nil {
 		mod(&cfg)
 	}
-	inv := inventory.New(docker, inventory.Options{})
-	r, err := newRegistrar(cfg, Deps{Source: inv, NodeName: "n1"}, agent)
+	r, err := newRegistrar(cfg, Deps{Source: src, NodeName: "n1"}, agent)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &runHarness{r: r, agent: agent, docker: docker, cancel: cancel}
-	h.wg.Add(2)
-	go func() { defer h.wg.Done(); _ = inv.Run(ctx) }()
+	h := &runHarness{r: r, agent: agent, cancel: cancel}
+	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		if err := r.Run(ctx); err != nil {
@@ -110,15 +66,11 @@ func (h *runHarness) stop() {
 	h.wg.Wait()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// settle lets the bubble's fake clock run for d and waits until every
+// goroutine is blocked again.
+func settle(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }
 
 func (a *fakeAgent) has(id string) bool {
@@ -134,58 +86,111 @@ func (a *fakeAgent) setDown(down bool) {
 	a.mu.Unlock()
 }
 
+func (a *fakeAgent) readCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reads
+}
+
 // TestRunWaitsForInventorySync: services registered by an earlier run must
 // not be removed while the inventory has not listed Docker yet.
 func TestRunWaitsForInventorySync(t *testing.T) {
-	agent := newFakeAgent()
-	agent.services["n1:web:80"] = &consulapi.AgentServiceRegistration{ID: "n1:web:80", Name: "img", Meta: map[string]string{"managed_by": "heartwood", "heartwood_node": "n1"}}
-	docker := &fakeDocker{listed: make(chan struct{}), containers: []container.InspectResponse{inspectOf("c1", "web")}}
-	h := startRun(t, nil, agent, docker)
-	time.Sleep(200 * time.Millisecond) // several reconcile intervals
-	if !agent.has("n1:web:80") {
-		t.Fatal("service removed before the inventory synced")
-	}
-	if agent.totalWrites() != 0 {
-		t.Fatalf("%d writes before the inventory synced", agent.totalWrites())
-	}
-	if h.r.Ready() == nil {
-		t.Fatal("ready before the first reconcile")
-	}
-	close(docker.listed)
-	eventually(t, "ready", func() bool { return h.r.Ready() == nil })
-	eventually(t, "re-registration with our hash", func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		agent := newFakeAgent()
+		agent.services["n1:web:80"] = &consulapi.AgentServiceRegistration{ID: "n1:web:80", Name: "img", Meta: map[string]string{"managed_by": "heartwood", "heartwood_node": "n1"}}
+		src := inventorytest.NewUnsynced(runCtr("c1", "web"))
+		h := startRun(t, nil, agent, src)
+		settle(time.Second) // many reconcile intervals
+		if !agent.has("n1:web:80") {
+			t.Fatal("service removed before the inventory synced")
+		}
+		if n := agent.totalWrites() + agent.readCount(); n != 0 {
+			t.Fatalf("%d Consul calls before the inventory synced", n)
+		}
+		if h.r.Ready() == nil {
+			t.Fatal("ready before the first reconcile")
+		}
+		src.Sync()
+		synctest.Wait()
+		if err := h.r.Ready(); err != nil {
+			t.Fatalf("not ready after the sync: %v", err)
+		}
 		agent.mu.Lock()
-		defer agent.mu.Unlock()
 		s := agent.services["n1:web:80"]
-		return s != nil && s.Meta["heartwood_hash"] != ""
+		agent.mu.Unlock()
+		if s == nil || s.Meta["heartwood_hash"] == "" {
+			t.Fatalf("not re-registered with our hash: %+v", s)
+		}
 	})
 }
 
+// TestRunBacksOffAndRecovers: while Consul is down the full reconcile is
+// retried with growing waits (retry-interval up to retry-max-interval),
+// and once it answers the registrar converges and is ready.
 func TestRunBacksOffAndRecovers(t *testing.T) {
-	agent := newFakeAgent()
-	agent.down = true
-	docker := &fakeDocker{listed: make(chan struct{}), containers: []container.InspectResponse{inspectOf("c1", "web")}}
-	close(docker.listed)
-	h := startRun(t, nil, agent, docker)
-	time.Sleep(150 * time.Millisecond)
-	if err := h.r.Ready(); err == nil {
-		t.Fatal("ready while consul is down")
-	}
-	agent.setDown(false)
-	eventually(t, "ready after consul returns", func() bool { return h.r.Ready() == nil })
-	eventually(t, "registered", func() bool { return agent.has("n1:web:80") })
+	synctest.Test(t, func(t *testing.T) {
+		agent := newFakeAgent()
+		agent.down = true
+		h := startRun(t, nil, agent, inventorytest.New(runCtr("c1", "web")))
+		const down = 2 * time.Second
+		settle(down)
+		if err := h.r.Ready(); err == nil {
+			t.Fatal("ready while consul is down")
+		}
+		// Waits are jittered in [d/2, d]: at the 40ms cap, 2s hold 50 to
+		// 100 attempts; without backoff (10ms) there would be up to 400.
+		if n := agent.readCount(); n < int(down/(40*time.Millisecond)) || n > int(down/(20*time.Millisecond))+3 {
+			t.Errorf("%d attempts in %s with retries between 10ms and 40ms", n, down)
+		}
+		agent.setDown(false)
+		settle(40 * time.Millisecond)
+		if err := h.r.Ready(); err != nil {
+			t.Fatalf("not ready one max retry interval after consul returned: %v", err)
+		}
+		if !agent.has("n1:web:80") {
+			t.Fatal("not registered after consul returned")
+		}
+	})
+}
+
+// TestRunFollowsInventoryChanges: a container started after the first sync
+// is registered by an incremental reconcile, before the next full one; its
+// removal deregisters it.
+func TestRunFollowsInventoryChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		agent := newFakeAgent()
+		src := inventorytest.New(runCtr("c1", "web"))
+		startRun(t, func(c *Config) { c.ReconcileInterval = time.Hour }, agent, src)
+		synctest.Wait()
+		if !agent.has("n1:web:80") {
+			t.Fatal("first container not registered")
+		}
+		src.Set("start", runCtr("c2", "api"))
+		synctest.Wait()
+		if !agent.has("n1:api:80") {
+			t.Fatal("started container not registered")
+		}
+		src.Remove("c2")
+		synctest.Wait()
+		if agent.has("n1:api:80") {
+			t.Fatal("removed container still registered")
+		}
+	})
 }
 
 func TestRunShutdown(t *testing.T) {
 	for _, dereg := range []bool{false, true} {
-		agent := newFakeAgent()
-		docker := &fakeDocker{listed: make(chan struct{}), containers: []container.InspectResponse{inspectOf("c1", "web")}}
-		close(docker.listed)
-		h := startRun(t, func(c *Config) { c.DeregisterOnShutdown = dereg }, agent, docker)
-		eventually(t, "registered", func() bool { return agent.has("n1:web:80") })
-		h.stop()
-		if agent.has("n1:web:80") == dereg {
-			t.Errorf("deregister-on-shutdown=%v: service present after stop = %v", dereg, agent.has("n1:web:80"))
-		}
+		synctest.Test(t, func(t *testing.T) {
+			agent := newFakeAgent()
+			h := startRun(t, func(c *Config) { c.DeregisterOnShutdown = dereg }, agent, inventorytest.New(runCtr("c1", "web")))
+			synctest.Wait()
+			if !agent.has("n1:web:80") {
+				t.Fatal("not registered")
+			}
+			h.stop()
+			if agent.has("n1:web:80") == dereg {
+				t.Errorf("deregister-on-shutdown=%v: service present after stop = %v", dereg, agent.has("n1:web:80"))
+			}
+		})
 	}
 }

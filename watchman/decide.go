@@ -1,64 +1,12 @@
 package watchman
 
 import (
-	"errors"
+	"context"
 	"sort"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/watchman/gpu"
 	"github.com/heartwood-ops/heartwood/watchman/policy"
 )
-
-// sampleLocked takes one sample of t and updates its verdict.
-func (w *Watchman) sampleLocked(t *tracked, now time.Time, g gpu.ContainerUsage, gpuKnown bool) {
-	c := t.c
-	if !c.State.Running || c.State.Pid <= 0 {
-		return
-	}
-	if t.sm == nil {
-		sm, err := openSampler(w.cfg.ProcRoot, w.cfg.CgroupRoot, c.State.Pid, c.NetworkMode == "host", w.detailEvery())
-		if err != nil {
-			if !errors.Is(err, errNoCgroup) {
-				w.m.skipped.Inc()
-				return
-			}
-			t.openErr = err
-			if !t.errLogged {
-				t.errLogged = true
-				w.log.Warn("cannot read container cgroup; using Docker stats", "container", c.Name, "err", err)
-			}
-			w.fallbackLocked(t)
-			return
-		}
-		t.sm, t.openErr, t.errLogged = sm, nil, false
-	}
-	t.prev, t.cur = t.cur, t.prev
-	t.hasPrev = t.hasCur
-	t.hasCur = false
-	start := time.Now()
-	err := t.sm.read(&t.cur, now)
-	w.m.sampleDuration.Observe(time.Since(start).Seconds())
-	if err != nil {
-		t.sm.close()
-		t.sm = nil
-		t.hasPrev = false
-		if vanished(err) {
-			w.m.skipped.Inc() // stopped between two samples: not an error
-			return
-		}
-		w.m.sampleErrors.WithLabelValues("cgroup").Inc()
-		if !t.errLogged {
-			t.errLogged = true
-			w.log.Warn("container sample failed", "container", c.Name, "err", err)
-		}
-		return
-	}
-	if gpuKnown {
-		t.cur.HasGPU, t.cur.GPUUtil, t.cur.GPUMemBytes = true, g.Util, g.MemoryBytes
-	}
-	t.hasCur = true
-	w.observeLocked(t)
-}
 
 // observeLocked turns the last two samples into rates and a verdict.
 func (w *Watchman) observeLocked(t *tracked) {
@@ -66,26 +14,20 @@ func (w *Watchman) observeLocked(t *tracked) {
 		return
 	}
 	t.rates, t.hasRates = computeRates(&t.prev, &t.cur), true
-	if !t.managed || t.busy || t.pausedByUs || t.c.State.Paused {
+	if !t.managed || t.busy() || t.pausedByUs() || t.c.State.Paused {
 		t.tr.Reset()
 		t.verdict = policy.Verdict{}
 		return
 	}
 	t.verdict = t.tr.Observe(t.pol, w.cfg.Pressure, t.c.State.StartedAt, t.prev.At, t.cur.At, t.rates.Signals())
-	if t.verdict.Idle {
-		if t.state == StateActive {
-			w.setStateLocked(t, StateIdle)
-		}
-	} else {
-		w.setStateLocked(t, StateActive)
-	}
+	t.idleStreak(t.verdict.Idle)
 }
 
 // decideLocked acts on every group whose members are all due.
-func (w *Watchman) decideLocked(now time.Time) {
+func (w *Watchman) decideLocked(ctx context.Context, now time.Time) {
 	groups := map[string][]*tracked{}
 	for _, t := range w.ctrs {
-		if !t.c.State.Running || t.pausedByUs || t.stoppedByUs {
+		if !t.c.State.Running || t.ours() {
 			continue
 		}
 		if !t.managed && !(t.polErr != nil && t.pol.Group != "") {
@@ -103,7 +45,7 @@ func (w *Watchman) decideLocked(now time.Time) {
 		members := groups[k]
 		due := true
 		for _, t := range members {
-			if !t.managed || t.busy || t.c.State.Paused || !t.verdict.Due {
+			if !t.managed || t.busy() || t.c.State.Paused || !t.verdict.Due {
 				due = false
 				break
 			}
@@ -123,18 +65,18 @@ func (w *Watchman) decideLocked(now time.Time) {
 			for _, t := range members {
 				if !t.recorded {
 					t.recorded = true
-					w.setStateLocked(t, StateWouldPause)
+					t.set(StateWouldPause)
 					w.m.wouldPause.Inc()
-					w.eventLocked(t, "would-"+string(action), "idle", "dry run", t)
+					w.eventLocked(t, "would-"+string(action), TriggerIdle, "dry run", t)
 				}
 			}
 		case action == policy.ActionNotify:
 			for _, t := range members {
 				if !t.recorded {
 					t.recorded = true
-					w.setStateLocked(t, StateNotified)
+					t.set(StateNotified)
 					w.m.decisions.WithLabelValues("notify").Inc()
-					w.eventLocked(t, "notify", "idle", "idle for the whole window", t)
+					w.eventLocked(t, "notify", TriggerIdle, "idle for the whole window", t)
 				}
 			}
 		case !w.limiter.Allow(now, len(members)):
@@ -142,25 +84,18 @@ func (w *Watchman) decideLocked(now time.Time) {
 				if !t.deferred {
 					t.deferred = true
 					w.m.decisions.WithLabelValues("deferred").Inc()
-					w.eventLocked(t, "pause-deferred", "idle", "node-wide max-pauses-per-minute reached", t)
+					w.eventLocked(t, "pause-deferred", TriggerIdle, "node-wide max-pauses-per-minute reached", t)
 				}
 			}
 		default:
-			if w.runCtx == nil {
+			if ctx.Err() != nil {
 				continue
 			}
-			ids := make([]string, len(members))
-			for i, t := range members {
-				t.busy = true
-				w.setStateLocked(t, StatePausing)
-				ids[i] = t.c.ID
-			}
-			ctx := w.runCtx
-			w.wg.Add(1)
-			go func() {
-				defer w.wg.Done()
-				w.pauseIDs(ctx, ids, action, "idle", "idle for the whole window")
-			}()
+			pctx, ids, cancel := w.beginPauseLocked(ctx, members)
+			w.goRun(ctx, "pause", func(context.Context) {
+				defer cancel(nil)
+				_ = w.pauseIDs(pctx, ids, action, TriggerIdle, "idle for the whole window")
+			})
 		}
 	}
 }

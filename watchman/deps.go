@@ -65,7 +65,11 @@ type Deps struct {
 	// SelfContainerID is the agent's own container ID (never paused).
 	SelfContainerID string
 	// NodeName names this node in events and in KV keys.
-	NodeName   string
+	NodeName string
+	// DataDir holds the record of the containers the watchman paused (the
+	// file OwnedFileName), so that after a restart it wakes those and only
+	// those. Empty keeps no record.
+	DataDir    string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }

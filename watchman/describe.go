@@ -69,8 +69,8 @@ func (w *Watchman) DescribeContainer(id string) any {
 	if t.verdict.Idle && !t.verdict.Due {
 		v.SecondsUntilAction = t.verdict.Until.Seconds()
 	}
-	if t.pausedByUs || t.stoppedByUs {
-		at := t.pausedAt
+	if t.ours() {
+		at := t.since
 		v.PausedAt = &at
 	}
 	if t.openErr != nil {

@@ -64,7 +64,6 @@ func (w *Watchman) eventLockedOutcome(t *tracked, action, trigger, reason string
 
 // shipEvents hands queued events to the EventSink until ctx ends.
 func (w *Watchman) shipEvents(ctx context.Context) {
-	defer w.wg.Done()
 	for {
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/internal/backoff"
 	"github.com/heartwood-ops/heartwood/watchman/policy"
 )
 
@@ -15,9 +16,8 @@ var kvDefaultKeys = []string{"window", "min-age", "cpu", "net", "disk", "gpu", "
 
 // watchKV follows the KV prefix and applies changes until ctx ends.
 func (w *Watchman) watchKV(ctx context.Context) {
-	defer w.wg.Done()
 	var index uint64
-	backoff := time.Second
+	retry := backoff.New(time.Second, 30*time.Second)
 	for {
 		pairs, next, err := w.deps.KV.List(ctx, w.cfg.KVPrefix, index)
 		if ctx.Err() != nil {
@@ -25,16 +25,14 @@ func (w *Watchman) watchKV(ctx context.Context) {
 		}
 		if err != nil {
 			w.m.kvErrors.Inc()
-			w.log.Warn("reading watchman settings from KV failed; keeping current ones", "prefix", w.cfg.KVPrefix, "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
+			d := retry.Next()
+			w.log.Warn("reading watchman settings from KV failed; keeping current ones", "prefix", w.cfg.KVPrefix, "err", err, "retry_in", d.Round(time.Millisecond))
+			if backoff.Sleep(ctx, d) != nil {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 30*time.Second)
 			continue
 		}
-		backoff = time.Second
+		retry.Reset()
 		if next < index || next == 0 {
 			next = 0 // index went backwards: start over
 		}

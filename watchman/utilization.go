@@ -177,7 +177,6 @@ func (w *Watchman) utilizationInputs() []utilInput {
 // ESInterval until ctx ends. A failed write is counted and logged once per
 // streak; the next interval writes fresh samples.
 func (w *Watchman) shipUtilization(ctx context.Context) {
-	defer w.wg.Done()
 	u := newUtilization(w.deps.NodeName, runtime.NumCPU())
 	t := time.NewTicker(w.cfg.ESInterval)
 	defer t.Stop()

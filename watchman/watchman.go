@@ -29,57 +29,6 @@ import (
 	"github.com/heartwood-ops/heartwood/watchman/policy"
 )
 
-// Container states reported by DescribeContainer and the state metric.
-const (
-	StateUnmanaged      = "unmanaged"       // no opt-in label
-	StateExcluded       = "excluded"        // excluded by configuration, or the agent itself
-	StateInvalid        = "invalid-policy"  // malformed heartwood.watchman.* labels
-	StateNotRunning     = "not-running"     // created, exited or dead
-	StateActive         = "active"          // opted in, some signal above threshold
-	StateIdle           = "idle"            // opted in, idle, window not yet over
-	StateWouldPause     = "would-pause"     // dry run: would have been paused
-	StateNotified       = "notified"        // action notify fired
-	StatePausing        = "pausing"         // action in flight
-	StatePaused         = "paused"          // paused by the watchman
-	StateStopped        = "stopped"         // stopped by the watchman
-	StateWaking         = "waking"          // wake in flight
-	StatePausedExternal = "paused-external" // paused by someone else
-)
-
-var allStates = []string{StateUnmanaged, StateExcluded, StateInvalid, StateNotRunning, StateActive,
-	StateIdle, StateWouldPause, StateNotified, StatePausing, StatePaused, StateStopped, StateWaking, StatePausedExternal}
-
-// tracked is the watchman's state for one container. Guarded by
-// Watchman.mu.
-type tracked struct {
-	c       *inventory.Container
-	pol     policy.Policy
-	polErr  error
-	managed bool // opted in, valid, not excluded, not self
-
-	sm        *sampler
-	openErr   error
-	cur, prev Sample
-	hasCur    bool
-	hasPrev   bool
-	rates     Rates
-	hasRates  bool
-	tr        policy.Tracker
-	verdict   policy.Verdict
-	fallingBk bool // Docker stats fallback in flight
-
-	state       string
-	pausedByUs  bool
-	stoppedByUs bool
-	pausedAt    time.Time
-	maintenance bool
-	busy        bool
-	recorded    bool // would-pause / notify recorded for this idle streak
-	deferred    bool // cap event recorded for this idle streak
-	watchStop   context.CancelFunc
-	errLogged   bool
-}
-
 // Watchman is the idle-container pauser. Create it with New and run it with
 // Run.
 type Watchman struct {
@@ -90,18 +39,27 @@ type Watchman struct {
 	peers []netip.Prefix
 	m     *metrics
 	gpu   gpu.Reader
+	// dockerTimeout bounds every Docker call the watchman makes.
+	dockerTimeout time.Duration
 
 	mu       sync.Mutex
 	ctrs     map[string]*tracked
 	defaults policy.Defaults // local config overlaid with KV
 	kvDryRun bool            // cluster or node dry-run switch from KV
 	limiter  *policy.Limiter
-	runCtx   context.Context
 	ready    bool
 	gpuDevs  []gpu.Device // last GPU sample, for the collector
-	wg       sync.WaitGroup
-	events   chan map[string]any
-	fbSem    chan struct{}
+	// owned is the record of what the watchman paused or stopped, kept in
+	// the data directory across restarts.
+	owned *ownedStore
+	// wg counts the goroutines Run (and the tick and change handling it
+	// drives) started; Run waits for them before it returns.
+	wg sync.WaitGroup
+	// watchKick asks Run to start connection watches for containers the
+	// watchman paused outside Run's goroutine (API pauses, failed wakes).
+	watchKick chan struct{}
+	events    chan map[string]any
+	fbSem     chan struct{}
 }
 
 // New validates cfg and returns a watchman.
@@ -122,16 +80,18 @@ func New(cfg Config, deps Deps) (*Watchman, error) {
 	log = log.With("subsystem", "watchman")
 	peers, _ := parsePeers(cfg.HealthCheckPeers)
 	w := &Watchman{
-		cfg:      cfg,
-		deps:     deps,
-		log:      log,
-		now:      time.Now,
-		peers:    peers,
-		ctrs:     map[string]*tracked{},
-		defaults: cfg.defaults(),
-		limiter:  policy.NewLimiter(cfg.MaxPausesPerMinute),
-		events:   make(chan map[string]any, 256),
-		fbSem:    make(chan struct{}, 2),
+		cfg:           cfg,
+		deps:          deps,
+		log:           log,
+		now:           time.Now,
+		peers:         peers,
+		dockerTimeout: defaultDockerTimeout,
+		ctrs:          map[string]*tracked{},
+		defaults:      cfg.defaults(),
+		limiter:       policy.NewLimiter(cfg.MaxPausesPerMinute),
+		watchKick:     make(chan struct{}, 1),
+		events:        make(chan map[string]any, 256),
+		fbSem:         make(chan struct{}, 2),
 	}
 	g, err := gpu.Open(cfg.ProcRoot)
 	if err != nil {
@@ -145,6 +105,7 @@ func New(cfg Config, deps Deps) (*Watchman, error) {
 		}
 		return nil, err
 	}
+	w.owned = openOwnedStore(deps.DataDir, log, w.m.stateFileErrors)
 	return w, nil
 }
 
@@ -159,7 +120,10 @@ func (w *Watchman) Ready() error {
 	return nil
 }
 
-// Run samples and acts until ctx ends. It returns nil when ctx ends.
+// Run samples and acts until ctx ends. It returns nil when ctx ends. Every
+// goroutine it starts (automatic pauses, connection watches, the Docker
+// stats fallback, maintenance after a manual unpause, the KV watch and the
+// event shipper) runs under ctx and has ended when Run returns.
 func (w *Watchman) Run(ctx context.Context) error {
 	sub, err := w.deps.Source.Subscribe(ctx)
 	if err != nil {
@@ -170,7 +134,6 @@ func (w *Watchman) Run(ctx context.Context) error {
 		cancel()
 		sub.Close()
 		w.mu.Lock()
-		w.runCtx = nil // no new goroutines from here on
 		for _, t := range w.ctrs {
 			w.stopWatchLocked(t)
 		}
@@ -185,27 +148,21 @@ func (w *Watchman) Run(ctx context.Context) error {
 		w.mu.Unlock()
 	}()
 	w.mu.Lock()
-	w.runCtx = ctx
 	for _, c := range sub.Snapshot() {
 		w.upsertLocked(c, "snapshot")
 	}
-	// After a restart of Run (the supervisor's backoff), containers this
-	// watchman paused are watched again.
-	for _, t := range w.ctrs {
-		if t.pausedByUs && t.c.State.Running {
-			w.startWatchLocked(t)
-		}
-	}
+	w.owned.forgetRestored()
+	w.persistLocked()
+	// Containers this watchman paused (in this process before a restart of
+	// Run, or recorded in the data directory) are watched again.
+	w.watchPausedLocked(ctx)
 	w.mu.Unlock()
-	w.wg.Add(1)
-	go w.shipEvents(ctx)
+	w.goRun(ctx, "events", w.shipEvents)
 	if w.deps.Samples != nil && w.cfg.ESInterval > 0 {
-		w.wg.Add(1)
-		go w.shipUtilization(ctx)
+		w.goRun(ctx, "utilization", w.shipUtilization)
 	}
 	if w.deps.KV != nil && w.cfg.KVPrefix != "" {
-		w.wg.Add(1)
-		go w.watchKV(ctx)
+		w.goRun(ctx, "kv", w.watchKV)
 	}
 	w.tick(ctx)
 	w.mu.Lock()
@@ -221,13 +178,28 @@ func (w *Watchman) Run(ctx context.Context) error {
 			changes := sub.Pending()
 			w.mu.Lock()
 			for _, ch := range changes {
-				w.applyLocked(ch)
+				w.applyLocked(ctx, ch)
 			}
+			w.mu.Unlock()
+		case <-w.watchKick:
+			w.mu.Lock()
+			w.watchPausedLocked(ctx)
 			w.mu.Unlock()
 		case <-t.C:
 			w.tick(ctx)
 		}
 	}
+}
+
+// goRun starts fn as a goroutine of Run: it gets Run's context, Run waits
+// for it, and a panic in it is recovered and counted.
+func (w *Watchman) goRun(ctx context.Context, what string, fn func(ctx context.Context)) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer w.recoverPanic(what, nil)
+		fn(ctx)
+	}()
 }
 
 // tick samples every running container and acts on due groups.
@@ -254,19 +226,21 @@ func (w *Watchman) tick(ctx context.Context) {
 	}
 	now := w.now()
 	for id, t := range w.ctrs {
-		w.sampleLocked(t, now, snap.Containers[id], snap.Containers != nil)
+		w.sampleLocked(ctx, t, now, snap.Containers[id], snap.Containers != nil)
 	}
-	w.decideLocked(now)
+	w.decideLocked(ctx, now)
 	w.mu.Unlock()
 	w.m.tickDuration.Observe(time.Since(start).Seconds())
 }
 
 // applyLocked folds one inventory change into the state.
-func (w *Watchman) applyLocked(ch inventory.Change) {
+func (w *Watchman) applyLocked(ctx context.Context, ch inventory.Change) {
+	defer w.persistLocked()
 	c := ch.Container
 	if ch.Kind == inventory.Removed {
 		if t, ok := w.ctrs[c.ID]; ok {
 			w.stopWatchLocked(t)
+			t.endPauseAttempt() // a wake waiting for it goes on
 			t.sm.close()
 			delete(w.ctrs, c.ID)
 		}
@@ -276,29 +250,25 @@ func (w *Watchman) applyLocked(ch inventory.Change) {
 	switch ch.Action {
 	case "unpause":
 		// The inventory inspects after each event, so a stale unpause
-		// event (ours, processed after a later pause) shows Paused.
-		if t.pausedByUs && !t.busy && !c.State.Paused {
+		// event (ours, processed after a later pause) shows Paused; one
+		// observed before the watchman's latest pause completed but applied
+		// after it is stale too.
+		if t.pausedByUs() && !t.busy() && !c.State.Paused && !ch.Time.Before(t.since) {
 			// Somebody unpaused it by hand: track it as active again and
 			// end the maintenance we started.
 			w.stopWatchLocked(t)
-			t.pausedByUs = false
+			maint := t.unpausedByHand()
 			t.tr.Reset()
 			t.hasPrev = false
-			maint := t.maintenance
-			t.maintenance = false
-			w.setStateLocked(t, StateActive)
-			w.m.wakes.WithLabelValues("manual").Inc()
-			w.eventLocked(t, "wake", "manual", "unpaused outside the watchman", nil)
-			if maint && w.deps.Maintainer != nil && w.runCtx != nil {
+			w.m.wakes.WithLabelValues(TriggerManual).Inc()
+			w.eventLocked(t, "wake", TriggerManual, "unpaused outside the watchman", nil)
+			if maint && w.deps.Maintainer != nil {
 				id := c.ID
-				ctx := w.runCtx
-				w.wg.Add(1)
-				go func() {
-					defer w.wg.Done()
+				w.goRun(ctx, "maintenance", func(ctx context.Context) {
 					if err := w.deps.Maintainer.Maintenance(ctx, id, false, "watchman: unpaused manually"); err != nil {
 						w.log.Warn("end maintenance after manual unpause failed", "container", id, "err", err)
 					}
-				}()
+				})
 			}
 		}
 	case "die", "stop", "kill":
@@ -319,36 +289,32 @@ func (w *Watchman) upsertLocked(c *inventory.Container, action string) *tracked 
 	prev := t.c
 	t.c = c
 	if prev != nil && prev.State.Pid != c.State.Pid {
-		t.sm.close()
-		t.sm, t.hasCur, t.hasPrev, t.hasRates, t.openErr = nil, false, false, false, nil
+		t.resetMeasurement()
 		t.tr.Reset()
 	}
 	w.policyLocked(t)
+	rec, known := w.owned.restored(c.ID, action == "snapshot")
 	switch {
 	case !c.State.Running:
 		t.sm.close()
 		t.sm, t.hasCur, t.hasPrev, t.hasRates = nil, false, false, false
-		if !t.stoppedByUs {
-			t.pausedByUs = false
-			w.setStateLocked(t, StateNotRunning)
+		if known && rec.Action == ownedStop && !t.ours() {
+			// Stopped by an earlier run of the watchman: a wake starts it.
+			t.pausedByWatchman(true, rec.Since, rec.Maintenance)
 		}
+		t.seenNotRunning()
 	case c.State.Paused:
-		if !t.pausedByUs && !t.busy {
-			if action == "snapshot" && t.managed {
-				// Paused by an earlier run of the agent (it restarted):
-				// adopt it so that it can still be woken.
-				t.pausedByUs, t.maintenance = true, true
-				w.setStateLocked(t, StatePaused)
-				w.startWatchLocked(t)
+		if !t.pausedByUs() && !t.busy() {
+			if known && rec.Action == ownedPause {
+				// Paused by an earlier run of the watchman (the agent
+				// restarted): it is still the watchman's to wake.
+				t.adopt(rec.Since, rec.Maintenance)
 			} else {
-				w.setStateLocked(t, StatePausedExternal)
+				t.seenPausedExternally()
 			}
 		}
 	default:
-		t.stoppedByUs = false
-		if t.state == StatePausedExternal || t.state == StateNotRunning || t.state == "" || t.state == StateStopped {
-			w.setStateLocked(t, w.baseStateLocked(t))
-		}
+		t.seenRunning(w.baseStateLocked(t))
 	}
 	return t
 }
@@ -364,12 +330,12 @@ func (w *Watchman) policyLocked(t *tracked) {
 		w.m.policyErrors.Inc()
 		w.eventLocked(t, "policy-invalid", "labels", t.polErr.Error(), nil)
 	}
-	if !t.busy && !t.pausedByUs && !t.stoppedByUs && t.c.State.Running && !t.c.State.Paused {
+	if !t.busy() && !t.ours() && t.c.State.Running && !t.c.State.Paused {
 		switch base := w.baseStateLocked(t); {
 		case base != StateActive:
-			w.setStateLocked(t, base)
+			t.set(base)
 		case t.state != StateIdle && t.state != StateWouldPause && t.state != StateNotified:
-			w.setStateLocked(t, StateActive)
+			t.set(StateActive)
 		}
 	}
 }
@@ -404,16 +370,6 @@ func (w *Watchman) excludedLocked(c *inventory.Container) bool {
 	return false
 }
 
-func (w *Watchman) setStateLocked(t *tracked, s string) {
-	if t.state == s {
-		return
-	}
-	t.state = s
-	if s == StateActive {
-		t.recorded, t.deferred = false, false
-	}
-}
-
 // groupKey is the container's pause group: the group label, else the
 // Swarm service, else the container alone.
 func groupKey(t *tracked) string {
@@ -445,11 +401,12 @@ func (w *Watchman) lookupLocked(ref string) (*tracked, bool) {
 	return t, err == nil
 }
 
-// ErrNotFound is returned for an unknown container.
-var ErrNotFound = errors.New("watchman: no such container")
+// ErrNotFound is returned for an unknown container. It is
+// inventory.ErrNotFound, so that callers test for one not-found error.
+var ErrNotFound = inventory.ErrNotFound
 
 func (w *Watchman) errNotFound(ref string) error {
-	return fmt.Errorf("%w: %s", ErrNotFound, ref)
+	return fmt.Errorf("watchman: %w: %s", ErrNotFound, ref)
 }
 
 // threadCPU returns the calling thread's user+system CPU time.

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/heartwood-ops/heartwood/internal/consulkv"
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/watchman"
@@ -123,15 +124,25 @@ func startKV(t *testing.T, cfg watchman.Config, kv watchman.KV) *env {
 	t.Helper()
 	cli := testenv.Docker(t)
 	testenv.Busybox(t, cli)
-	e := &env{cli: cli, runID: testenv.RunID(), maint: &recMaintainer{}, sink: &recSink{}, reg: prometheus.NewRegistry()}
+	e := &env{cli: cli, runID: testenv.RunID(), maint: &recMaintainer{}, sink: &recSink{}}
 	// Runs last: whatever a per-container cleanup missed (a busy engine
 	// can time it out) is removed by label.
 	t.Cleanup(func() { testenv.RemoveLabelled(t, cli, e.runID) })
+	e.startInstance(t, cfg, kv, "")
+	return e
+}
+
+// startInstance runs an inventory and a watchman with the data directory
+// dataDir on e's engine, replacing e.w, and returns a function that stops
+// both (as an agent restart would).
+func (e *env) startInstance(t *testing.T, cfg watchman.Config, kv watchman.KV, dataDir string) (stop func()) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	inv := inventory.New(cli, inventory.Options{Logger: log})
+	inv := inventory.New(e.cli, inventory.Options{Logger: log})
+	e.reg = prometheus.NewRegistry()
 	w, err := watchman.New(cfg, watchman.Deps{
-		Source: inv, Docker: cli, Maintainer: e.maint, Events: e.sink, KV: kv,
-		NodeName: "itest", Logger: log, Registerer: e.reg,
+		Source: inv, Docker: e.cli, Maintainer: e.maint, Events: e.sink, KV: kv,
+		NodeName: "itest", Logger: log, Registerer: e.reg, DataDir: dataDir,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -141,15 +152,16 @@ func startKV(t *testing.T, cfg watchman.Config, kv watchman.KV) *env {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = inv.Run(ctx) }()
-	<-inv.Synced()
 	go func() {
 		defer wg.Done()
 		if err := w.Run(ctx); err != nil {
 			t.Errorf("watchman.Run: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return e
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 type testWriter struct{ t *testing.T }
@@ -178,17 +190,6 @@ func (e *env) runSpec(t *testing.T, spec testenv.Spec) string {
 func (e *env) view(t *testing.T, id string) *watchman.ContainerView {
 	v, _ := e.w.DescribeContainer(id).(*watchman.ContainerView)
 	return v
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -255,7 +256,7 @@ func TestIntegrationIdlePauseOptInAndDryRun(t *testing.T) {
 		t.Errorf("want one pause event")
 	}
 	// Dry run: the would-pause event exists, the container runs on.
-	waitFor(t, 10*time.Second, "would-pause event", func() bool { return len(e.sink.find(dry, "would-pause")) == 1 })
+	poll.UntilTrue(t, 10*time.Second, "would-pause event", func() bool { return len(e.sink.find(dry, "would-pause")) == 1 })
 	if v := e.view(t, dry); v.State != watchman.StateWouldPause {
 		t.Errorf("dry-run state %q", v.State)
 	}
@@ -276,14 +277,14 @@ func TestIntegrationIdlePauseOptInAndDryRun(t *testing.T) {
 	if err := e.cli.ContainerUnpause(context.Background(), optIn); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "manual unpause noticed", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "manual unpause noticed", func() bool {
 		v := e.view(t, optIn)
 		return v.State == watchman.StateActive || v.State == watchman.StateIdle
 	})
 	if len(e.sink.find(optIn, "wake")) != 1 {
 		t.Errorf("want a wake event for the manual unpause")
 	}
-	waitFor(t, 5*time.Second, "maintenance off after manual unpause", func() bool {
+	poll.UntilTrue(t, 5*time.Second, "maintenance off after manual unpause", func() bool {
 		c := e.maint.get(optIn)
 		return len(c) == 2 && !c[1].on
 	})
@@ -446,8 +447,8 @@ func TestIntegrationWakeOnConnect(t *testing.T) {
 			Cmd:    []string{"sh", "-c", "mkdir -p /www && echo hello-watchman > /www/index.html && exec httpd -f -p 8080 -h /www"}},
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
 	addr := net.JoinHostPort(e.ip(t, id, netName), "8080")
-	waitFor(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
-	waitFor(t, 10*time.Second, "watchman sees the container", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
+	poll.UntilTrue(t, 10*time.Second, "watchman sees the container", func() bool {
 		v := e.view(t, id)
 		return v != nil && v.State == watchman.StateActive || v != nil && v.State == watchman.StateIdle
 	})
@@ -465,7 +466,7 @@ func TestIntegrationWakeOnConnect(t *testing.T) {
 			t.Fatalf("try %d: GET: %v %q", i, err, body)
 		}
 		lat = append(lat, d)
-		waitFor(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
+		poll.UntilTrue(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
 	}
 	slices.Sort(lat)
 	p99 := lat[len(lat)-1] // 99th percentile of 20 tries is the maximum
@@ -507,8 +508,8 @@ func TestIntegrationPausedHealthcheck(t *testing.T) {
 		}
 		return in
 	}
-	waitFor(t, 15*time.Second, "healthy", func() bool { return inspect().State.Health.Status == "healthy" })
-	waitFor(t, 5*time.Second, "watchman sees it", func() bool {
+	poll.UntilTrue(t, 15*time.Second, "healthy", func() bool { return inspect().State.Health.Status == "healthy" })
+	poll.UntilTrue(t, 5*time.Second, "watchman sees it", func() bool {
 		v := e.view(t, id)
 		return v != nil && (v.State == watchman.StateActive || v.State == watchman.StateIdle)
 	})
@@ -579,7 +580,7 @@ func TestIntegrationPausedHealthcheck(t *testing.T) {
 		t.Errorf("maintenance ended at %s, first passing probe after wake ended at %s", calls[1].at, fresh)
 	}
 	t.Logf("wake: first fresh probe passed %s after unpause, maintenance off %s after", fresh.Sub(woke), calls[1].at.Sub(woke))
-	waitFor(t, 5*time.Second, "health_status: healthy event after unpause", func() bool {
+	poll.UntilTrue(t, 5*time.Second, "health_status: healthy event after unpause", func() bool {
 		evMu.Lock()
 		defer evMu.Unlock()
 		return slices.Contains(evs, "health_status: healthy")
@@ -608,7 +609,7 @@ func TestIntegrationDockerStatsFallback(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "cgroup"), []byte("0::/heartwood-no-such-cgroup\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "two Docker samples", func() bool {
+	poll.UntilTrue(t, 30*time.Second, "two Docker samples", func() bool {
 		v := e.view(t, burner)
 		return v != nil && v.LastSample != nil && v.LastSample.Source == "docker" && v.LastSample.CPUCores > 0
 	})
@@ -650,7 +651,7 @@ func TestIntegrationKVDefaultsAndDryRun(t *testing.T) {
 	id := e.run(t, "kv", map[string]string{"heartwood.watchman.enable": "true"}, "sleep", "3600")
 	time.Sleep(2 * time.Second)
 	put("window", "3s") // cluster-wide default, live
-	waitFor(t, 20*time.Second, "would-pause under the KV window and dry-run switch", func() bool {
+	poll.UntilTrue(t, 20*time.Second, "would-pause under the KV window and dry-run switch", func() bool {
 		return len(e.sink.find(id, "would-pause")) == 1
 	})
 	if s := readCgroupFile(t, "freezer", id, "freezer.state"); s != "THAWED" {
@@ -658,7 +659,7 @@ func TestIntegrationKVDefaultsAndDryRun(t *testing.T) {
 	}
 	// Switch dry-run off: the container is paused for real.
 	put("dry-run", "false")
-	waitFor(t, 20*time.Second, "pause after dry-run off", func() bool {
+	poll.UntilTrue(t, 20*time.Second, "pause after dry-run off", func() bool {
 		return readCgroupFile(t, "freezer", id, "freezer.state") == "FROZEN"
 	})
 	if v := e.view(t, id); v.Policy == nil || v.Policy.Window != 3*time.Second {
@@ -715,8 +716,8 @@ func TestIntegrationStopAction(t *testing.T) {
 		in, err := e.cli.ContainerInspect(ctx, id)
 		return err == nil && in.State.Running
 	}
-	waitFor(t, 30*time.Second, "stopped", func() bool { return !running() })
-	waitFor(t, 5*time.Second, "state stopped", func() bool { return e.view(t, id).State == watchman.StateStopped })
+	poll.UntilTrue(t, 30*time.Second, "stopped", func() bool { return !running() })
+	poll.UntilTrue(t, 5*time.Second, "state stopped", func() bool { return e.view(t, id).State == watchman.StateStopped })
 	if c := e.maint.get(id); len(c) != 1 || !c[0].on {
 		t.Fatalf("maintenance %+v", c)
 	}
@@ -770,8 +771,8 @@ func TestIntegrationHealthCheckPeersDoNotWake(t *testing.T) {
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
 	ip := e.ip(t, id, netName)
 	addr := net.JoinHostPort(ip, "8080")
-	waitFor(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
-	waitFor(t, 10*time.Second, "watchman sees it", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
+	poll.UntilTrue(t, 10*time.Second, "watchman sees it", func() bool {
 		v := e.view(t, id)
 		return v != nil && (v.State == watchman.StateActive || v.State == watchman.StateIdle)
 	})
@@ -794,7 +795,7 @@ func TestIntegrationHealthCheckPeersDoNotWake(t *testing.T) {
 		t.Fatalf("GET from the host: %v %q", err, body)
 	}
 	t.Logf("host connection answered in %s", d)
-	waitFor(t, 5*time.Second, "the wake event of the host's connection", func() bool { return len(e.sink.find(id, "wake")) == 1 })
+	poll.UntilTrue(t, 5*time.Second, "the wake event of the host's connection", func() bool { return len(e.sink.find(id, "wake")) == 1 })
 	ev := e.sink.find(id, "wake")[0]["heartwood"].(map[string]any)["watchman"].(map[string]any)
 	if ev["trigger"] != "connect" {
 		t.Errorf("wake trigger %v", ev["trigger"])

@@ -76,22 +76,6 @@ func (m *fakeMaint) Maintenance(_ context.Context, id string, on bool, _ string)
 	return nil
 }
 
-type fakeSource struct {
-	mu   sync.Mutex
-	inv  *inventorytest.Fake
-	ctrs map[string]*inventory.Container
-}
-
-func (s *fakeSource) Subscribe(ctx context.Context) (inventory.Subscription, error) {
-	return s.inv.Subscribe(ctx)
-}
-func (s *fakeSource) Get(id string) (*inventory.Container, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.ctrs[id]
-	return c, ok
-}
-
 type fakeSink struct {
 	mu   sync.Mutex
 	docs []map[string]any
@@ -106,9 +90,11 @@ func (s *fakeSink) SendEvent(_ context.Context, _ string, doc map[string]any) er
 
 type harness struct {
 	t     *testing.T
+	ctx   context.Context // stands in for Run's context
 	w     *Watchman
 	calls *calls
-	src   *fakeSource
+	src   *inventorytest.Fake
+	sub   inventory.Subscription
 	dock  *fakeDocker
 	now   time.Time
 	usage map[string]uint64
@@ -117,6 +103,12 @@ type harness struct {
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func newHarness(t *testing.T, mod func(*Config)) *harness {
+	t.Helper()
+	return newHarnessDir(t, mod, "")
+}
+
+// newHarnessDir is newHarness with the watchman's data directory.
+func newHarnessDir(t *testing.T, mod func(*Config), dataDir string) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Window = 5 * time.Second
@@ -129,16 +121,22 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	}
 	c := &calls{}
 	h := &harness{t: t, calls: c, dock: &fakeDocker{c: c}, now: t0, usage: map[string]uint64{},
-		src: &fakeSource{inv: inventorytest.New(), ctrs: map[string]*inventory.Container{}}}
+		src: inventorytest.New()}
 	w, err := New(cfg, Deps{Source: h.src, Docker: h.dock, Maintainer: &fakeMaint{c}, Events: &fakeSink{},
-		SelfContainerID: "self0000000000000000", NodeName: "n1", Registerer: prometheus.NewRegistry()})
+		SelfContainerID: "self0000000000000000", NodeName: "n1", Registerer: prometheus.NewRegistry(),
+		DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.now = func() time.Time { return h.now }
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); w.wg.Wait() })
-	w.runCtx = ctx
+	h.ctx = ctx
+	h.sub, err = h.src.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.sub.Close)
 	h.w = w
 	return h
 }
@@ -150,12 +148,14 @@ func (h *harness) add(id string, labels map[string]string) {
 	h.update(c, "start")
 }
 
+// update sets c in the inventory and lets the watchman apply the changes
+// its subscription received, as Run does.
 func (h *harness) update(c *inventory.Container, action string) {
-	h.src.mu.Lock()
-	h.src.ctrs[c.ID] = c
-	h.src.mu.Unlock()
+	h.src.Set(action, c)
 	h.w.mu.Lock()
-	h.w.applyLocked(inventory.Change{Kind: inventory.Updated, Action: action, Container: c})
+	for _, ch := range h.sub.Pending() {
+		h.w.applyLocked(h.ctx, ch)
+	}
 	h.w.mu.Unlock()
 }
 
@@ -175,9 +175,26 @@ func (h *harness) tick(cpu map[string]float64) {
 		t.hasCur = true
 		w.observeLocked(t)
 	}
-	w.decideLocked(h.now)
+	w.decideLocked(h.ctx, h.now)
 	w.mu.Unlock()
 	w.wg.Wait() // let actions finish
+}
+
+// snapshot lets the watchman see c as in the first inventory snapshot
+// after a start.
+func (h *harness) snapshot(c *inventory.Container) {
+	h.w.mu.Lock()
+	h.w.upsertLocked(c, "snapshot")
+	h.w.mu.Unlock()
+}
+
+// get returns a copy of the inventory's container id.
+func (h *harness) get(id string) inventory.Container {
+	c, ok := h.src.Get(id)
+	if !ok {
+		h.t.Fatalf("no container %s in the inventory", id)
+	}
+	return *c
 }
 
 func (h *harness) state(id string) string {
@@ -360,9 +377,7 @@ func TestOptInRecheckedAtActionTime(t *testing.T) {
 	h.add("a", optIn)
 	// The inventory now says the label is gone, but the watchman has not
 	// seen the change yet.
-	h.src.mu.Lock()
-	h.src.ctrs["a"] = &inventory.Container{ID: "a", Name: "n-a", State: inventory.State{Running: true, Pid: 100}}
-	h.src.mu.Unlock()
+	h.src.Set("update", &inventory.Container{ID: "a", Name: "n-a", State: inventory.State{Running: true, Pid: 100}})
 	for range 7 {
 		h.tick(nil)
 	}
@@ -395,7 +410,7 @@ func TestStopAction(t *testing.T) {
 		h.tick(nil)
 	}
 	h.wantCalls("maint-true a", "stop a")
-	c := *h.src.ctrs["a"]
+	c := h.get("a")
 	c.State.Running = false
 	h.update(&c, "die")
 	if h.state("a") != StateStopped {
@@ -413,7 +428,7 @@ func TestManualUnpauseNoticed(t *testing.T) {
 	for range 7 {
 		h.tick(nil)
 	}
-	c := *h.src.ctrs["a"]
+	c := h.get("a")
 	c.State.Paused = true
 	h.update(&c, "pause")
 	if h.state("a") != StatePaused {
@@ -438,20 +453,28 @@ func TestManualUnpauseNoticed(t *testing.T) {
 }
 
 func TestAdoptPausedOnRestart(t *testing.T) {
-	h := newHarness(t, nil)
+	// The data directory of an earlier run says the watchman paused a.
+	dir := t.TempDir()
+	rec := `{"version":1,"containers":[{"id":"a","action":"pause","since":"2026-11-28T11:00:00Z","maintenance":true}]}`
+	if err := os.WriteFile(filepath.Join(dir, OwnedFileName), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessDir(t, nil, dir)
 	c := &inventory.Container{ID: "a", Name: "n-a", Labels: optIn, State: inventory.State{Running: true, Paused: true, Pid: 1}}
-	h.w.mu.Lock()
-	h.w.upsertLocked(c, "snapshot")
-	h.w.mu.Unlock()
+	h.snapshot(c)
 	if h.state("a") != StatePaused {
 		t.Errorf("an opted-in container paused before a restart is %s", h.state("a"))
 	}
 	c2 := &inventory.Container{ID: "b", Name: "n-b", State: inventory.State{Running: true, Paused: true, Pid: 1}}
-	h.w.mu.Lock()
-	h.w.upsertLocked(c2, "snapshot")
-	h.w.mu.Unlock()
+	h.snapshot(c2)
 	if h.state("b") != StatePausedExternal {
 		t.Errorf("a paused container without opt-in is %s", h.state("b"))
+	}
+	// Opted in and paused, but not by the watchman: an operator's pause.
+	c3 := &inventory.Container{ID: "c", Name: "n-c", Labels: optIn, State: inventory.State{Running: true, Paused: true, Pid: 1}}
+	h.snapshot(c3)
+	if h.state("c") != StatePausedExternal {
+		t.Errorf("an opted-in container the watchman did not pause is %s", h.state("c"))
 	}
 }
 
@@ -613,7 +636,7 @@ func TestSamplerPressure(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	c := &calls{}
-	src := &fakeSource{inv: inventorytest.New(), ctrs: map[string]*inventory.Container{}}
+	src := inventorytest.New()
 	reg := prometheus.NewRegistry()
 	deps := Deps{Source: src, Docker: &fakeDocker{c: c}, Registerer: reg}
 	if _, err := New(DefaultConfig(), deps); err != nil {

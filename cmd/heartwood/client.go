@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/agent/api"
 	"github.com/heartwood-ops/heartwood/inventory"
 )
 
@@ -24,6 +25,7 @@ func clientCommand(ctx context.Context, cmd string, args, environ []string, stdo
 	token := fs.String("token", lookupEnv(environ, "HEARTWOOD_API_TOKEN"), "API bearer token (env HEARTWOOD_API_TOKEN)")
 	tokenFile := fs.String("token-file", lookupEnv(environ, "HEARTWOOD_API_TOKEN_FILE"), "file holding the API bearer token (env HEARTWOOD_API_TOKEN_FILE)")
 	reason := fs.String("reason", "cli", "reason recorded with the action")
+	force := fs.Bool("force", false, "wake: also wake a container the watchman did not pause itself")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -42,18 +44,27 @@ func clientCommand(ctx context.Context, cmd string, args, environ []string, stdo
 			fmt.Fprintln(stderr, "usage: heartwood ps [--agent host:port]")
 			return 2
 		}
-		return ps(ctx, hc, base, stdout, stderr)
+		return ps(ctx, hc, base, *token, stdout, stderr)
+	}
+	if *force && cmd != "wake" {
+		fmt.Fprintln(stderr, "heartwood: --force applies to wake only")
+		return 2
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintf(stderr, "usage: heartwood %s [--agent host:port] NAME|ID\n", cmd)
 		return 2
 	}
-	u := fmt.Sprintf("%s/v1/containers/%s/%s?reason=%s", base, url.PathEscape(fs.Arg(0)), cmd, url.QueryEscape(*reason))
+	q := url.Values{"reason": {*reason}}
+	if *force {
+		q.Set("force", "true")
+	}
+	u := fmt.Sprintf("%s/v1/containers/%s/%s?%s", base, url.PathEscape(fs.Arg(0)), cmd, q.Encode())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "heartwood %s: %v\n", cmd, err)
 		return 1
 	}
+	req.Header.Set(api.RequestHeader, "1")
 	if *token != "" {
 		req.Header.Set("Authorization", "Bearer "+*token)
 	}
@@ -88,11 +99,14 @@ type psEntry struct {
 	Subsystems map[string]json.RawMessage `json:"subsystems"`
 }
 
-func ps(ctx context.Context, hc *http.Client, base string, stdout, stderr io.Writer) int {
+func ps(ctx context.Context, hc *http.Client, base, token string, stdout, stderr io.Writer) int {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/containers", nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "heartwood ps: %v\n", err)
 		return 1
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -100,6 +114,12 @@ func ps(ctx context.Context, hc *http.Client, base string, stdout, stderr io.Wri
 		return 1
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var body map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		fmt.Fprintf(stderr, "heartwood ps: %s: %s\n", resp.Status, body["error"])
+		return 1
+	}
 	var list []psEntry
 	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
 		fmt.Fprintf(stderr, "heartwood ps: %s: %v\n", resp.Status, err)

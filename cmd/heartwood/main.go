@@ -6,7 +6,7 @@
 //	heartwood config check [flags]   validate the configuration and print it
 //	heartwood ps                     list containers as the local agent sees them
 //	heartwood pause NAME|ID          pause a container through the local agent
-//	heartwood wake NAME|ID           wake a paused container through the local agent
+//	heartwood wake [--force] NAME|ID wake a paused container through the local agent
 //	heartwood setup [flags]          import Kibana dashboards, write Prometheus alert rules
 //	heartwood doctor [flags]         check what the agent needs on this node
 //	heartwood version                print the version
@@ -44,7 +44,7 @@ commands:
   config check   validate the configuration and print the effective settings, secrets redacted
   ps             list the node's containers as the local agent sees them
   pause NAME     pause a container through the local agent
-  wake NAME      wake a paused container through the local agent
+  wake NAME      wake a paused container through the local agent (--force: one the watchman did not pause)
   setup          import the Kibana dashboards and write the Prometheus alert rules
   doctor         check what the agent needs on this node, one line per check
   version        print the version

@@ -4,10 +4,10 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,57 +20,50 @@ import (
 // quickly.
 func TestIntegrationBinaryShutsDownOnSIGTERM(t *testing.T) {
 	testenv.Docker(t)
-	bin := filepath.Join(t.TempDir(), "heartwood")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cmd := exec.Command(bin, "run", "--listen", listen, "--data-dir", t.TempDir(),
-		"--docker-host", testenv.DockerHost(), "--shutdown-timeout", "5s",
+	p := startAgent(t, "--listen", listen,
 		"--registrar.enabled=false", "--shipper.enabled=false", "--watchman.enabled=false")
-	logPath := filepath.Join(t.TempDir(), "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := http.Get("http://" + listen + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("agent not ready within 90s:\n%s", log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p.waitReady(t, listen)
 	sent := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-done:
+	case err := <-p.done:
+		p.done <- err
 		if err != nil {
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("agent exited with %v after SIGTERM:\n%s", err, log)
+			t.Fatalf("agent exited with %v after SIGTERM:\n%s", err, p.log())
 		}
 		t.Logf("clean exit %s after SIGTERM", time.Since(sent).Round(time.Millisecond))
 	case <-time.After(10 * time.Second):
 		t.Fatal("agent still running 10s after SIGTERM")
+	}
+}
+
+// TestIntegrationMakeBuildStampsVersion: `make build` stamps the binary with
+// the exact release tag of HEAD or, without one, the VERSION file.
+func TestIntegrationMakeBuildStampsVersion(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exec.Command("git", "-C", root, "describe", "--tags", "--exact-match").Output()
+	if err != nil {
+		want, err = os.ReadFile(filepath.Join(root, "VERSION"))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "heartwood")
+	if out, err := exec.Command("make", "-s", "-C", root, "build", "BIN="+bin).CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, _ := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if got, w := string(out), fmt.Sprintf("heartwood %s (%s)\n", strings.TrimSpace(string(want)), strings.TrimSpace(string(rev))); got != w {
+		t.Errorf("heartwood version = %q, want %q", got, w)
 	}
 }

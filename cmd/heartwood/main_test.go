@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -33,6 +36,14 @@ func TestCommands(t *testing.T) {
 		{desc: "pause needs a name", args: []string{"pause"}, wantCode: 2, wantErr: []string{"usage: heartwood pause"}},
 		{desc: "setup with nothing to do", args: []string{"setup", "--templates=false"}, wantCode: 2, wantErr: []string{"nothing to do"}},
 		{desc: "setup prints the alert rules", args: []string{"setup", "--alert-rules", "-"}, wantOut: []string{"alert: HeartwoodDockerDisconnected"}},
+		{desc: "config check redacts es-url credentials", args: []string{"config", "check", "--es-url", "https://elastic:pw-9f8e7d@es1:9200"},
+			wantOut: []string{"https://redacted@es1:9200"}, notInOuput: []string{"pw-9f8e7d", "elastic:"}},
+		{desc: "invalid es-url errors redact credentials", args: []string{"config", "check", "--es-url", "ftp://elastic:pw-9f8e7d@es1"},
+			wantCode: 2, wantErr: []string{"es-url: want http(s)://host:port", "ftp://redacted@es1"}, notInOuput: []string{"pw-9f8e7d"}},
+		{desc: "inline and file API keys exclude each other", args: []string{"config", "check", "--es-api-key", "c2VjcmV0", "--es-api-key-file", "main_test.go"},
+			wantCode: 2, wantErr: []string{"es-api-key-file: set either es-api-key or es-api-key-file"}},
+		{desc: "short API token refused", args: []string{"config", "check", "--api-token", "short"},
+			wantCode: 2, wantErr: []string{"api-token: is shorter than 16 bytes"}, notInOuput: []string{"short\n"}},
 		{desc: "ps without an agent", args: []string{"ps", "--agent", "127.0.0.1:1"}, wantCode: 1, wantErr: []string{"is the agent running at 127.0.0.1:1"}},
 	}
 	for _, tc := range tests {
@@ -58,5 +69,32 @@ func TestCommands(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestClientSendsWhatTheAPIRequires(t *testing.T) {
+	var got *http.Request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		_, _ = io.WriteString(w, `{"name":"web","result":"woken"}`)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"wake", "--agent", addr, "--force", "--token", "0123456789abcdef", "web"}, nil, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("wake exit %d: %s", code, errOut.String())
+	}
+	if got.Method != http.MethodPost || got.URL.Path != "/v1/containers/web/wake" || got.URL.Query().Get("force") != "true" {
+		t.Errorf("request = %s %s, want POST /v1/containers/web/wake?force=true", got.Method, got.URL)
+	}
+	if got.Header.Get("X-Heartwood-Request") == "" {
+		t.Error("the CLI did not send X-Heartwood-Request")
+	}
+	if a := got.Header.Get("Authorization"); a != "Bearer 0123456789abcdef" {
+		t.Errorf("Authorization = %q", a)
+	}
+	if code := run(context.Background(), []string{"pause", "--agent", addr, "--force", "web"}, nil, &out, &errOut); code != 2 {
+		t.Errorf("pause --force: exit %d, want 2", code)
 	}
 }

@@ -21,11 +21,17 @@ var primaryKinds = []string{"check_http", "check_https", "check_cmd", "check_scr
 
 // checks builds the service's checks: Registrator's single SERVICE_CHECK_*
 // check (ID "service:<id>", as Registrator's) and the checks of the
-// SERVICE_CHECKS JSON list (IDs "service:<id>:<check id>").
-func checks(serviceID, host string, port int, vals labels.Values, defInterval string, warn func(string, ...any)) []*consulapi.AgentServiceCheck {
-	var out []*consulapi.AgentServiceCheck
+// SERVICE_CHECKS JSON list (IDs "service:<id>:<check id>"). Unless
+// allowScripts, script checks are left out with a warning; dropped counts
+// them.
+func checks(serviceID, host string, port int, vals labels.Values, defInterval string, allowScripts bool, warn func(string, ...any)) (out []*consulapi.AgentServiceCheck, dropped int) {
 	if c := primaryCheck(serviceID, host, port, vals, defInterval, warn); c != nil {
-		out = append(out, c)
+		if len(c.Args) > 0 && !allowScripts {
+			dropped++
+			warn("SERVICE_CHECK_SCRIPT ignored: script checks run commands on the Consul host and are off (registrar.allow-script-checks=false)")
+		} else {
+			out = append(out, c)
+		}
 	}
 	if raw := vals.Get("checks"); raw != "" {
 		list, err := ParseChecks(raw)
@@ -44,10 +50,15 @@ func checks(serviceID, host string, port int, vals labels.Values, defInterval st
 				warn("SERVICE_CHECKS: check %q ignored: %v", spec.ID, err)
 				continue
 			}
+			if len(c.Args) > 0 && !allowScripts {
+				dropped++
+				warn("SERVICE_CHECKS: check %q ignored: script checks (args) run commands on the Consul host and are off (registrar.allow-script-checks=false)", spec.ID)
+				continue
+			}
 			out = append(out, c)
 		}
 	}
-	return out
+	return out, dropped
 }
 
 func primaryCheck(serviceID, host string, port int, vals labels.Values, defInterval string, warn func(string, ...any)) *consulapi.AgentServiceCheck {

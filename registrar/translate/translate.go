@@ -77,6 +77,10 @@ type Options struct {
 	// RequireLabels lists labels (key or key=value) a container must carry
 	// to be registered at all.
 	RequireLabels []string
+	// AllowScriptChecks keeps script checks (SERVICE_CHECK_SCRIPT and
+	// SERVICE_CHECKS entries with args); without it they are dropped with a
+	// warning, because the Consul agent would run them on the host.
+	AllowScriptChecks bool
 	// Lookup finds another container by ID or name, for the
 	// `container:<ref>` network mode; nil disables that lookup.
 	Lookup func(ref string) (*inventory.Container, bool)
@@ -106,6 +110,9 @@ type Service struct {
 	// Warnings are problems that were worked around (dropped Meta, ignored
 	// checks, ...).
 	Warnings []string
+	// ScriptChecksDropped counts the script checks left out because
+	// Options.AllowScriptChecks is off.
+	ScriptChecksDropped int
 	// Hash identifies the registration's content (excluding the health
 	// status); it is stored in Meta[MetaHash].
 	Hash string
@@ -288,160 +295,6 @@ func isV6(ip string) bool { return strings.Contains(ip, ":") }
 
 func unspecified(ip string) bool {
 	return ip == "" || ip == "0.0.0.0" || ip == "::"
-}
-
-// build makes the service for one port, or says why there is none.
-func build(c *inventory.Container, o Options, set labels.Set, p portInfo, group, swarm, swarmAddr bool) (*Service, *Skip) {
-	portStr := strconv.Itoa(int(p.port))
-	vals := set.For(portStr)
-	skip := func(id, format string, args ...any) (*Service, *Skip) {
-		return nil, &Skip{Port: p.key(), ServiceID: id, Reason: fmt.Sprintf(format, args...)}
-	}
-	if vals.Get("ignore") != "" {
-		return skip("", "SERVICE_%s_IGNORE is set", portStr)
-	}
-	s := &Service{ContainerPort: int(p.port), Proto: p.proto}
-	warn := func(format string, args ...any) { s.Warnings = append(s.Warnings, fmt.Sprintf(format, args...)) }
-
-	// Name.
-	name := vals.Get("name")
-	if name == "" {
-		if o.Explicit {
-			return skip("", "explicit mode and no SERVICE_NAME or SERVICE_%s_NAME", portStr)
-		}
-		if swarm {
-			name = c.Swarm.ServiceName
-		} else {
-			name = imageBase(c.Image)
-		}
-	}
-	if group && !vals.FromPort("name") {
-		name += "-" + portStr
-	}
-	s.Name = name
-
-	// ID.
-	instance := c.Name
-	if swarm {
-		instance = c.Swarm.ServiceName
-		if c.Swarm.Slot > 0 {
-			instance += "." + strconv.Itoa(c.Swarm.Slot)
-		}
-	}
-	s.ID = o.Node + ":" + instance + ":" + portStr
-	switch p.proto {
-	case "udp":
-		s.ID += ":udp"
-	case "tcp":
-	default:
-		s.ID += ":" + p.proto
-	}
-	if id := vals.Get("id"); id != "" {
-		s.ID = id
-	}
-	if err := validName(s.Name); err != nil {
-		return skip(s.ID, "invalid service name %q: %v", truncate(s.Name, 80), err)
-	}
-	if err := validID(s.ID); err != nil {
-		return skip("", "invalid service ID %q: %v", truncate(s.ID, 80), err)
-	}
-	if !dnsName(s.Name) {
-		warn("service name %q is not a valid DNS label; it is not discoverable via Consul DNS", s.Name)
-	}
-
-	// Address and port.
-	containerAddr := o.Internal || swarmAddr || vals.Get("network") != ""
-	if containerAddr {
-		n, err := pickNetwork(c, vals.Get("network"), o, swarm)
-		if err != nil {
-			return skip(s.ID, "%v", err)
-		}
-		s.Address = netIP(n, o.IPv6)
-		s.Port = int(p.port)
-	} else {
-		switch {
-		case o.HostIP != "":
-			s.Address = o.HostIP
-		case !unspecified(p.hostIP):
-			s.Address = p.hostIP
-		}
-		s.Port = int(p.hostPort)
-	}
-	if o.IPFromLabel != "" {
-		if ip := c.Labels[o.IPFromLabel]; ip != "" {
-			if i := strings.LastIndex(ip, "/"); i >= 0 {
-				ip = ip[:i]
-			}
-			s.Address = ip
-		} else {
-			warn("label %q for the service IP is not set; using %q", o.IPFromLabel, s.Address)
-		}
-	}
-	if ref, ok := strings.CutPrefix(c.NetworkMode, "container:"); ok {
-		if o.Lookup == nil {
-			return skip(s.ID, "network mode container:%s and no container lookup", ref)
-		}
-		other, found := o.Lookup(ref)
-		if !found {
-			return skip(s.ID, "network mode container:%.12s: container not found", ref)
-		}
-		n, err := pickNetwork(other, vals.Get("network"), o, other.Swarm != nil)
-		if err != nil {
-			return skip(s.ID, "network container %s: %v", other.Name, err)
-		}
-		s.Address = netIP(n, o.IPv6)
-	}
-	if s.Address != "" && net.ParseIP(s.Address) == nil {
-		warn("service address %q is not an IP address", s.Address)
-	}
-
-	// Tags.
-	s.Tags = labels.SplitTags(vals.Get("tags"))
-	s.Tags = append(s.Tags, o.Tags...)
-	if p.proto != "tcp" {
-		s.Tags = append(s.Tags, p.proto)
-	}
-	s.Tags = dedupe(s.Tags)
-
-	// Extensions.
-	if v, ok := vals.Lookup("enable_tag_override"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			warn("SERVICE_ENABLE_TAG_OVERRIDE=%q is not a boolean; ignored", truncate(v, 40))
-		}
-		s.EnableTagOverride = b
-	}
-	s.Weights = weights(vals, warn)
-	s.TaggedAddresses = taggedAddresses(vals, warn)
-
-	// Checks.
-	checkHost := s.Address
-	if checkHost == "" {
-		checkHost = "127.0.0.1"
-	}
-	interval := o.CheckInterval
-	if interval == "" {
-		interval = "10s"
-	}
-	s.Checks = checks(s.ID, checkHost, s.Port, vals, interval, warn)
-	if o.DockerHealth && c.Healthcheck != nil {
-		if v := vals.Get("check_docker_health"); v == "" || isTrue(v) {
-			s.HealthCheckID = "service:" + s.ID + ":docker-health"
-			s.HealthStatus = Health(c.State.Health)
-			s.Checks = append(s.Checks, &consulapi.AgentServiceCheck{
-				CheckID: s.HealthCheckID,
-				Name:    "Docker health",
-				Notes:   "Mirrors the container's Docker HEALTHCHECK (" + c.ShortID() + ")",
-				TTL:     DockerHealthTTL,
-			})
-		}
-	}
-
-	// Meta.
-	s.Meta = meta(c, o, vals, swarm, warn)
-	s.Hash = hashOf(s)
-	s.Meta[MetaHash] = s.Hash
-	return s, nil
 }
 
 // imageBase is Registrator's default name: the image's last path element

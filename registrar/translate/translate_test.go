@@ -114,6 +114,9 @@ func TestTranslateGolden(t *testing.T) {
 		})},
 		{name: "check_script", c: with(func(c *inventory.Container) {
 			c.Labels = map[string]string{"SERVICE_CHECK_SCRIPT": "nc -z $SERVICE_IP $SERVICE_PORT"}
+		}), o: func(o *Options) { o.AllowScriptChecks = true }},
+		{name: "check_script_disallowed", c: with(func(c *inventory.Container) {
+			c.Labels = map[string]string{"SERVICE_CHECK_SCRIPT": "nc -z $SERVICE_IP $SERVICE_PORT"}
 		})},
 		{name: "check_cmd_unsupported", c: with(func(c *inventory.Container) {
 			c.Labels = map[string]string{"SERVICE_CHECK_CMD": "/bin/check"}

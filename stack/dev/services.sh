@@ -7,7 +7,11 @@
 #
 # Everything downloaded or built is cached under $HEARTWOOD_CACHE (default
 # /var/cache/heartwood), outside the repository, and reused on the next run.
-# A service that already answers is left alone.
+# A service that already answers is reused and left alone; the binaries the
+# tests need besides the running services (the Consul binary for private
+# Consul agents, busybox for the test image, dockerd and iptables for private
+# engines) are provisioned whether the service is reused or started. `up` ends
+# with one line saying which services it reused and which it started.
 set -euo pipefail
 
 CACHE=${HEARTWOOD_CACHE:-/var/cache/heartwood}
@@ -24,7 +28,7 @@ die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 mkdir -p "$CACHE" "$RUN"
 
 wait_for() { # name timeout_s cmd...
-  local name=$1 timeout=$2; shift 2
+  local timeout=$2; shift 2 # $1 names what is awaited, for the reader
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
     if ((SECONDS >= deadline)); then return 1; fi
@@ -49,17 +53,29 @@ apt_install() {
 # ---------------------------------------------------------------- docker
 docker_ok() { docker -H "unix://$DOCKER_SOCK" version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; }
 
+REUSED=()
+STARTED=()
+
+# docker_provision installs what the tests need besides the running engine:
+# busybox for the test image, iptables for private engines.
+docker_provision() { apt_install busybox-static iptables; }
+
 docker_up() {
-  if docker_ok; then log "docker: already running ($DOCKER_SOCK)"; return; fi
+  docker_provision
+  if docker_ok; then
+    log "docker: reusing the engine already running on $DOCKER_SOCK"
+    command -v dockerd >/dev/null 2>&1 || log "docker: WARNING: no dockerd binary; the tests that start a private engine will fail"
+    REUSED+=(docker); return
+  fi
   if ! command -v dockerd >/dev/null 2>&1; then
     apt_install docker.io
   fi
-  apt_install busybox-static iptables
   log "docker: starting dockerd (log $RUN/dockerd.log)"
   nohup dockerd --host "unix://$DOCKER_SOCK" >"$RUN/dockerd.log" 2>&1 &
   echo $! >"$RUN/dockerd.pid"
   wait_for dockerd 60 docker_ok || { tail -n 30 "$RUN/dockerd.log" >&2; die "dockerd did not answer within 60s"; }
   log "docker: up, API $(docker version --format '{{.Server.APIVersion}}')"
+  STARTED+=(docker)
 }
 
 # ---------------------------------------------------------------- consul
@@ -81,8 +97,10 @@ consul_build() {
 }
 
 consul_up() {
-  if consul_ok; then log "consul: already running (127.0.0.1:$CONSUL_HTTP_PORT)"; return; fi
+  # The private-Consul tests run this binary even when the shared agent is
+  # reused.
   consul_build
+  if consul_ok; then log "consul: reusing the agent already answering on 127.0.0.1:$CONSUL_HTTP_PORT"; REUSED+=(consul); return; fi
   log "consul: starting dev agent on 127.0.0.1:$CONSUL_HTTP_PORT (log $RUN/consul.log)"
   nohup "$CONSUL_BIN" agent -dev -bind 127.0.0.1 -client 127.0.0.1 \
     -http-port "$CONSUL_HTTP_PORT" -node "${CONSUL_NODE:-$(hostname)}" \
@@ -90,6 +108,7 @@ consul_up() {
   echo $! >"$RUN/consul.pid"
   wait_for consul 60 consul_ok || { tail -n 30 "$RUN/consul.log" >&2; die "consul did not elect a leader within 60s"; }
   log "consul: up"
+  STARTED+=(consul)
 }
 
 # ---------------------------------------------------------------- elasticsearch
@@ -113,7 +132,7 @@ es_fetch() {
 }
 
 es_up() {
-  if es_ok; then log "elasticsearch: already running (127.0.0.1:$ES_PORT)"; return; fi
+  if es_ok; then log "elasticsearch: reusing the node already answering on 127.0.0.1:$ES_PORT"; REUSED+=(es); return; fi
   es_fetch
   id -u heartwood-es >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin heartwood-es
   # Test data is disposable: a fresh start begins with an empty cluster
@@ -140,6 +159,7 @@ es_up() {
   echo $! >"$RUN/elasticsearch.pid"
   wait_for es 180 es_ok || { tail -n 40 "$RUN/elasticsearch.log" >&2; die "elasticsearch did not become yellow within 180s"; }
   log "elasticsearch: up"
+  STARTED+=(es)
 }
 
 # ---------------------------------------------------------------- control
@@ -165,6 +185,7 @@ case $cmd in
     # The Terraform cloud-init scripts (stack/terraform) are linted with shellcheck.
     command -v shellcheck >/dev/null || apt_install shellcheck
     for s in "${services[@]}"; do "${s}_up"; done
+    log "reused: ${REUSED[*]:-none}; started: ${STARTED[*]:-none}; consul binary: $CONSUL_BIN"
     ;;
   down)
     for s in "${services[@]}"; do

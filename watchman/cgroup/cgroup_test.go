@@ -20,21 +20,41 @@ const fixtureID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc
 // (real file layouts of v1/v2 × cgroupfs/systemd drivers) and compares the
 // result with its golden file.
 func TestFixtures(t *testing.T) {
-	for _, tc := range []struct {
+	type fixture struct {
 		name     string
 		unified  bool
 		v1Ctrls  []string
 		cgroupID string
-	}{
-		{"v1-cgroupfs", false, []string{"blkio", "cpu", "cpuacct", "freezer", "memory", "pids"}, "/docker/" + fixtureID},
-		{"v1-systemd", false, []string{"blkio", "cpu", "cpuacct", "freezer", "memory", "pids"}, "/system.slice/docker-" + fixtureID + ".scope"},
-		{"v2-cgroupfs", true, nil, "/docker/" + fixtureID},
-		{"v2-systemd", true, nil, "/system.slice/docker-" + fixtureID + ".scope"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+		// procDir, when set, replaces the fixture's proc directory: the
+		// cgroupns-* ones hold /proc/<pid>/cgroup as an agent in its own
+		// cgroup namespace (a sibling container) reads it, with paths
+		// relative to its namespace root (/../<id>). They resolve to the
+		// same files and figures.
+		procDir string
+	}
+	fixtures := []fixture{
+		{"v1-cgroupfs", false, []string{"blkio", "cpu", "cpuacct", "freezer", "memory", "pids"}, "/docker/" + fixtureID, ""},
+		{"v1-systemd", false, []string{"blkio", "cpu", "cpuacct", "freezer", "memory", "pids"}, "/system.slice/docker-" + fixtureID + ".scope", ""},
+		{"v2-cgroupfs", true, nil, "/docker/" + fixtureID, ""},
+		{"v2-systemd", true, nil, "/system.slice/docker-" + fixtureID + ".scope", ""},
+	}
+	for _, f := range fixtures[:4] {
+		f.procDir = filepath.Join("testdata", "cgroupns-"+f.name, "proc")
+		fixtures = append(fixtures, f)
+	}
+	for _, tc := range fixtures {
+		name := tc.name
+		if tc.procDir != "" {
+			name = "cgroupns-" + tc.name
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", tc.name)
 			root := filepath.Join(dir, "sys/fs/cgroup")
-			p, err := ForPID(filepath.Join(dir, "proc"), root, 4242)
+			procDir := filepath.Join(dir, "proc")
+			if tc.procDir != "" {
+				procDir = tc.procDir
+			}
+			p, err := ForPID(procDir, root, 4242)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,7 +73,7 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("controller %s not resolved: %v", c, p.V1)
 				}
 			}
-			id, err := ContainerIDOfPID(filepath.Join(dir, "proc"), 4242)
+			id, err := ContainerIDOfPID(procDir, 4242)
 			if err != nil || id != fixtureID {
 				t.Errorf("ContainerIDOfPID = %q, %v", id, err)
 			}
@@ -74,7 +94,7 @@ func TestFixtures(t *testing.T) {
 			}
 			got, _ := json.MarshalIndent(s, "", "  ")
 			golden := filepath.Join("testdata", tc.name+".golden.json")
-			if *update {
+			if *update && tc.procDir == "" {
 				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -335,5 +355,38 @@ func TestReadHotReusesDetail(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = r.ReadHot(&hot) }); n != 0 {
 		t.Errorf("%v allocations per hot read", n)
+	}
+}
+
+// TestLookupDirCgroupNamespace: paths relative to the reader's cgroup
+// namespace root resolve against the host hierarchy, and nothing else does.
+func TestLookupDirCgroupNamespace(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"docker/aaa", "docker/bbb", "kubepods/pod1/ccc", "x/dup", "y/dup"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		path, want string // want "" when it must not resolve
+	}{
+		{"/docker/aaa", "docker/aaa"},
+		{"/../bbb", "docker/bbb"},                // sibling of the agent in /docker/<agent>
+		{"/../../pod1/ccc", "kubepods/pod1/ccc"}, // agent two levels down elsewhere
+		{"/../docker/aaa", "docker/aaa"},
+		{"/../..", ""},     // an ancestor: not a container
+		{"/../dup", ""},    // two candidates at the same depth
+		{"/../nope", ""},   // does not exist
+		{"/../a/../b", ""}, // never produced by the kernel: refused
+		{"/..x/aaa", ""},
+	} {
+		got, ok := lookupDir(base, tc.path)
+		want := ""
+		if tc.want != "" {
+			want = filepath.Join(base, tc.want)
+		}
+		if (tc.want != "") != ok || got != want && ok {
+			t.Errorf("lookupDir(%q) = %q, %v; want %q", tc.path, got, ok, want)
+		}
 	}
 }

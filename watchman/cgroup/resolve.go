@@ -72,8 +72,11 @@ type Paths struct {
 func (p Paths) Unified() bool { return len(p.V1) == 0 && p.V2 != "" }
 
 // Resolve maps the entries of /proc/<pid>/cgroup to directories under
-// root (normally /sys/fs/cgroup). A directory that does not exist is left
-// out; an error is returned only if nothing at all could be found.
+// root (normally /sys/fs/cgroup, or the host's cgroup tree mounted into the
+// agent's container). Paths relative to the reader's cgroup namespace
+// (/../<id>) are resolved against the host tree (see lookupDir). A
+// directory that does not exist is left out; an error is returned only if
+// nothing at all could be found.
 func Resolve(root string, entries []Entry) (Paths, error) {
 	p := Paths{V1: map[string]string{}}
 	pureV2 := exists(filepath.Join(root, "cgroup.controllers"))
@@ -83,7 +86,7 @@ func Resolve(root string, entries []Entry) (Paths, error) {
 			if pureV2 {
 				base = root
 			}
-			if d := filepath.Join(base, e.Path); exists(d) {
+			if d, ok := lookupDir(base, e.Path); ok {
 				p.V2 = d
 			}
 			continue
@@ -104,7 +107,7 @@ func Resolve(root string, entries []Entry) (Paths, error) {
 		candidates = append(candidates, real...)
 		for _, c := range real {
 			for _, mnt := range candidates {
-				if d := filepath.Join(root, mnt, e.Path); exists(d) {
+				if d, ok := lookupDir(filepath.Join(root, mnt), e.Path); ok {
 					p.V1[c] = d
 					break
 				}
@@ -118,6 +121,74 @@ func Resolve(root string, entries []Entry) (Paths, error) {
 		return Paths{}, fmt.Errorf("no cgroup directory found under %s: %w", root, os.ErrNotExist)
 	}
 	return p, nil
+}
+
+// maxNamespaceDepth bounds how deep below a hierarchy's root the common
+// ancestor of a cgroup-namespace-relative path is looked for.
+const maxNamespaceDepth = 4
+
+// lookupDir finds the directory of cgroup path p in the hierarchy mounted at
+// base. p is normally absolute in the hierarchy. When the reader runs in its
+// own cgroup namespace (the agent in a container with a private cgroupns),
+// the kernel shows other cgroups relative to the namespace's root instead:
+// a sibling container's /docker/<id> reads as /../<id>. The namespace root
+// is unknown from inside, so the part after the leading ".." components is
+// looked up below each directory of the host hierarchy, nearest to the root
+// first, and must match exactly one directory at that depth.
+func lookupDir(base, p string) (string, bool) {
+	rest, up := strings.CutPrefix(p, "/..")
+	if !up || (rest != "" && rest[0] != '/') {
+		d := filepath.Join(base, p)
+		return d, exists(d)
+	}
+	for {
+		r, more := strings.CutPrefix(rest, "/..")
+		if !more || (r != "" && r[0] != '/') {
+			break
+		}
+		rest = r
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	if rest == "" {
+		return "", false // an ancestor of the namespace root: no container
+	}
+	for _, part := range strings.Split(rest, "/") {
+		if part == "" || part == "." || part == ".." {
+			return "", false
+		}
+	}
+	pattern := base
+	for range maxNamespaceDepth + 1 {
+		matches, _ := filepath.Glob(filepath.Join(pattern, globEscape(rest)))
+		var dirs []string
+		for _, m := range matches {
+			if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+				dirs = append(dirs, m)
+			}
+		}
+		switch len(dirs) {
+		case 1:
+			return dirs[0], true
+		case 0:
+			pattern = filepath.Join(pattern, "*")
+			continue
+		}
+		return "", false // ambiguous
+	}
+	return "", false
+}
+
+// globEscape quotes the metacharacters of filepath.Match in s.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // ForPID reads <procRoot>/<pid>/cgroup and resolves it under cgroupRoot.

@@ -1,0 +1,346 @@
+package watchman
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shirou/gopsutil/v4/common"
+	"github.com/shirou/gopsutil/v4/cpu"
+	"github.com/shirou/gopsutil/v4/load"
+	"github.com/shirou/gopsutil/v4/mem"
+
+	"github.com/heartwood-ops/heartwood/inventory"
+	"github.com/heartwood-ops/heartwood/watchman/cgroup"
+	"github.com/heartwood-ops/heartwood/watchman/gpu"
+)
+
+// Container labels, as cAdvisor names them, plus the Swarm service.
+var ctrLabels = []string{"id", "name", "image", "container_label_com_docker_swarm_service_name"}
+
+type desc struct {
+	d     *prometheus.Desc
+	t     prometheus.ValueType
+	extra string // name of the extra label, if any
+}
+
+// collector produces the cAdvisor-compatible container metrics and the
+// per-container watchman state at scrape time from the last samples, so
+// removed containers leave no stale series.
+type collector struct {
+	w     *Watchman
+	descs map[string]desc
+	order []string
+}
+
+func newCollector(w *Watchman) *collector {
+	c := &collector{w: w, descs: map[string]desc{}}
+	add := func(name, help string, t prometheus.ValueType, extra ...string) {
+		labels := append([]string(nil), ctrLabels...)
+		e := ""
+		if len(extra) > 0 {
+			e = extra[0]
+			labels = append(labels, e)
+		}
+		c.descs[name] = desc{prometheus.NewDesc(name, help, labels, nil), t, e}
+		c.order = append(c.order, name)
+	}
+	C, G := prometheus.CounterValue, prometheus.GaugeValue
+	add("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", C, "cpu")
+	add("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", C)
+	add("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", C)
+	add("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", C)
+	add("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", C)
+	add("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", C)
+	add("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed.", G)
+	add("container_memory_working_set_bytes", "Current working set in bytes.", G)
+	add("container_memory_rss", "Size of RSS in bytes.", G)
+	add("container_memory_cache", "Number of bytes of page cache memory.", G)
+	add("container_spec_memory_limit_bytes", "Memory limit for the container.", G)
+	add("container_network_receive_bytes_total", "Cumulative count of bytes received.", C, "interface")
+	add("container_network_receive_packets_total", "Cumulative count of packets received.", C, "interface")
+	add("container_network_receive_errors_total", "Cumulative count of errors encountered while receiving.", C, "interface")
+	add("container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving.", C, "interface")
+	add("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted.", C, "interface")
+	add("container_network_transmit_packets_total", "Cumulative count of packets transmitted.", C, "interface")
+	add("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting.", C, "interface")
+	add("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", C, "interface")
+	add("container_fs_reads_bytes_total", "Cumulative count of bytes read.", C, "device")
+	add("container_fs_writes_bytes_total", "Cumulative count of bytes written.", C, "device")
+	add("container_fs_reads_total", "Cumulative count of reads completed.", C, "device")
+	add("container_fs_writes_total", "Cumulative count of writes completed.", C, "device")
+	add("container_threads", "Number of threads running inside the container.", G)
+	add("container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero.", G)
+	add("container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", C)
+	add("container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", C)
+	add("container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", C)
+	add("container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", C)
+	add("container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", C)
+	add("container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", C)
+	add("container_accelerator_duty_cycle", "Percent of time over the past sample period during which the accelerator was actively processing.", G)
+	add("container_accelerator_memory_used_bytes", "Total accelerator memory allocated.", G)
+	add("container_last_seen", "Last time a container was seen by the exporter.", G)
+	add("container_start_time_seconds", "Start time of the container since unix epoch in seconds.", G)
+	add("heartwood_watchman_container_state", "The watchman's state of the container (1 for the current state).", G, "state")
+	add("heartwood_watchman_container_idle_seconds", "How long an opted-in container has been idle without a break.", G)
+	add("heartwood_watchman_container_seconds_until_action", "Idle time left before an opted-in container is acted on.", G)
+	add("heartwood_watchman_container_paused_memory_bytes", "Memory held by a container while the watchman keeps it paused.", G)
+	c.descs["heartwood_watchman_gpu_support"] = desc{prometheus.NewDesc("heartwood_watchman_gpu_support", "1 if this build reads GPUs through NVML, 0 if GPU support is absent.", nil, nil), G, ""}
+	c.order = append(c.order, "heartwood_watchman_gpu_support")
+	for _, h := range []struct{ name, help string }{
+		{"heartwood_watchman_gpu_utilization_ratio", "Fraction of the last sample period in which a kernel ran on the GPU (NVML)."},
+		{"heartwood_watchman_gpu_memory_used_bytes", "GPU memory in use (NVML)."},
+		{"heartwood_watchman_gpu_memory_total_bytes", "GPU memory (NVML)."},
+	} {
+		c.descs[h.name] = desc{prometheus.NewDesc(h.name, h.help, []string{"gpu", "uuid", "model"}, nil), G, ""}
+		c.order = append(c.order, h.name)
+	}
+	for _, h := range []struct{ name, help string }{
+		{"heartwood_watchman_host_cpu_seconds_total", "Host CPU time by mode, from gopsutil."},
+	} {
+		c.descs[h.name] = desc{prometheus.NewDesc(h.name, h.help, []string{"mode"}, nil), C, "mode"}
+		c.order = append(c.order, h.name)
+	}
+	for _, h := range []struct{ name, help string }{
+		{"heartwood_watchman_host_memory_total_bytes", "Host memory, from gopsutil."},
+		{"heartwood_watchman_host_memory_available_bytes", "Host memory available, from gopsutil."},
+		{"heartwood_watchman_host_load1", "Host 1-minute load average, from gopsutil."},
+	} {
+		c.descs[h.name] = desc{prometheus.NewDesc(h.name, h.help, nil, nil), G, ""}
+		c.order = append(c.order, h.name)
+	}
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, n := range c.order {
+		ch <- c.descs[n].d
+	}
+}
+
+// point is one value queued under the lock and emitted after it.
+type point struct {
+	name   string
+	v      float64
+	labels []string
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	w := c.w
+	var pts []point
+	w.mu.Lock()
+	for _, t := range w.ctrs {
+		pts = c.containerPoints(pts, t)
+	}
+	for _, d := range w.gpuDevs {
+		l := []string{strconv.Itoa(d.Index), d.UUID, d.Name}
+		pts = append(pts,
+			point{"heartwood_watchman_gpu_utilization_ratio", d.Util / 100, l},
+			point{"heartwood_watchman_gpu_memory_used_bytes", float64(d.MemoryUsed), l},
+			point{"heartwood_watchman_gpu_memory_total_bytes", float64(d.MemoryTotal), l})
+	}
+	w.mu.Unlock()
+	// One bad series (a label value that is no valid UTF-8, two values that
+	// become equal once sanitized) is left out and counted; it never fails
+	// the whole scrape.
+	seen := make(map[string]struct{}, len(pts))
+	var key strings.Builder
+	for _, p := range pts {
+		d := c.descs[p.name]
+		key.Reset()
+		key.WriteString(p.name)
+		for i, l := range p.labels {
+			p.labels[i] = sanitizeLabel(l)
+			key.WriteByte(0)
+			key.WriteString(p.labels[i])
+		}
+		if _, dup := seen[key.String()]; dup {
+			w.m.seriesDropped.Inc()
+			continue
+		}
+		seen[key.String()] = struct{}{}
+		m, err := prometheus.NewConstMetric(d.d, d.t, p.v, p.labels...)
+		if err != nil {
+			w.m.seriesDropped.Inc()
+			continue
+		}
+		ch <- m
+	}
+	gs := 0.0
+	if gpu.Supported {
+		gs = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.descs["heartwood_watchman_gpu_support"].d, prometheus.GaugeValue, gs)
+	c.host(ch)
+}
+
+func (c *collector) host(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ctx = context.WithValue(ctx, common.EnvKey, common.EnvMap{common.HostProcEnvKey: c.w.cfg.ProcRoot})
+	if ts, err := cpu.TimesWithContext(ctx, false); err == nil && len(ts) == 1 {
+		d := c.descs["heartwood_watchman_host_cpu_seconds_total"].d
+		t := ts[0]
+		for _, x := range []struct {
+			mode string
+			v    float64
+		}{{"user", t.User}, {"system", t.System}, {"idle", t.Idle}, {"nice", t.Nice}, {"iowait", t.Iowait},
+			{"irq", t.Irq}, {"softirq", t.Softirq}, {"steal", t.Steal}} {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, x.v, x.mode)
+		}
+	}
+	if vm, err := mem.VirtualMemoryWithContext(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.descs["heartwood_watchman_host_memory_total_bytes"].d, prometheus.GaugeValue, float64(vm.Total))
+		ch <- prometheus.MustNewConstMetric(c.descs["heartwood_watchman_host_memory_available_bytes"].d, prometheus.GaugeValue, float64(vm.Available))
+	}
+	if l, err := load.AvgWithContext(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.descs["heartwood_watchman_host_load1"].d, prometheus.GaugeValue, l.Load1)
+	}
+}
+
+func serviceName(c *inventory.Container) string {
+	if c.Swarm != nil {
+		return c.Swarm.ServiceName
+	}
+	return c.Labels[inventory.LabelSwarmServiceName]
+}
+
+// containerPoints appends t's series. Called with w.mu held.
+func (c *collector) containerPoints(pts []point, t *tracked) []point {
+	id := "/docker/" + t.c.ID
+	if t.sm != nil && t.sm.cgPath != "" {
+		id = t.sm.cgPath
+	}
+	base := []string{id, t.c.Name, t.c.Image, serviceName(t.c)}
+	with := func(extra string) []string {
+		l := make([]string, len(base)+1)
+		copy(l, base)
+		l[len(base)] = extra
+		return l
+	}
+	state := t.state
+	if state == "" {
+		state = StateNotRunning
+	}
+	pts = append(pts, point{"heartwood_watchman_container_state", 1, with(state)})
+	if t.managed && t.verdict.Idle {
+		pts = append(pts, point{"heartwood_watchman_container_idle_seconds", t.verdict.IdleFor.Seconds(), base},
+			point{"heartwood_watchman_container_seconds_until_action", t.verdict.Until.Seconds(), base})
+	}
+	if !t.hasCur || !t.c.State.Running {
+		return pts
+	}
+	s := &t.cur.Cgroup
+	ns := func(v uint64) float64 { return float64(v) / 1e9 }
+	if t.pausedByUs() {
+		pts = append(pts, point{"heartwood_watchman_container_paused_memory_bytes", float64(s.MemoryUsage), base})
+	}
+	pts = append(pts,
+		point{"container_cpu_usage_seconds_total", ns(s.CPUUsage), with("total")},
+		point{"container_cpu_user_seconds_total", ns(s.CPUUser), base},
+		point{"container_cpu_system_seconds_total", ns(s.CPUSystem), base},
+		point{"container_cpu_cfs_periods_total", float64(s.CFSPeriods), base},
+		point{"container_cpu_cfs_throttled_periods_total", float64(s.CFSThrottled), base},
+		point{"container_cpu_cfs_throttled_seconds_total", ns(s.CFSThrottledTime), base},
+		point{"container_memory_usage_bytes", float64(s.MemoryUsage), base},
+		point{"container_memory_working_set_bytes", float64(s.MemoryWorkingSet), base},
+		point{"container_memory_rss", float64(s.MemoryRSS), base},
+		point{"container_memory_cache", float64(s.MemoryCache), base},
+		point{"container_threads", float64(s.Pids), base},
+		point{"container_last_seen", float64(t.cur.At.Unix()), base},
+	)
+	if s.MemoryLimit != cgroup.Unlimited {
+		pts = append(pts, point{"container_spec_memory_limit_bytes", float64(s.MemoryLimit), base})
+	} else {
+		pts = append(pts, point{"container_spec_memory_limit_bytes", 0, base})
+	}
+	if s.PidsMax != cgroup.Unlimited {
+		pts = append(pts, point{"container_threads_max", float64(s.PidsMax), base})
+	} else {
+		pts = append(pts, point{"container_threads_max", 0, base})
+	}
+	if !t.c.State.StartedAt.IsZero() {
+		pts = append(pts, point{"container_start_time_seconds", float64(t.c.State.StartedAt.Unix()), base})
+	}
+	if t.cur.HasNet {
+		for _, i := range t.cur.Net {
+			if i.Name == "lo" {
+				continue
+			}
+			l := with(i.Name)
+			pts = append(pts,
+				point{"container_network_receive_bytes_total", float64(i.RxBytes), l},
+				point{"container_network_receive_packets_total", float64(i.RxPackets), l},
+				point{"container_network_receive_errors_total", float64(i.RxErrors), l},
+				point{"container_network_receive_packets_dropped_total", float64(i.RxDrops), l},
+				point{"container_network_transmit_bytes_total", float64(i.TxBytes), l},
+				point{"container_network_transmit_packets_total", float64(i.TxPackets), l},
+				point{"container_network_transmit_errors_total", float64(i.TxErrors), l},
+				point{"container_network_transmit_packets_dropped_total", float64(i.TxDrops), l},
+			)
+		}
+	}
+	for _, d := range s.BlkIO {
+		l := with(strconv.FormatUint(uint64(d.Major), 10) + ":" + strconv.FormatUint(uint64(d.Minor), 10))
+		pts = append(pts,
+			point{"container_fs_reads_bytes_total", float64(d.ReadBytes), l},
+			point{"container_fs_writes_bytes_total", float64(d.WriteBytes), l},
+			point{"container_fs_reads_total", float64(d.Reads), l},
+			point{"container_fs_writes_total", float64(d.Writes), l},
+		)
+	}
+	if s.HasPSI {
+		us := func(v uint64) float64 { return float64(v) / 1e6 }
+		pts = append(pts,
+			point{"container_pressure_cpu_waiting_seconds_total", us(s.CPUPressure.Some.Total), base},
+			point{"container_pressure_cpu_stalled_seconds_total", us(s.CPUPressure.Full.Total), base},
+			point{"container_pressure_memory_waiting_seconds_total", us(s.MemoryPressure.Some.Total), base},
+			point{"container_pressure_memory_stalled_seconds_total", us(s.MemoryPressure.Full.Total), base},
+			point{"container_pressure_io_waiting_seconds_total", us(s.IOPressure.Some.Total), base},
+			point{"container_pressure_io_stalled_seconds_total", us(s.IOPressure.Full.Total), base},
+		)
+	}
+	if t.cur.HasGPU {
+		pts = append(pts,
+			point{"container_accelerator_duty_cycle", t.cur.GPUUtil, base},
+			point{"container_accelerator_memory_used_bytes", float64(t.cur.GPUMemBytes), base},
+		)
+	}
+	return pts
+}
+
+// maxLabelLen bounds a label value taken from outside (interface, container
+// and image names).
+const maxLabelLen = 256
+
+// sanitizeLabel returns s as a valid UTF-8 label value of at most
+// maxLabelLen bytes: bytes that are not UTF-8 become \xNN, and a longer
+// value is cut at a character boundary.
+func sanitizeLabel(s string) string {
+	if len(s) <= maxLabelLen && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		var part string
+		if r == utf8.RuneError && n <= 1 {
+			part = fmt.Sprintf("\\x%02x", s[i])
+			n = 1
+		} else {
+			part = s[i : i+n]
+		}
+		if b.Len()+len(part) > maxLabelLen {
+			break
+		}
+		b.WriteString(part)
+		i += n
+	}
+	return b.String()
+}
