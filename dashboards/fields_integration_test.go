@@ -20,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
+	"github.com/heartwood-ops/heartwood/internal/esschema"
 	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
@@ -60,8 +61,9 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		"--shipper.enabled", "--shipper.containers-root", d.ContainersRoot(), "--shipper.namespace", ns,
 		"--shipper.output.dead-letter.namespace", ns,
 		"--shipper.batch-bytes", "4KiB", "--shipper.max-inflight-bytes", "16KiB", "--shipper.max-deleted-files", "0",
-		"--shipper.template.name", "hwtest-dash-logs-" + run, "--shipper.template.patterns", "logs-*-" + ns,
-		"--watchman.enabled", "--watchman.interval", "500ms", "--watchman.kv-prefix", "heartwood-test/" + run + "/",
+		"--shipper.template.name", "hwtest-dash-" + run, "--shipper.template.patterns", "logs-*-" + ns,
+		"--shipper.template.namespace", ns, "--shipper.template.priority", "170",
+		"--watchman.enabled", "--watchman.interval", "500ms", "--watchman.es-interval", "1s", "--watchman.kv-prefix", "heartwood-test/" + run + "/",
 	}
 	startBinary(t, bin, args)
 
@@ -113,10 +115,15 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		return n >= 1, fmt.Sprintf("gap events with bytes=%d", n)
 	})
 
-	// A wake through the API: a wake decision and the wake metrics.
+	// A wake through the API: a wake decision and the wake metrics. First
+	// a utilization sample of the paused container.
 	poll.Until(t, time.Minute, "idle container paused", func() (bool, string) {
 		in, err := cli.ContainerInspect(context.Background(), idle)
 		return err == nil && in.State.Paused, fmt.Sprint(err)
+	})
+	poll.Until(t, time.Minute, "utilization sample of the paused container", func() (bool, string) {
+		n := esCount(esURL, "metrics-heartwood.container-"+ns, "container.id:"+idle+" AND heartwood.watchman.state:paused AND heartwood.watchman.reclaimed_cpu_hours:*")
+		return n >= 1, fmt.Sprintf("paused samples=%d", n)
 	})
 	resp, err := http.Post("http://"+listen+"/v1/containers/"+idle+"/wake?reason=dashboards-test", "", nil)
 	if err != nil {
@@ -149,6 +156,89 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		return n >= 1, fmt.Sprintf("samples=%d", n)
 	})
 	checkWritten(t, "heartwood-metrics", used["heartwood-metrics"], writtenFields(t, esURL, metricsIdx))
+
+	// Every field of every shipped document is mapped as the templates
+	// say: the real mapping holds the template's fields with its types,
+	// and each document's values fit that mapping.
+	f, _, err := esschema.Detect(context.Background(), esschema.HTTP{URL: esURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for index, kind := range map[string]esschema.Kind{
+		"logs-docker.container-" + ns:       esschema.Logs,
+		"logs-heartwood.watchman-" + ns:     esschema.Decisions,
+		"logs-heartwood.deadletter-" + ns:   esschema.DeadLetters,
+		"metrics-heartwood.container-" + ns: esschema.Metrics,
+	} {
+		real := realMapping(t, esURL, index)
+		want := jsonRoundTrip(t, esschema.Mappings(kind, f))
+		for _, d := range esschema.DiffMappings(want, real) {
+			t.Errorf("%s: %s", index, d)
+		}
+		docs := sources(t, esURL, index)
+		if len(docs) == 0 {
+			t.Errorf("%s: no documents", index)
+		}
+		for _, doc := range docs {
+			for _, bad := range esschema.CheckDocument(real, doc) {
+				t.Errorf("%s: %s", index, bad)
+			}
+		}
+	}
+}
+
+// realMapping returns the properties of a data stream's write index.
+func realMapping(t *testing.T, esURL, index string) map[string]any {
+	t.Helper()
+	body := esDo(t, esURL, "GET", "/"+index+"/_mapping", "")
+	var m map[string]struct {
+		Mappings struct {
+			Properties map[string]any `json:"properties"`
+		} `json:"mappings"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	var latest string
+	for name := range m {
+		if name > latest {
+			latest = name
+		}
+	}
+	return m[latest].Mappings.Properties
+}
+
+func jsonRoundTrip(t *testing.T, v any) map[string]any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sources returns the _source of an index's documents.
+func sources(t *testing.T, esURL, index string) []map[string]any {
+	t.Helper()
+	body := esDo(t, esURL, "POST", "/"+index+"/_search", `{"size":10000,"query":{"match_all":{}}}`)
+	var res struct {
+		Hits struct {
+			Hits []struct {
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, h := range res.Hits.Hits {
+		out = append(out, h.Source)
+	}
+	return out
 }
 
 // checkExported fails for each metric the alert rules or the Grafana

@@ -57,7 +57,7 @@ func setup(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return 2
 	}
 	if export != "" {
-		if err := exportAssets(export, schemaOptions(cfg, esschema.Features{}), stdout); err != nil {
+		if err := exportAssets(export, cfg.Shipper.SchemaOptions(esschema.Features{}), stdout); err != nil {
 			fmt.Fprintf(stderr, "heartwood setup: --export %s: %v\n", export, err)
 			return 1
 		}
@@ -198,17 +198,6 @@ func kibanaErr(err error) error {
 	return err
 }
 
-// schemaOptions are the templates the agents with this configuration
-// write into.
-func schemaOptions(cfg agent.Config, f esschema.Features) esschema.Options {
-	return esschema.Options{
-		LogPatterns: esschema.LogPatterns(cfg.Shipper.Dataset),
-		Priority:    esschema.DefaultPriority,
-		Retention:   esschema.DefaultRetention(),
-		Features:    f,
-	}
-}
-
 // esSteps wait for Elasticsearch, detect its features and install the
 // templates that differ.
 func esSteps(es esschema.HTTP, cfg agent.Config, wait time.Duration) []setupStep {
@@ -233,7 +222,7 @@ func esSteps(es esschema.HTTP, cfg agent.Config, wait time.Duration) []setupStep
 			return false, msg, nil
 		}},
 		{name: "Elasticsearch templates and retention", run: func(ctx context.Context, dryRun bool) (bool, string, error) {
-			changes, err := schemaOptions(cfg, f).Install(ctx, es, dryRun)
+			changes, err := cfg.Shipper.SchemaOptions(f).Install(ctx, es, dryRun)
 			if err != nil {
 				return false, "", esErr(err)
 			}
