@@ -368,9 +368,16 @@ func durationString(d time.Duration) string {
 func (o Options) IndexTemplates() []Template {
 	var out []Template
 	for _, k := range Kinds {
+		// Heartwood's own streams rank above the container logs' patterns,
+		// which may be broad (logs-*-<namespace>): overlapping templates
+		// must not share a priority.
+		prio := o.Priority
+		if k != Logs {
+			prio++
+		}
 		out = append(out, Template{o.IndexTemplateName(k), mustJSON(m{
 			"index_patterns": o.Patterns(k),
-			"priority":       o.Priority,
+			"priority":       prio,
 			"data_stream":    m{},
 			"composed_of":    []string{o.baseComponent(), o.component(k), o.settings(k)},
 			"_meta":          m{"managed_by": "heartwood", "description": "Heartwood " + string(k)},
