@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,12 +26,8 @@ func doctorCmd(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		kb.register(fs)
 		fs.DurationVar(&timeout, "timeout", timeout, "time limit of each check")
 	})
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "heartwood doctor: invalid configuration:\n%v\n", err)
-		return 2
+		return configFailed(stderr, "doctor", err)
 	}
 	if err := kb.resolve(environ); err != nil {
 		fmt.Fprintf(stderr, "heartwood doctor: %v\n", err)
@@ -75,12 +70,10 @@ func doctorChecks(cfg agent.Config, kb kibanaFlags, timeout time.Duration) ([]do
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	node := cfg.NodeName
-	if node == "" {
-		if node, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("--node-name is empty and the hostname is unknown: %w", err)
-		}
+	if err := cfg.Resolve(); err != nil {
+		return nil, err
 	}
+	node := cfg.NodeName
 	consulURL := cfg.ConsulAddr
 	if !strings.Contains(consulURL, "://") {
 		consulURL = "http://" + consulURL

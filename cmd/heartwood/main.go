@@ -83,6 +83,24 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	return 2
 }
 
+// usageError is a command-line error the flag package already printed,
+// with a hint.
+type usageError struct{ error }
+
+// configFailed reports a loadConfig error and returns the exit code: 0 for
+// -h, 2 otherwise.
+func configFailed(stderr io.Writer, cmd string, err error) int {
+	var ue usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+	default:
+		fmt.Fprintf(stderr, "heartwood %s: invalid configuration:\n%v\n", cmd, err)
+	}
+	return 2
+}
+
 // loadConfig parses flags, the config file and the environment into an
 // agent configuration; extra registers a command's own flags.
 func loadConfig(name string, args, environ []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (agent.Config, error) {
@@ -97,8 +115,23 @@ func loadConfig(name string, args, environ []string, stderr io.Writer, extra ...
 	for _, f := range extra {
 		f(fs)
 	}
+	// A bad value gets its error and a hint, not every setting; -h gets
+	// the full help.
+	full := fs.Usage
+	fs.Usage = func() { fmt.Fprintf(stderr, "run `heartwood %s -h` for the settings\n", name) }
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.Usage = full
+		}
+	}
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, usageError{err} // the flag package printed it
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -114,12 +147,8 @@ func loadConfig(name string, args, environ []string, stderr io.Writer, extra ...
 
 func runAgent(ctx context.Context, args, environ []string, stderr io.Writer) int {
 	cfg, err := loadConfig("run", args, environ, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "heartwood: invalid configuration:\n%v\n", err)
-		return 2
+		return configFailed(stderr, "run", err)
 	}
 	logger := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 	a, err := agent.New(cfg, agent.BuildInfo{Version: version, Revision: revision}, logger)
@@ -138,11 +167,11 @@ func runAgent(ctx context.Context, args, environ []string, stderr io.Writer) int
 
 func configCheck(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig("config check", args, environ, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "heartwood: invalid configuration:\n%v\n", err)
+		return configFailed(stderr, "config check", err)
+	}
+	if err := cfg.Resolve(); err != nil {
+		fmt.Fprintf(stderr, "heartwood: %v\n", err)
 		return 2
 	}
 	out, err := config.Effective(&cfg)

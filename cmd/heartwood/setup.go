@@ -45,12 +45,8 @@ func setup(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		fs.BoolVar(&templates, "templates", true, "install the Elasticsearch index templates and retention (at --es-url)")
 		fs.DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for each service to become ready")
 	})
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "heartwood setup: invalid configuration:\n%v\n", err)
-		return 2
+		return configFailed(stderr, "setup", err)
 	}
 	if err := kb.resolve(environ); err != nil {
 		fmt.Fprintf(stderr, "heartwood setup: %v\n", err)

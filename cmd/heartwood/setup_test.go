@@ -111,3 +111,25 @@ func TestSetupExport(t *testing.T) {
 		t.Errorf("setup -h exit code %d, want 0", code)
 	}
 }
+
+// TestHelpAndBadFlags: -h exits 0 for every command; a bad value prints
+// the error and a one-line hint, not every setting; config check prints the
+// node name the agent will use.
+func TestHelpAndBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"run", "-h"}, {"config", "check", "-h"}, {"setup", "-h"}, {"doctor", "-h"},
+		{"ps", "-h"}, {"pause", "-h"}, {"wake", "-h"}, {"-h"}, {"version"}} {
+		if code, _, errOut := runCmd(t, nil, args...); code != 0 {
+			t.Errorf("%v: exit %d\n%s", args, code, errOut)
+		}
+	}
+	code, out, errOut := runCmd(t, nil, "run", "--watchman.pressure", "abc")
+	if code != 2 || strings.Count(errOut, "\n") > 2 || !strings.Contains(errOut, "watchman.pressure") ||
+		!strings.Contains(errOut, "run `heartwood run -h` for the settings") {
+		t.Errorf("bad flag: exit %d, %d lines:\n%s%s", code, strings.Count(errOut, "\n"), out, errOut)
+	}
+	host, _ := os.Hostname()
+	code, out, _ = runCmd(t, nil, "config", "check")
+	if code != 0 || !strings.Contains(out, "node-name: "+host) && !strings.Contains(out, `node-name: "`+host+`"`) {
+		t.Errorf("config check does not show the node name %q:\n%s", host, out)
+	}
+}
