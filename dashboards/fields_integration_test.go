@@ -62,7 +62,7 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		"--shipper.output.dead-letter.namespace", ns,
 		"--shipper.batch-bytes", "4KiB", "--shipper.max-inflight-bytes", "16KiB", "--shipper.max-deleted-files", "0",
 		"--shipper.template.name", "hwtest-dash-" + run, "--shipper.template.patterns", "logs-*-" + ns,
-		"--shipper.template.namespace", ns, "--shipper.template.priority", "170",
+		"--shipper.template.namespace", ns, "--shipper.template.priority", "300",
 		"--watchman.enabled", "--watchman.interval", "500ms", "--watchman.es-interval", "1s", "--watchman.kv-prefix", "heartwood-test/" + run + "/",
 	}
 	startBinary(t, bin, args)
@@ -71,14 +71,14 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		Image: img,
 		Cmd: []string{"sh", "-c", `echo '{"level":"error","message":"json error line"}'; echo '{"level":"warn","message":"json warning"}';` +
 			` echo plain stdout line; echo plain stderr line >&2;` +
-			// Block I/O, for the container_fs_* series.
-			` dd if=/dev/zero of=/io bs=64k count=16 conv=fsync 2>/dev/null; exec sleep 3600`},
+			// Block I/O (direct, to a host directory), for the container_fs_* series.
+			` dd if=/dev/zero of=/data/io bs=64k count=16 oflag=direct 2>/dev/null; exec sleep 3600`},
 		// The labels Swarm puts on a task's container.
 		Labels: map[string]string{"heartwood.logs.json": "true",
 			"com.docker.swarm.service.name": "dashstack_api", "com.docker.swarm.service.id": "svc" + run,
 			"com.docker.swarm.task.name": "dashstack_api.1.task" + run, "com.docker.swarm.task.id": "task" + run,
 			"com.docker.swarm.node.id": "node" + run, "com.docker.stack.namespace": "dashstack"},
-	}})
+	}, HostConfig: &container.HostConfig{Binds: []string{t.TempDir() + ":/data"}}})
 	testenv.Run(t, cli, run, testenv.Spec{Name: "dash-dlq-" + run, Config: &container.Config{
 		Image: img, Cmd: []string{"sh", "-c", "echo 123; echo not-a-number; exec sleep 3600"},
 		Labels: map[string]string{"heartwood.logs.dataset": "dashdlq"},
@@ -125,7 +125,7 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		n := esCount(esURL, "metrics-heartwood.container-"+ns, "container.id:"+idle+" AND heartwood.watchman.state:paused AND heartwood.watchman.reclaimed_cpu_hours:*")
 		return n >= 1, fmt.Sprintf("paused samples=%d", n)
 	})
-	resp, err := http.Post("http://"+listen+"/v1/containers/"+idle+"/wake?reason=dashboards-test", "", nil)
+	resp, err := http.Post("http://"+listen+"/v1/containers/"+idle+"/wake?reason=dashboards-test", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,6 +125,9 @@ func (f *fakeES) Do(_ context.Context, method, path string, body []byte) (int, [
 		f.objs[path] = body
 		f.puts++
 		return 200, []byte(`{"acknowledged":true}`), nil
+	case http.MethodDelete:
+		delete(f.objs, path)
+		return 200, []byte(`{"acknowledged":true}`), nil
 	case http.MethodGet:
 		b, ok := f.objs[path]
 		if !ok {
@@ -163,6 +166,12 @@ func TestInstallIsIdempotent(t *testing.T) {
 	ch, err = o.Install(context.Background(), es, false)
 	if err != nil || len(ch) != 0 || es.puts != 14 {
 		t.Fatalf("second install: changes %v, %d puts, %v", ch, es.puts, err)
+	}
+	// A dead-letter template an earlier version installed is removed.
+	es.objs["/_index_template/heartwood-heartwood.deadletter"] = []byte(`{"index_patterns":["logs-heartwood.deadletter-*"],"priority":250,"_meta":{"managed_by":"heartwood"}}`)
+	ch, err = o.Install(context.Background(), es, false)
+	if _, left := es.objs["/_index_template/heartwood-heartwood.deadletter"]; err != nil || len(ch) != 1 || left {
+		t.Fatalf("legacy template: changes %v, still there %v, %v", ch, left, err)
 	}
 	o.Retention[Logs] = 48 * time.Hour
 	ch, err = o.Install(context.Background(), es, false)

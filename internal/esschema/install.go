@@ -202,6 +202,21 @@ func (o Options) Install(ctx context.Context, c Client, dryRun bool) ([]Change, 
 		items = append(items, item{"index template", "/_index_template/" + t.Name, "/_index_template/" + t.Name, "index_template", t})
 	}
 	var changes []Change
+	// Earlier versions installed a dead-letter index template of their own
+	// at a higher priority; it would shadow the new one.
+	legacy := o.prefix() + "-" + o.Patterns(DeadLetters)[0][len("logs-"):strings.LastIndex(o.Patterns(DeadLetters)[0], "-")]
+	status, body, err := c.Do(ctx, http.MethodGet, "/_index_template/"+legacy, nil)
+	if err != nil {
+		return nil, fmt.Errorf("legacy template %s: %w", legacy, err)
+	}
+	if status == http.StatusOK && strings.Contains(string(body), `"managed_by":"heartwood"`) {
+		changes = append(changes, Change{"removed legacy index template", legacy})
+		if !dryRun {
+			if status, body, err := c.Do(ctx, http.MethodDelete, "/_index_template/"+legacy, nil); err != nil || status != http.StatusOK && status != http.StatusNotFound {
+				return changes, &StatusError{Op: "DELETE legacy index template " + legacy, Status: status, Reason: fmt.Sprint(err, " ", reason(body))}
+			}
+		}
+	}
 	for _, it := range items {
 		same, err := holds(ctx, c, it.get, it.wrap, it.t)
 		if err != nil {
