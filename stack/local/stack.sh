@@ -214,6 +214,7 @@ swarm_init() {
     log "swarm: initialising a one-node Swarm (advertise and listen on 127.0.0.1)"
     docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 \
       --default-addr-pool "$ADDR_POOL" --default-addr-pool-mask-length 24 >/dev/null
+    touch "$WORK/swarm-created" # down leaves the Swarm again
   fi
   local node; node=$(docker info --format '{{.Swarm.NodeID}}')
   docker node update --label-add platform.data=true --label-add platform.es=true "$node" >/dev/null
@@ -227,8 +228,16 @@ node_addr() {
 
 ensure_secret() { # name
   docker secret inspect "$1" >/dev/null 2>&1 && return
-  log "secret $1: creating a random value"
-  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | docker secret create "$1" - >/dev/null
+  # The value is kept in the cache (root only): the data volumes outlive the
+  # Swarm, so a re-created secret must have the value they were made with.
+  local f=$WORK/secrets/$1
+  if [[ ! -s $f ]]; then
+    log "secret $1: new random value"
+    mkdir -p "$WORK/secrets"; chmod 700 "$WORK/secrets"
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+  fi
+  docker secret create "$1" "$f" >/dev/null
+  log "secret $1: created"
 }
 
 # The host's first resolver: Consul forwards names outside .consul to it.
@@ -377,6 +386,15 @@ down() {
     for v in $(docker volume ls -q --filter "label=com.docker.stack.namespace=$STACK"); do
       docker volume rm "$v" >/dev/null && log "volume $v removed"
     done
+  fi
+  # Leave a Swarm this script created once nothing else runs on it, so the
+  # shared engine is back as it was.
+  if [[ -f $WORK/swarm-created ]] && [[ -z $(docker service ls -q 2>/dev/null) ]]; then
+    log "swarm: leaving the one-node Swarm this script created"
+    docker swarm leave --force >/dev/null
+    rm -f "$WORK/swarm-created"
+    local deadline2=$((SECONDS + 30))
+    while ! docker network rm docker_gwbridge >/dev/null 2>&1 && ((SECONDS < deadline2)); do sleep 1; done
   fi
   log "stack $STACK is down"
 }
