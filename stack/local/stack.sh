@@ -259,6 +259,7 @@ stack_env() {
   echo "CONSUL_RECURSOR=$(host_resolver)"
   echo "ES_PUBLISHED_PORT=${ES_PUBLISHED_PORT:-19200}"
   echo "WEB_PUBLISHED_PORT=${WEB_PUBLISHED_PORT:-8080}"
+  echo "KIBANA_PUBLISHED_PORT=${KIBANA_PUBLISHED_PORT:-15601}"
   echo "STACK_NAME=$STACK"
 }
 
@@ -268,7 +269,7 @@ env() { stack_env; }
 # something else (never fight the dev services over a port).
 check_ports() {
   local p owner
-  for p in 8080 19200 18500 18300 18301 18302 19321 53; do
+  for p in 8080 19200 15601 18500 18300 18301 18302 19321 53; do
     owner=$(ss -Hlntup "sport = :$p" 2>/dev/null | grep -v -e dockerd -e '"consul"' | head -n1 || true)
     if [[ -n $owner ]] && ! docker service inspect "${STACK}_consul-server" >/dev/null 2>&1; then
       die "host port $p is taken: $owner"
