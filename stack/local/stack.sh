@@ -168,7 +168,7 @@ build_heartwood() {
     log "image heartwood:$version: cached"
   else
     log "image heartwood:$version: make image"
-    make -s -C "$ROOT" image >"$WORK/build-heartwood.log" 2>&1 ||
+    make -s -C "$ROOT" image VERSION="$version" >"$WORK/build-heartwood.log" 2>&1 ||
       { tail -n 30 "$WORK/build-heartwood.log" >&2; die "make image failed"; }
   fi
   echo "$version" >"$WORK/tag-heartwood"
@@ -403,6 +403,9 @@ down() {
 status() {
   docker service ls --filter "label=com.docker.stack.namespace=$STACK" --format '{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}' | sort
 }
+
+# Sourced (by a test or a debugging shell): define the functions only.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 
 case ${1:-} in
   up|down|images|status|env|deps|test-deps) cmd=${1//-/_}; shift; "$cmd" "$@" ;;
