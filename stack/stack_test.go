@@ -222,7 +222,7 @@ func TestHeartwoodService(t *testing.T) {
 			t.Errorf("%s = %q is not reachable from the host network", k, s.Environment[k])
 		}
 	}
-	if hc := s.Healthcheck; hc == nil || !slices.Equal(hc.Test, []string{"CMD", "/heartwood", "healthcheck"}) {
+	if hc := s.Healthcheck; hc == nil || len(hc.Test) < 3 || !slices.Equal(hc.Test[:3], []string{"CMD", "/heartwood", "healthcheck"}) {
 		t.Errorf("health check = %+v, want the heartwood healthcheck subcommand", hc)
 	}
 	if s.Deploy.UpdateConfig["failure_action"] != "rollback" {

@@ -32,7 +32,7 @@ SUITE=${DEBIAN_SUITE:-bookworm}
 CONSUL_VERSION=${CONSUL_VERSION:-1.14.0}
 FERRETDB_VERSION=${FERRETDB_VERSION:-1.24.2}
 ES_VERSION=${ES_VERSION:-8.15.5}
-WAIT_TIMEOUT=${STACK_WAIT_TIMEOUT:-600}
+WAIT_TIMEOUT=${STACK_WAIT_TIMEOUT:-900}
 # The Swarm's bridge to the host; the node's Consul agent listens on its
 # gateway so that containers reach it (DNS and HTTP).
 GWBRIDGE_SUBNET=${GWBRIDGE_SUBNET:-10.119.0.0/24}
@@ -303,11 +303,18 @@ service_state() {
     echo "wait job running"; return
   fi
   running=0 healthy=0
-  for c in $(docker ps -q --filter "label=com.docker.swarm.service.name=$name" --filter status=running); do
+  local paused=0
+  for c in $(docker ps -q --filter "label=com.docker.swarm.service.name=$name" --filter status=running --filter status=paused); do
     running=$((running + 1))
-    h=$(docker inspect "$c" --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}')
-    [[ $h == healthy ]] && healthy=$((healthy + 1))
+    h=$(docker inspect "$c" --format '{{.State.Paused}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}')
+    # A paused container (an idle trainer Heartwood paused) reports
+    # "unhealthy" without a probe; it is ready: a connection wakes it.
+    case $h in
+      "true "*) paused=$((paused + 1)); healthy=$((healthy + 1)) ;;
+      *" healthy") healthy=$((healthy + 1)) ;;
+    esac
   done
+  if ((paused > 0 && running >= want && healthy >= want)); then echo "ok $healthy/$want running, $paused paused while idle"; return; fi
   if ((running >= want && healthy >= want)); then echo "ok $healthy/$want running, healthy"; else echo "wait $running/$want running, $healthy healthy"; fi
 }
 
