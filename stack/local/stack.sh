@@ -302,9 +302,16 @@ service_state() {
     ((want == 0)) && { echo "done 0 replicas"; return; }
     echo "wait job running"; return
   fi
+  # A rolling update in progress is not ready, and only containers of
+  # tasks that are meant to run count (not the ones being replaced).
+  local upd; upd=$(docker service inspect "$name" --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}')
+  if [[ $upd == updating || $upd == rollback_started ]]; then echo "wait $upd"; return; fi
+  local tasks; tasks=" $(docker service ps -q --no-trunc --filter desired-state=running "$name" | tr '\n' ' ') "
   running=0 healthy=0
-  local paused=0
+  local paused=0 task
   for c in $(docker ps -q --filter "label=com.docker.swarm.service.name=$name" --filter status=running --filter status=paused); do
+    task=$(docker inspect "$c" --format '{{index .Config.Labels "com.docker.swarm.task.id"}}')
+    [[ $tasks == *" $task "* ]] || continue
     running=$((running + 1))
     h=$(docker inspect "$c" --format '{{.State.Paused}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}')
     # A paused container (an idle trainer Heartwood paused) reports
