@@ -71,7 +71,7 @@ func TestSettingsFromLabels(t *testing.T) {
 }
 
 func TestSourceOf(t *testing.T) {
-	s := &Shipper{cfg: DefaultConfig(), deps: Deps{SelfContainerID: "self123"}}
+	s := &Shipper{cfg: DefaultConfig(), deps: Deps{SelfContainerID: "5e1f12345678"}}
 	s.cfg.Selector = []string{"team=shop"}
 	c := func(id, driver string, labels map[string]string) *inventory.Container {
 		return &inventory.Container{ID: id, LogDriver: driver, Labels: labels}
@@ -83,7 +83,7 @@ func TestSourceOf(t *testing.T) {
 		want logSource
 	}{
 		{"json-file", c("a", "json-file", shop), fileLogs},
-		{"self", c("self123abc", "json-file", shop), skipLogs},
+		{"self", c("5e1f123456789abcdef", "json-file", shop), skipLogs},
 		{"not selected", c("b", "json-file", nil), skipLogs},
 		{"opted out", c("d", "json-file", map[string]string{"team": "shop", LabelEnable: "false"}), skipLogs},
 		{"none driver", c("e", "none", shop), skipLogs},

@@ -21,6 +21,7 @@ type metrics struct {
 	readers         prometheus.Gauge
 	inflightBytes   prometheus.Gauge
 	checkpointFails prometheus.Counter
+	panics          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,12 +55,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Bytes of documents read and not yet acknowledged."}),
 		checkpointFails: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "checkpoint_write_errors_total",
 			Help: "Failed checkpoint file writes."}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "panics_recovered_total",
+			Help: "Panics recovered in log readers, by where (record: one record skipped; reader: the container's reader stopped)."}, []string{"where"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.linesRead, m.bytesRead, m.events, m.eventsAcked, m.bytesAcked,
-		m.malformed, m.truncated, m.gaps, m.lostBytes, m.headroomWarns, m.lag, m.readers, m.inflightBytes, m.checkpointFails} {
+		m.malformed, m.truncated, m.gaps, m.lostBytes, m.headroomWarns, m.lag, m.readers, m.inflightBytes, m.checkpointFails, m.panics} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register shipper metrics: %w", err)
 		}
