@@ -25,6 +25,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/inventory"
 )
@@ -140,23 +141,26 @@ func (it *itest) count(index string) int {
 	return r.Count
 }
 
-// waitCount waits until index holds want documents and stays there.
+// waitCount waits until index holds want documents and stays there for a
+// second.
 func (it *itest) waitCount(index string, want int, timeout time.Duration) {
 	it.t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := -1
-	for time.Now().Before(deadline) {
+	var since time.Time
+	poll.Until(it.t, timeout, fmt.Sprintf("%s to hold %d documents", index, want), func() (bool, string) {
 		n := it.count(index)
-		if n == want && last == want {
-			return
-		}
 		if n > want {
 			it.t.Fatalf("%s holds %d documents, more than the %d lines written", index, n, want)
 		}
-		last = n
-		time.Sleep(time.Second)
-	}
-	it.t.Fatalf("%s holds %d documents after %v, want %d", index, last, timeout, want)
+		if n != want {
+			since = time.Time{}
+			time.Sleep(200 * time.Millisecond) // spare Elasticsearch
+			return false, fmt.Sprintf("%d documents", n)
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		return time.Since(since) >= time.Second, ""
+	})
 }
 
 type esDoc struct {
@@ -261,13 +265,7 @@ func TestIntegrationExactlyOnceRestartAndCrash(t *testing.T) {
 	a := it.start(es, nil)
 	// Mid-stream: snapshot the checkpoints (what a crash would leave on
 	// disk), then stop and restart.
-	deadline := time.Now().Add(2 * time.Minute)
-	for it.count(index) < containers*lines/4 {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	poll.UntilTrue(t, 2*time.Minute, "a quarter of the lines shipped", func() bool { return it.count(index) >= containers*lines/4 })
 	time.Sleep(1500 * time.Millisecond) // let a checkpoint flush
 	cpPath := filepath.Join(it.data, "shipper-checkpoints.json")
 	early, err := os.ReadFile(cpPath)
@@ -310,13 +308,7 @@ func TestIntegrationElasticsearchOutage(t *testing.T) {
 	}
 	const bound = 256 << 10
 	r := it.start(proxy.Addr, func(c *Config) { c.MaxInflightBytes = bound; c.BatchBytes = 32 << 10 })
-	deadline := time.Now().Add(time.Minute)
-	for it.count(index) < 500 {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress before the outage")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	poll.UntilTrue(t, time.Minute, "500 lines shipped before the outage", func() bool { return it.count(index) >= 500 })
 	proxy.Cut()
 	peak := int64(0)
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
@@ -460,13 +452,7 @@ func counterValue(reg *prometheus.Registry, name, outcome string) float64 {
 
 func waitMetric(t *testing.T, reg *prometheus.Registry, name, outcome string, atLeast float64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for counterValue(reg, name, outcome) < atLeast {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s{outcome=%q} stayed below %v", name, outcome, atLeast)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll.UntilTrue(t, timeout, fmt.Sprintf("%s{outcome=%q} to reach %v", name, outcome, atLeast), func() bool { return counterValue(reg, name, outcome) >= atLeast })
 }
 
 func TestIntegrationDockerAPIFallback(t *testing.T) {
@@ -476,13 +462,7 @@ func TestIntegrationDockerAPIFallback(t *testing.T) {
 	const n = 3000
 	it.runDriver("api", lineScript("api", n, 200, ""), nil, "local", nil)
 	a := it.start(es, nil)
-	deadline := time.Now().Add(time.Minute)
-	for it.count(index) < n/5 {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress through the Docker logs API")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	poll.UntilTrue(t, time.Minute, "progress through the Docker logs API", func() bool { return it.count(index) >= n/5 })
 	a.stop()
 	b := it.start(es, nil)
 	it.waitCount(index, n, 2*time.Minute)
@@ -501,20 +481,13 @@ func TestIntegrationRemovedContainerDrains(t *testing.T) {
 	script := strings.TrimSuffix(lineScript("gone", n, 0, ""), "; sleep 3600")
 	id := it.run("gone", script, nil, nil)
 	// Wait for the container to write everything and exit, then remove it.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(t, time.Minute, "the container to finish writing and exit", func() (bool, string) {
 		in, err := it.cli.ContainerInspect(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if in.State.Status == "exited" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("container did not finish writing")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return in.State.Status == "exited", in.State.Status
+	})
 	if r.s.DescribeContainer(id) == nil {
 		t.Fatal("no reader for the container before its removal")
 	}
@@ -532,13 +505,7 @@ func TestIntegrationPausedContainerKeepsState(t *testing.T) {
 	const n = 2000
 	id := it.run("paused", lineScript("paused", n, 300, ""), nil, nil)
 	r := it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
-	deadline := time.Now().Add(time.Minute)
-	for it.count(index) < 300 {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll.UntilTrue(t, time.Minute, "300 lines shipped", func() bool { return it.count(index) >= 300 })
 	ctx := context.Background()
 	if err := it.cli.ContainerPause(ctx, id); err != nil {
 		t.Fatal(err)
@@ -585,13 +552,12 @@ func TestIntegrationSendEvent(t *testing.T) {
 
 func waitReady(t *testing.T, s *Shipper) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for s.Ready() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("shipper not ready: %v", s.Ready())
+	poll.Until(t, time.Minute, "shipper ready", func() (bool, string) {
+		if err := s.Ready(); err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 // sumMetric adds up every series of a counter family.
@@ -632,14 +598,8 @@ func TestIntegrationKill9(t *testing.T) {
 		return cmd
 	}
 	first := start()
-	deadline := time.Now().Add(2 * time.Minute)
-	for it.count(index) < containers*lines/3 {
-		if time.Now().After(deadline) {
-			_ = first.Process.Kill()
-			t.Fatal("no progress before the kill")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	t.Cleanup(func() { _ = first.Process.Kill() })
+	poll.UntilTrue(t, 2*time.Minute, "a third of the lines shipped before the kill", func() bool { return it.count(index) >= containers*lines/3 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -14,49 +14,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
+	"github.com/heartwood-ops/heartwood/internal/poll"
+	"github.com/heartwood-ops/heartwood/inventory/inventorytest"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 
-// fakeDocker serves a fixed set of containers to a real inventory.
-type fakeDocker struct {
-	mu         sync.Mutex
-	containers map[string]container.InspectResponse
-}
-
-func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
-	return make(chan events.Message), make(chan error)
-}
-
-func (f *fakeDocker) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []container.Summary
-	for id := range f.containers {
-		out = append(out, container.Summary{ID: id})
+// fakeContainer is a running json-file container for the fake inventory.
+func fakeContainer(id string, labels map[string]string) *inventory.Container {
+	c := inventorytest.Container(id, id[:8])
+	c.Image, c.LogDriver = "busybox:latest", "json-file"
+	if labels != nil {
+		c.Labels = labels
 	}
-	return out, nil
-}
-
-func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.containers[id], nil
-}
-
-func fakeContainer(id string, labels map[string]string) container.InspectResponse {
-	return container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{
-			ID: id, Name: "/" + id[:8],
-			State:      &container.State{Status: "running", Running: true},
-			HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}},
-		},
-		Config: &container.Config{Image: "busybox:latest", Labels: labels},
-	}
+	return c
 }
 
 // fakeOutput acknowledges documents in random order, a fraction of them
@@ -124,14 +98,13 @@ type env struct {
 	t    testing.TB
 	root string
 	data string
-	fd   *fakeDocker
-	inv  *inventory.Inventory
+	inv  *inventorytest.Fake
 	// cfgMut adjusts the test config before New.
 	cfgMut func(*Config)
 }
 
 func newEnv(t *testing.T) *env {
-	e := &env{t: t, root: t.TempDir(), data: t.TempDir(), fd: &fakeDocker{containers: map[string]container.InspectResponse{}}}
+	e := &env{t: t, root: t.TempDir(), data: t.TempDir(), inv: inventorytest.New()}
 	return e
 }
 
@@ -139,9 +112,7 @@ func (e *env) addContainer(id string, labels map[string]string) string {
 	if err := os.MkdirAll(filepath.Join(e.root, id), 0o755); err != nil {
 		e.t.Fatal(err)
 	}
-	e.fd.mu.Lock()
-	e.fd.containers[id] = fakeContainer(id, labels)
-	e.fd.mu.Unlock()
+	e.inv.Set("create", fakeContainer(id, labels))
 	return filepath.Join(e.root, id, id+"-json.log")
 }
 
@@ -162,10 +133,7 @@ func appendLines(t *testing.T, path string, lines ...string) {
 // start runs an inventory and a shipper until the returned stop is called.
 func (e *env) start(out Output) (*Shipper, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	inv := inventory.New(e.fd, inventory.Options{})
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = inv.Run(ctx) })
-	<-inv.Synced()
 	cfg := DefaultConfig()
 	cfg.ContainersRoot = e.root
 	cfg.PollInterval = 20 * time.Millisecond
@@ -175,7 +143,7 @@ func (e *env) start(out Output) (*Shipper, func()) {
 	if e.cfgMut != nil {
 		e.cfgMut(&cfg)
 	}
-	s, err := New(cfg, Deps{Source: inv, Output: out, DataDir: e.data, NodeName: "node1", AgentVersion: "test",
+	s, err := New(cfg, Deps{Source: e.inv, Output: out, DataDir: e.data, NodeName: "node1", AgentVersion: "test",
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		e.t.Fatal(err)
@@ -186,16 +154,6 @@ func (e *env) start(out Output) (*Shipper, func()) {
 		}
 	})
 	return s, func() { cancel(); wg.Wait() }
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func expectExactlyOnce(t *testing.T, out *fakeOutput, want []string) {
@@ -233,20 +191,20 @@ func TestExactlyOnceAcrossRestartAndRotation(t *testing.T) {
 	write(0, 500)
 	out := newFakeOutput()
 	_, stop := e.start(out)
-	waitFor(t, "first 1000 lines", func() bool { return len(out.messages()) == 1000 })
+	poll.UntilTrue(t, 20*time.Second, "first 1000 lines", func() bool { return len(out.messages()) == 1000 })
 	// Rotate one container's file like json-file does, write more.
 	p := paths[ids[0]]
 	if err := os.Rename(p, p+".1"); err != nil {
 		t.Fatal(err)
 	}
 	write(500, 800)
-	waitFor(t, "1600 lines", func() bool { return len(out.messages()) == 1600 })
+	poll.UntilTrue(t, 20*time.Second, "1600 lines", func() bool { return len(out.messages()) == 1600 })
 	stop()
 
 	// Lines written while stopped, then a new run on the same data dir.
 	write(800, 1000)
 	_, stop = e.start(out)
-	waitFor(t, "2000 lines", func() bool { return len(out.messages()) == 2000 })
+	poll.UntilTrue(t, 20*time.Second, "2000 lines", func() bool { return len(out.messages()) == 2000 })
 	time.Sleep(100 * time.Millisecond)
 	stop()
 	expectExactlyOnce(t, out, want)
@@ -264,7 +222,7 @@ func TestCrashWithoutAcksReplaysWithSameIDs(t *testing.T) {
 	}
 	out := newFakeOutput()
 	_, stop := e.start(out)
-	waitFor(t, "300 lines", func() bool { return len(out.messages()) == 300 })
+	poll.UntilTrue(t, 20*time.Second, "300 lines", func() bool { return len(out.messages()) == 300 })
 	stop()
 	// A crash: accepted documents whose acknowledgements never came back.
 	// Simulate by deleting the checkpoint file (as if never flushed).
@@ -272,7 +230,7 @@ func TestCrashWithoutAcksReplaysWithSameIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, stop = e.start(out)
-	waitFor(t, "replay as duplicates", func() bool {
+	poll.UntilTrue(t, 20*time.Second, "replay as duplicates", func() bool {
 		out.mu.Lock()
 		defer out.mu.Unlock()
 		return out.dups == 300
@@ -304,7 +262,7 @@ func TestMultilineAndJSONLabels(t *testing.T) {
 	appendLines(t, p, string(big[:16<<10]), string(big[16<<10:32<<10]), string(big[32<<10:])+"\n", "last\n")
 	out := newFakeOutput()
 	_, stop := e.start(out)
-	waitFor(t, "6 events", func() bool { return len(out.messages()) == 6 })
+	poll.UntilTrue(t, 20*time.Second, "6 events", func() bool { return len(out.messages()) == 6 })
 	stop()
 	got := out.messages()
 	for _, w := range []string{"before", trace[:len(trace)-1], "structured", "after", string(big), "last"} {
@@ -331,7 +289,7 @@ func splitKeep(s string) []string {
 // 100-byte lines into an output that discards and acknowledges at once.
 func BenchmarkPipeline(b *testing.B) {
 	const lines = 200_000
-	e := &env{t: b, root: b.TempDir(), fd: &fakeDocker{containers: map[string]container.InspectResponse{}},
+	e := &env{t: b, root: b.TempDir(), inv: inventorytest.New(),
 		cfgMut: func(c *Config) {
 			d := DefaultConfig()
 			c.BatchBytes, c.MaxInflightBytes = d.BatchBytes, d.MaxInflightBytes
