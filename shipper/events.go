@@ -23,20 +23,7 @@ type gapEvent struct {
 // sendGap writes a gap event to the container's data stream (best effort:
 // not tracked by checkpoints).
 func (s *Shipper) sendGap(ctx context.Context, id string, set settings, g gapEvent) {
-	now := time.Now().UTC()
-	doc := map[string]any{
-		"@timestamp":  now.Format(time.RFC3339Nano),
-		"message":     fmt.Sprintf("heartwood: container log data lost before it could be shipped: %s", g.reason),
-		"event":       map[string]any{"kind": "event", "action": "log-gap", "reason": g.reason, "dataset": set.dataset},
-		"tags":        []string{"gap"},
-		"container":   map[string]any{"id": id},
-		"host":        map[string]any{"name": s.deps.NodeName},
-		"agent":       map[string]any{"type": ecs.AgentType, "version": s.deps.AgentVersion},
-		"data_stream": map[string]any{"type": "logs", "dataset": set.dataset, "namespace": set.namespace},
-	}
-	if g.bytes >= 0 {
-		doc["heartwood"] = map[string]any{"gap": map[string]any{"bytes": g.bytes}}
-	}
+	doc := gapDoc(time.Now().UTC(), id, set, g, s.deps.NodeName, s.deps.AgentVersion)
 	body, err := json.Marshal(doc)
 	if err != nil {
 		return
@@ -46,6 +33,24 @@ func (s *Shipper) sendGap(ctx context.Context, id string, set settings, g gapEve
 	if err := s.out.Write(ctx, []esout.Doc{d}, func([]esout.Result) {}); err != nil {
 		s.log.Warn("send gap event", "err", err)
 	}
+}
+
+// gapDoc is the document of a gap event.
+func gapDoc(now time.Time, id string, set settings, g gapEvent, node, version string) map[string]any {
+	doc := map[string]any{
+		"@timestamp":  now.Format(time.RFC3339Nano),
+		"message":     fmt.Sprintf("heartwood: container log data lost before it could be shipped: %s", g.reason),
+		"event":       map[string]any{"kind": "event", "action": "log-gap", "reason": g.reason, "dataset": set.dataset},
+		"tags":        []string{"gap"},
+		"container":   map[string]any{"id": id},
+		"host":        map[string]any{"name": node},
+		"agent":       map[string]any{"type": ecs.AgentType, "version": version},
+		"data_stream": map[string]any{"type": "logs", "dataset": set.dataset, "namespace": set.namespace},
+	}
+	if g.bytes >= 0 {
+		doc["heartwood"] = map[string]any{"gap": map[string]any{"bytes": g.bytes}}
+	}
+	return doc
 }
 
 // SendEvent ships one document to logs-<dataset>-<namespace> (the
