@@ -219,3 +219,8 @@ func (c OutputConfig) writerConfig() esout.Config {
 	w.MaxInflightBytes = 0
 	return w
 }
+
+// deadLetterStream is the dead-letter data stream's name.
+func (c OutputConfig) deadLetterStream() string {
+	return "logs-" + c.DeadLetter.Dataset + "-" + c.DeadLetter.Namespace
+}

@@ -95,3 +95,62 @@ func TestSourceOf(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelsCannotTargetAgentStreams: a container's dataset/namespace
+// labels cannot send its logs into the agent's own streams (dead letters,
+// watchman decisions, or any heartwood.* dataset); such a label is
+// reported as malformed and the defaults are used.
+func TestLabelsCannotTargetAgentStreams(t *testing.T) {
+	custom := DefaultConfig()
+	custom.Output.DeadLetter.Dataset, custom.Output.DeadLetter.Namespace = "quarantine", "ops"
+	tests := []struct {
+		name   string
+		cfg    Config
+		labels map[string]string
+		index  string
+	}{
+		{"dead letters", DefaultConfig(), map[string]string{LabelDataset: "heartwood.deadletter"}, "logs-docker.container-default"},
+		{"watchman decisions", DefaultConfig(), map[string]string{LabelDataset: "heartwood.watchman", LabelNamespace: "prod"}, "logs-docker.container-prod"},
+		{"any heartwood dataset", DefaultConfig(), map[string]string{LabelDataset: "heartwood"}, "logs-docker.container-default"},
+		{"configured dead-letter stream", custom, map[string]string{LabelDataset: "quarantine", LabelNamespace: "ops"}, "logs-docker.container-default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := settingsFor(tt.cfg, &inventory.Container{Labels: tt.labels})
+			if s.index() != tt.index || len(s.problems) == 0 {
+				t.Fatalf("index %s, problems %q; want %s and the label reported", s.index(), s.problems, tt.index)
+			}
+		})
+	}
+	ok := settingsFor(DefaultConfig(), &inventory.Container{Labels: map[string]string{LabelDataset: "heartwoodish.app"}})
+	if ok.index() != "logs-heartwoodish.app-default" || len(ok.problems) != 0 {
+		t.Fatalf("an unrelated dataset was rejected: %s %q", ok.index(), ok.problems)
+	}
+}
+
+// FuzzLabelSettings: container labels come from container owners; any
+// values give settings without a panic, a valid data stream name, and never
+// one of the agent's own streams.
+func FuzzLabelSettings(f *testing.F) {
+	f.Add("false", "shop.web", "prod", "true", `^\s`, "true", "after", "java")
+	f.Add("maybe", "heartwood.deadletter", "default", "x", "(", "no", "sideways", "cobol")
+	f.Add("", "A-B", "ns ", "", "", "", "", "")
+	cfg := DefaultConfig()
+	f.Fuzz(func(t *testing.T, enable, dataset, namespace, js, pattern, negate, match, preset string) {
+		c := &inventory.Container{Labels: map[string]string{LabelEnable: enable, LabelDataset: dataset, LabelNamespace: namespace,
+			LabelJSON: js, LabelMultilinePattern: pattern, LabelMultilineNegate: negate, LabelMultilineMatch: match, LabelMultilinePreset: preset}}
+		s := settingsFor(cfg, c)
+		if err := validDataStreamPart(s.dataset); err != nil {
+			t.Fatalf("dataset %q: %v", s.dataset, err)
+		}
+		if err := validDataStreamPart(s.namespace); err != nil {
+			t.Fatalf("namespace %q: %v", s.namespace, err)
+		}
+		if strings.HasPrefix(s.dataset, "heartwood") && (s.dataset == "heartwood" || strings.HasPrefix(s.dataset, "heartwood.")) {
+			t.Fatalf("labels reached the agent's stream %s", s.index())
+		}
+		if s.multiline.Enabled() && s.multiline.MaxBytes != int(cfg.MaxEventBytes) {
+			t.Fatalf("multiline max bytes %d", s.multiline.MaxBytes)
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -132,8 +133,17 @@ func (it *itest) http(method, path string, body []byte) []byte {
 	return b
 }
 
+// count returns the documents of index; 0 while a just-created data
+// stream's shard is not active yet (503).
 func (it *itest) count(index string) int {
-	it.http("POST", "/"+index+"/_refresh?ignore_unavailable=true&allow_no_indices=true", nil)
+	resp, err := http.Post(it.esURL+"/"+index+"/_refresh?ignore_unavailable=true&allow_no_indices=true", "application/json", nil)
+	if err != nil {
+		it.t.Fatalf("refresh %s: %v", index, err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return 0
+	}
 	var r struct {
 		Count int `json:"count"`
 	}
@@ -628,4 +638,46 @@ func TestShipperProcessHelper(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	os.Exit(0)
+}
+
+// TestIntegrationTTYLineWithoutNewline: a TTY container with the local log
+// driver (read through the Docker logs API, not multiplexed) prints 32 MB
+// without a newline, then one more line. The shipper ships the long line's
+// first max-event-bytes as one event tagged truncated, skips the rest,
+// ships the next line, and its heap does not grow with the long line.
+func TestIntegrationTTYLineWithoutNewline(t *testing.T) {
+	it := newITest(t)
+	index := "logs-docker.container-" + it.ns
+	const maxEvent = 64 << 10
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := it.start(strings.TrimPrefix(it.esURL, "http://"), func(c *Config) { c.MaxEventBytes = maxEvent })
+	defer r.stop()
+	testenv.Run(t, it.cli, it.runID, testenv.Spec{
+		Name: "tty-" + it.runID,
+		Config: &container.Config{Image: it.image, Tty: true, Labels: map[string]string{},
+			Cmd: []string{"sh", "-c", `head -c 32000000 /dev/zero | tr '\0' x; printf '\nafter the long line\n'; sleep 3600`}},
+		HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "local"}},
+	})
+	peak := uint64(0)
+	poll.UntilTrue(t, 3*time.Minute, "the long line and the next one shipped", func() bool {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+		return it.count(index) >= 2
+	})
+	it.waitCount(index, 2, time.Minute)
+	docs := it.fetchAll(index)
+	long, next := docs[0], docs[1]
+	if len(long.Message) != maxEvent || !contains(long.Tags, "truncated") || !strings.HasPrefix(long.Message, "xxxxxxxx") {
+		t.Fatalf("long line shipped as %d bytes (%.20q…) with tags %v, want %d bytes tagged truncated", len(long.Message), long.Message, long.Tags, maxEvent)
+	}
+	if !strings.HasPrefix(next.Message, "after the long line") {
+		t.Fatalf("next event %.80q, want the line after the long one", next.Message)
+	}
+	if grew := int64(peak) - int64(before.HeapInuse); grew > 24<<20 {
+		t.Fatalf("heap grew by %d bytes while a 32 MB line was read", grew)
+	}
+	t.Logf("heap in use: %d bytes before, peak %d", before.HeapInuse, peak)
 }
