@@ -125,6 +125,11 @@ func New(cfg Config, deps Deps) (*Shipper, error) {
 	if err != nil {
 		return nil, err
 	}
+	if q := store.Quarantined(); q != nil {
+		m.checkpointsQuarantined.Inc()
+		deps.Logger.Error("checkpoint file unreadable; moved aside, containers start from the beginning of their logs (already shipped lines are rejected as duplicates)",
+			"err", q.Err, "moved_to", q.Path)
+	}
 	var eph [8]byte
 	_, _ = rand.Read(eph[:])
 	s := &Shipper{

@@ -18,6 +18,7 @@ import (
 	"github.com/heartwood-ops/heartwood/inventory/inventorytest"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
@@ -343,4 +344,33 @@ func (o *countingOutput) Write(_ context.Context, docs []esout.Doc, ack func([]e
 	o.n.Add(int64(len(docs)))
 	ack(res)
 	return nil
+}
+
+// TestCorruptCheckpointQuarantined: a checkpoint file that does not parse
+// does not stop the shipper: it is moved aside and counted, and the
+// container's logs are read from the beginning of the files Docker keeps.
+func TestCorruptCheckpointQuarantined(t *testing.T) {
+	e := newEnv(t)
+	id := "9999999999990000000000000000000000000000000000000000000000000009"
+	p := e.addContainer(id, nil)
+	var want []string
+	for i := range 50 {
+		l := fmt.Sprintf("after corruption %d", i)
+		want = append(want, l)
+		appendLines(t, p, l+"\n")
+	}
+	if err := os.WriteFile(filepath.Join(e.data, "shipper-checkpoints.json"), []byte(`{"version":1,"containers":{"`+id+`":{"off`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := newFakeOutput()
+	s, stop := e.start(out)
+	poll.UntilTrue(t, 20*time.Second, "50 lines", func() bool { return len(out.messages()) == 50 })
+	stop()
+	expectExactlyOnce(t, out, want)
+	if n := testutil.ToFloat64(s.m.checkpointsQuarantined); n != 1 {
+		t.Fatalf("quarantined checkpoint files = %v, want 1", n)
+	}
+	if m, _ := filepath.Glob(filepath.Join(e.data, "shipper-checkpoints.json.corrupt-*")); len(m) != 1 {
+		t.Fatalf("quarantined files %v, want 1", m)
+	}
 }
