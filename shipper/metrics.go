@@ -73,3 +73,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// forget deletes a removed container's series.
+func (m *metrics) forget(container string) {
+	m.lag.DeleteLabelValues(container)
+	m.gaps.DeleteLabelValues(container)
+	m.lostBytes.DeleteLabelValues(container)
+	m.headroomWarns.DeleteLabelValues(container)
+}

@@ -306,7 +306,7 @@ func (s *Shipper) ensureReader(ctx context.Context, wg *sync.WaitGroup, c *inven
 		s.mu.Unlock()
 		s.m.readers.Dec()
 		if gone {
-			s.m.lag.DeleteLabelValues(short)
+			s.m.forget(short)
 		}
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/heartwood-ops/heartwood/inventory"
+	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 
@@ -372,5 +373,45 @@ func TestCorruptCheckpointQuarantined(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(e.data, "shipper-checkpoints.json.corrupt-*")); len(m) != 1 {
 		t.Fatalf("quarantined files %v, want 1", m)
+	}
+}
+
+// TestRemovedContainerSeriesDeleted: once a removed container is drained,
+// its per-container series (gaps, lost bytes, headroom warnings, lag) are
+// deleted, so that churn does not grow /metrics without bound.
+func TestRemovedContainerSeriesDeleted(t *testing.T) {
+	e := newEnv(t)
+	id := "8888888888880000000000000000000000000000000000000000000000000008"
+	p := e.addContainer(id, nil)
+	appendLines(t, p, "one\n", "two\n")
+	// A checkpoint in a file that no longer exists: the reader reports a gap.
+	st, err := checkpoint.Open(e.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Set(id, checkpoint.Entry{File: checkpoint.FileID{Dev: 1, Ino: 1, FP: 1}, Offset: 10})
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	out := newFakeOutput()
+	s, stop := e.start(out)
+	defer stop()
+	poll.UntilTrue(t, 20*time.Second, "2 lines and the gap event", func() bool { return len(out.messages()) == 3 })
+	short := id[:12]
+	if n := testutil.ToFloat64(s.m.gaps.WithLabelValues(short)); n != 1 {
+		t.Fatalf("gaps = %v, want 1", n)
+	}
+	s.m.headroomWarns.WithLabelValues(short).Add(0)
+	s.m.lostBytes.WithLabelValues(short).Add(0)
+	if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+		t.Fatal(err)
+	}
+	e.inv.Remove(id)
+	poll.UntilTrue(t, 20*time.Second, "the removed container's reader to finish", func() bool { return testutil.ToFloat64(s.m.readers) == 0 })
+	for name, c := range map[string]prometheus.Collector{"gaps": s.m.gaps, "lost bytes": s.m.lostBytes,
+		"headroom warnings": s.m.headroomWarns, "lag": s.m.lag} {
+		if n := testutil.CollectAndCount(c); n != 0 {
+			t.Errorf("%s: %d series left after the container was removed", name, n)
+		}
 	}
 }
