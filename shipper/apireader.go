@@ -31,7 +31,6 @@ import (
 // and skips the records already seen, so _ids (derived from the position)
 // repeat exactly on replay.
 type apiReader struct {
-	lifecycle
 	batch
 	docker DockerLogs
 	log    *slog.Logger
@@ -50,6 +49,7 @@ func newAPIReader(b batchConfig, log *slog.Logger, set settings, docker DockerLo
 	h.Write([]byte("/docker-logs-api"))
 	r := &apiReader{batch: batch{batchConfig: b}, docker: docker, log: log, key: h.Sum64(), asm: partial.New(b.p.maxEventBytes)}
 	r.appendID = r.appendAPIID
+	r.abandon = r.giveUp
 	if set.multiline.Enabled() {
 		r.ml, _ = multiline.New(set.multiline) // validated in settingsFor
 	}
@@ -73,7 +73,7 @@ func (r *apiReader) run(ctx context.Context) {
 		r.lastTS, r.lastIdx = cp.Time, uint32(max(cp.Offset-1, 0))
 	}
 	wait := backoff.New(r.p.pollInterval, 5*time.Second)
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !r.abandoned {
 		read, err := r.stream(ctx, ts, skip)
 		if ctx.Err() != nil {
 			return
@@ -228,4 +228,13 @@ func (r *apiReader) describe() any {
 	cp, _ := r.trk.checkpoint()
 	return map[string]any{"source": "docker-logs-api", "data_stream": r.index,
 		"checkpoint": cp, "inflight_events": r.trk.inflight(), "removed": r.isRemoved()}
+}
+
+// giveUp is how a removed container's reader gives up after the removal
+// grace while it cannot hand over its data: the loss is reported as a gap
+// of unknown size.
+func (r *apiReader) giveUp(ctx context.Context) {
+	r.c.m.gaps.WithLabelValues(r.short).Inc()
+	r.log.Warn("removed container's unshipped logs dropped after the removal grace")
+	r.c.gap(ctx, gapEvent{bytes: -1, reason: "container removed; its logs could not be shipped within the removal grace"})
 }

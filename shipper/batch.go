@@ -23,10 +23,16 @@ const refreshEvery = time.Second
 // lag. Only the reader's goroutine calls its methods, except acked.
 type batch struct {
 	batchConfig
+	lifecycle
 	// appendID appends the raw (unencoded) _id of the event to dst.
 	appendID func(dst []byte, l *logline.Line) []byte
 	// waiting is called about once a second while the budget is full.
 	waiting func(ctx context.Context)
+	// abandon reports what a removed container loses when its reader
+	// gives up (see acquire).
+	abandon func(ctx context.Context)
+	// abandoned is set once the reader gave up.
+	abandoned bool
 
 	trk tracker
 	seq uint64
@@ -186,8 +192,15 @@ func (b *batch) submit(ctx context.Context) bool {
 
 // acquire takes n bytes from the in-flight budget. While it waits
 // (Elasticsearch slow or down) it calls waiting about once a second.
+//
+// A removed container's reader that still waits when the removal grace
+// has passed gives up: it reports its unread data as lost and stops, so
+// that the deleted files it holds open are released.
 func (b *batch) acquire(ctx context.Context, n int64) bool {
 	for {
+		if b.abandoned {
+			return false
+		}
 		actx, cancel := context.WithTimeout(ctx, refreshEvery)
 		err := b.c.budget.acquire(actx, b.slot, n)
 		cancel()
@@ -195,6 +208,14 @@ func (b *batch) acquire(ctx context.Context, n int64) bool {
 			return true
 		}
 		if ctx.Err() != nil {
+			return false
+		}
+		if b.isRemoved() && time.Now().After(b.graceDeadline(b.p.removalGrace)) {
+			b.abandoned = true
+			if b.abandon != nil {
+				b.abandon(ctx)
+			}
+			b.c.store.Delete(b.id)
 			return false
 		}
 		if b.waiting != nil {

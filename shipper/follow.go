@@ -31,7 +31,6 @@ const (
 // (partial, multiline) and hands events to its batch. Its goroutine owns
 // every field except those of lifecycle and under mu.
 type fileReader struct {
-	lifecycle
 	batch
 	log *slog.Logger
 	cap int64 // Docker's max-size × max-file, 0 if unbounded
@@ -75,6 +74,7 @@ func newFileReader(b batchConfig, log *slog.Logger, set settings, o fileReaderOp
 	r.slabHint = int(b.p.batchBytes)
 	r.appendID = r.appendFileID
 	r.waiting = r.watch
+	r.abandon = r.giveUp
 	if set.multiline.Enabled() {
 		r.ml, _ = multiline.New(set.multiline) // validated in settingsFor
 	}
@@ -109,7 +109,7 @@ func (r *fileReader) run(ctx context.Context) {
 	lastRefresh := time.Now()
 	idle := r.p.pollInterval
 	folRemoved := false
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !r.abandoned {
 		if !folRemoved && r.isRemoved() {
 			r.fol.Removed() // drain everything: the files can only be deleted now
 			folRemoved = true
@@ -282,7 +282,7 @@ func (r *fileReader) process(ctx context.Context) bool {
 		}
 		r.c.m.linesRead.Inc()
 		r.record(line, start, end)
-		if r.full() && !r.submit(ctx) {
+		if r.abandoned || (r.full() && !r.submit(ctx)) {
 			return false
 		}
 	}
@@ -380,4 +380,15 @@ func (r *fileReader) watch(ctx context.Context) {
 	r.reportGaps(ctx)
 	r.checkHeadroom()
 	r.updateStatus()
+}
+
+// giveUp is how a removed container's reader gives up after the removal
+// grace: what is unread (in its files and buffer) is reported as a gap.
+func (r *fileReader) giveUp(ctx context.Context) {
+	lost := r.fol.Unread() + int64(r.w-r.r)
+	reason := "container removed; its log files were released unread after the removal grace"
+	r.c.m.gaps.WithLabelValues(r.short).Inc()
+	r.c.m.lostBytes.WithLabelValues(r.short).Add(float64(lost))
+	r.log.Warn("removed container's unread logs released after the removal grace", "bytes", lost)
+	r.c.gap(ctx, gapEvent{bytes: lost, reason: reason})
 }

@@ -1,6 +1,7 @@
 package shipper
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -43,6 +44,7 @@ type fakeOutput struct {
 	dups      int
 	order     []string
 	stopAcks  bool // when set, accept but never acknowledge (a crash)
+	gaps      []string
 }
 
 func newFakeOutput() *fakeOutput { return &fakeOutput{delivered: map[string]string{}} }
@@ -56,6 +58,13 @@ func (o *fakeOutput) PutIndexTemplate(context.Context, string, []byte) error {
 func (o *fakeOutput) Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
 	o.mu.Lock()
 	stop := o.stopAcks
+	if stop {
+		for _, d := range docs {
+			if bytes.Contains(d.Body, []byte(`"log-gap"`)) {
+				o.gaps = append(o.gaps, string(d.Body))
+			}
+		}
+	}
 	o.mu.Unlock()
 	if stop {
 		return nil
@@ -413,5 +422,40 @@ func TestRemovedContainerSeriesDeleted(t *testing.T) {
 		if n := testutil.CollectAndCount(c); n != 0 {
 			t.Errorf("%s: %d series left after the container was removed", name, n)
 		}
+	}
+}
+
+// TestRemovedContainerReleasedAfterGrace: while Elasticsearch is down a
+// removed container's reader cannot hand over its data; after the removal
+// grace it gives up, releases its deleted files and reports the unread
+// bytes as a gap, instead of holding them open without bound.
+func TestRemovedContainerReleasedAfterGrace(t *testing.T) {
+	e := newEnv(t)
+	id := "7777777777770000000000000000000000000000000000000000000000000007"
+	p := e.addContainer(id, nil)
+	var lines []string
+	for i := range 400 {
+		lines = append(lines, fmt.Sprintf("held line %d\n", i))
+	}
+	appendLines(t, p, lines...)
+	e.cfgMut = func(c *Config) { c.BatchBytes, c.MaxInflightBytes, c.RemovalGrace = 1024, 2048, time.Second }
+	out := newFakeOutput()
+	out.stopAcks = true
+	s, stop := e.start(out)
+	defer stop()
+	poll.UntilTrue(t, 20*time.Second, "reader blocked on the budget", func() bool { return s.budget.inUse() > 0 })
+	if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+		t.Fatal(err)
+	}
+	e.inv.Remove(id)
+	poll.UntilTrue(t, 20*time.Second, "the removed container's reader to give up", func() bool { return testutil.ToFloat64(s.m.readers) == 0 })
+	out.mu.Lock()
+	gaps := out.gaps
+	out.mu.Unlock()
+	if len(gaps) != 1 || !strings.Contains(gaps[0], `"bytes":`) {
+		t.Fatalf("gap events %q, want one with the unread bytes", gaps)
+	}
+	if _, ok := s.store.Get(id); ok {
+		t.Fatal("checkpoint of the released container kept")
 	}
 }
