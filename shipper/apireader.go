@@ -154,7 +154,9 @@ func (r *apiReader) stream(ctx context.Context, ts int64, skip uint32) (read boo
 		r.c.m.linesRead.Inc()
 		r.c.m.bytesRead.Add(float64(len(rec.raw)))
 		r.record(&jsonfile.Record{Log: text, Stream: rec.stream, Time: t, TimeRaw: raw}, logline.Pos{File: idx, Off: t})
-		if r.full() || (st.br.Buffered() == 0 && r.pending()) || time.Since(flushTick) > refreshEvery {
+		// A capped record is handed over at once: the rest of its line is
+		// skipped next, which may take long.
+		if rec.capped || r.full() || (st.br.Buffered() == 0 && r.pending()) || time.Since(flushTick) > refreshEvery {
 			flushTick = time.Now()
 			if st.br.Buffered() == 0 {
 				r.idle(ctx)

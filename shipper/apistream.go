@@ -99,37 +99,54 @@ func (s *apiStream) frame() (apiRecord, error) {
 
 func (s *apiStream) plain() (apiRecord, error) {
 	for s.skipping {
-		_, err := s.br.ReadSlice('\n')
-		switch {
-		case err == nil:
-			s.skipping = false
-		case !errors.Is(err, bufio.ErrBufferFull):
+		// The skipped line ends at a newline, or where Docker put the next
+		// record right after a carriage return (the end of a TTY line it
+		// received in parts carries no newline).
+		p, err := s.br.Peek(max(s.br.Buffered(), 1))
+		if len(p) == 0 {
 			return apiRecord{}, err
+		}
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			_, _ = s.br.Discard(len(p))
+			continue
+		}
+		_, _ = s.br.Discard(i + 1)
+		if p[i] == '\n' {
+			s.skipping = false
+			break
+		}
+		if q, _ := s.br.Peek(11); timestampStart(q) {
+			s.skipping = false
 		}
 	}
-	rec := apiRecord{stream: jsonfile.Stdout}
 	s.line = s.line[:0]
 	for {
-		chunk, err := s.br.ReadSlice('\n')
-		if room := s.limit() - len(s.line); len(chunk) > room {
+		p, err := s.br.Peek(max(s.br.Buffered(), 1))
+		if len(p) == 0 {
+			if len(s.line) > 0 {
+				return apiRecord{stream: jsonfile.Stdout, raw: s.line}, nil // the stream ended inside a record
+			}
+			return apiRecord{}, err
+		}
+		nl := bytes.IndexByte(p, '\n')
+		take := len(p)
+		if nl >= 0 {
+			take = nl + 1
+		}
+		if room := s.limit() - len(s.line); take > room {
 			// Over the cap: return what fits as a whole (truncated)
 			// record now, and skip the rest of the line.
-			s.line = append(append(s.line, chunk[:room]...), '\n')
-			s.skipping = err != nil
-			return apiRecord{stream: rec.stream, raw: s.line, capped: true}, nil
+			s.line = append(s.line, p[:room]...)
+			_, _ = s.br.Discard(room)
+			s.line = append(s.line, '\n')
+			s.skipping = true
+			return apiRecord{stream: jsonfile.Stdout, raw: s.line, capped: true}, nil
 		}
-		s.line = append(s.line, chunk...)
-		switch {
-		case err == nil:
-			rec.raw = s.line
-			return rec, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case len(s.line) > 0:
-			rec.raw = s.line
-			return rec, nil // the stream ended inside a record
-		default:
-			return apiRecord{}, err
+		s.line = append(s.line, p[:take]...)
+		_, _ = s.br.Discard(take)
+		if nl >= 0 {
+			return apiRecord{stream: jsonfile.Stdout, raw: s.line}, nil
 		}
 	}
 }
@@ -142,4 +159,18 @@ func (rec apiRecord) split() (ts, text []byte, ok bool) {
 		return nil, nil, false
 	}
 	return rec.raw[:sp], rec.raw[sp+1:], true
+}
+
+// timestampStart reports whether b starts like Docker's RFC 3339 timestamp
+// ("2026-11-30T").
+func timestampStart(b []byte) bool {
+	if len(b) < 11 || b[4] != '-' || b[7] != '-' || b[10] != 'T' {
+		return false
+	}
+	for _, i := range []int{0, 1, 2, 3, 5, 6, 8, 9} {
+		if b[i] < '0' || b[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
