@@ -26,6 +26,7 @@ type item struct {
 	size int64         // encoded size, for batching
 	enq  time.Duration // when queued, since Writer.epoch
 	dl   *deadLetter   // set once the document is to be dead-lettered
+	done bool          // acknowledged
 }
 
 // target returns what is sent for the item: the document, or its dead

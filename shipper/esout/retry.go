@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -37,9 +38,35 @@ func (w *Writer) worker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case batch := <-w.batches:
-			w.requeue(w.process(ctx, s, batch))
+			w.requeue(w.processSafely(ctx, s, batch))
 		}
 	}
+}
+
+// processSafely is process with a panic turned into a loss, not a crash:
+// the batch's unfinished documents are acknowledged as dead-lettered
+// (counted in heartwood_shipper_es_dead_letter_failures_total and
+// heartwood_shipper_es_worker_panics_total, and logged), so that a poison
+// document cannot crash the agent or be retried forever.
+func (w *Writer) processSafely(ctx context.Context, s *sender, batch []*item) (unfinished []*item) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		w.m.workerPanics.Inc()
+		var lost []doneItem
+		for _, it := range batch {
+			if !it.done {
+				lost = append(lost, doneItem{it, DeadLettered})
+			}
+		}
+		w.m.deadLetterFail.Add(float64(len(lost)))
+		w.log.Error("bulk worker panicked; the batch's documents are lost", "docs", len(lost), "panic", fmt.Sprint(v))
+		unfinished = nil
+		w.complete(&sender{}, lost)
+	}()
+	return w.process(ctx, s, batch)
 }
 
 // process sends a batch until every item is acknowledged, retrying
@@ -182,6 +209,7 @@ func (w *Writer) complete(s *sender, done []doneItem) {
 	var cost, deliveredBytes int64
 	var delivered, dups, dead int
 	for i, d := range done {
+		d.it.done = true
 		results[i] = Result{Token: d.it.doc.Token, Outcome: d.outcome}
 		cost += d.it.cost
 		switch d.outcome {
