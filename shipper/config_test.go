@@ -154,3 +154,27 @@ func FuzzLabelSettings(f *testing.F) {
 		}
 	})
 }
+
+// TestDeprecatedOutputInflightAlias: output.max-inflight-bytes is still
+// accepted; the one in-flight budget is the smaller of the two settings,
+// and the writer gets no budget of its own.
+func TestDeprecatedOutputInflightAlias(t *testing.T) {
+	c := DefaultConfig()
+	if got := c.inflightBytes(); got != int64(c.MaxInflightBytes) {
+		t.Fatalf("budget %d, want max-inflight-bytes %d", got, c.MaxInflightBytes)
+	}
+	c.Output.MaxInflightBytes = 4 << 20
+	if err := c.Validate(); err != nil {
+		t.Fatalf("deprecated alias rejected: %v", err)
+	}
+	if got := c.inflightBytes(); got != 4<<20 {
+		t.Fatalf("budget %d, want the smaller alias 4MiB", got)
+	}
+	if w := c.Output.writerConfig(); w.MaxInflightBytes != 0 {
+		t.Fatalf("writer has its own budget of %v", w.MaxInflightBytes)
+	}
+	c.Output.MaxInflightBytes = 1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "shipper.output.max-inflight-bytes") || !strings.Contains(err.Error(), "deprecated") {
+		t.Fatalf("Validate() = %v, want an error naming the deprecated setting", err)
+	}
+}
