@@ -17,8 +17,6 @@ import (
 	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
 	"github.com/heartwood-ops/heartwood/shipper/jsonfile"
 	"github.com/heartwood-ops/heartwood/shipper/logline"
-	"github.com/heartwood-ops/heartwood/shipper/multiline"
-	"github.com/heartwood-ops/heartwood/shipper/partial"
 )
 
 // apiReader ships the logs of a container whose log driver writes no
@@ -36,8 +34,7 @@ type apiReader struct {
 	log    *slog.Logger
 	key    uint64
 
-	asm *partial.Assembler
-	ml  *multiline.Aggregator
+	assembly
 
 	lastTS  int64 // position of the last record read
 	lastIdx uint32
@@ -47,12 +44,10 @@ func newAPIReader(b batchConfig, log *slog.Logger, set settings, docker DockerLo
 	h := fnv.New64a()
 	h.Write([]byte(b.id))
 	h.Write([]byte("/docker-logs-api"))
-	r := &apiReader{batch: batch{batchConfig: b}, docker: docker, log: log, key: h.Sum64(), asm: partial.New(b.p.maxEventBytes)}
+	r := &apiReader{batch: batch{batchConfig: b}, docker: docker, log: log, key: h.Sum64()}
 	r.appendID = r.appendAPIID
 	r.abandon = r.giveUp
-	if set.multiline.Enabled() {
-		r.ml, _ = multiline.New(set.multiline) // validated in settingsFor
-	}
+	r.assembly = newAssembly(b.p.maxEventBytes, set, r.emit)
 	return r
 }
 
@@ -99,15 +94,9 @@ func (r *apiReader) run(ctx context.Context) {
 // finish flushes what is pending, hands it over and waits (bounded by the
 // removal grace) for the acknowledgements, then forgets the container.
 func (r *apiReader) finish(ctx context.Context) {
-	r.asm.Flush(r.onLine)
-	if r.ml != nil {
-		r.ml.Flush(r.emit)
-	}
+	r.flush()
 	r.setResume()
-	if r.pending() && !r.submit(ctx) {
-		return
-	}
-	r.drain(ctx, r.graceDeadline(r.p.removalGrace), r.log)
+	r.handOver(ctx, r.log)
 }
 
 // stream follows the logs since ts, skipping the first skip records that
@@ -176,52 +165,30 @@ func (r *apiReader) record(rec *jsonfile.Record, pos logline.Pos) {
 			r.c.m.malformed.Inc()
 			r.c.m.panics.WithLabelValues("record").Inc()
 			r.log.Error("record handling panicked; record skipped", "time", pos.Off, "panic", fmt.Sprint(v))
-			r.asm.Reset()
+			r.reset()
 			r.setResume()
 		}
 	}()
-	r.asm.Push(rec, pos, pos, r.onLine)
+	r.push(rec, pos, pos)
 	r.setResume()
 }
 
 // idle is called when no more data is buffered: it ends idle multi-line
 // events and, when everything is acknowledged, zeroes the lag.
 func (r *apiReader) idle(ctx context.Context) {
-	if r.ml != nil {
-		r.ml.FlushIdle(time.Now().UnixNano(), r.emit)
-		r.setResume()
-	}
-	if r.pending() {
-		return
-	}
-	_, open := r.asm.Pending()
-	if r.ml != nil {
-		_, mlOpen := r.ml.Pending()
-		open = open || mlOpen
-	}
-	if !open && r.trk.inflight() == 0 {
+	r.flushIdle(time.Now().UnixNano())
+	r.setResume()
+	if !r.pending() && !r.open() && r.trk.inflight() == 0 {
 		r.caughtUp()
 	}
-}
-
-func (r *apiReader) onLine(l *logline.Line) {
-	if r.ml != nil {
-		r.ml.Push(l, r.emit)
-		return
-	}
-	r.emit(l)
 }
 
 // setResume gives the events emitted since the last call their resume
 // position: the first pending record, or just after the last record read.
 func (r *apiReader) setResume() {
 	ts, idx := r.lastTS, r.lastIdx+1
-	if p, ok := r.asm.Pending(); ok {
+	if p, ok := r.firstPending(); ok {
 		ts, idx = p.Off, p.File
-	} else if r.ml != nil {
-		if p, ok := r.ml.Pending(); ok {
-			ts, idx = p.Off, p.File
-		}
 	}
 	r.resume(func(cp *checkpoint.Entry) { cp.Time, cp.Offset = ts, int64(idx) })
 }

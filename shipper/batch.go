@@ -265,6 +265,16 @@ func (b *batch) acked(idx uint64, outcome esout.Outcome) {
 // caughtUp sets the lag to zero: everything read is acknowledged.
 func (b *batch) caughtUp() { b.c.m.lag.WithLabelValues(b.short).Set(0) }
 
+// handOver submits what is left of a removed container's events and waits
+// for their acknowledgements (see drain). It returns false if the reader
+// stopped first.
+func (b *batch) handOver(ctx context.Context, log interface{ Warn(string, ...any) }) bool {
+	if b.pending() && !b.submit(ctx) {
+		return false
+	}
+	return b.drain(ctx, b.graceDeadline(b.p.removalGrace), log)
+}
+
 // drain waits, bounded by deadline, for the acknowledgements of what was
 // handed over, then forgets the container's checkpoint. It returns false
 // if ctx ended first: the checkpoint stays for the next run.

@@ -16,8 +16,6 @@ import (
 	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
 	"github.com/heartwood-ops/heartwood/shipper/jsonfile"
 	"github.com/heartwood-ops/heartwood/shipper/logline"
-	"github.com/heartwood-ops/heartwood/shipper/multiline"
-	"github.com/heartwood-ops/heartwood/shipper/partial"
 	"github.com/heartwood-ops/heartwood/shipper/tail"
 )
 
@@ -37,9 +35,8 @@ type fileReader struct {
 	// headroomWarn is the fraction of cap at which unread data warns.
 	headroomWarn float64
 
+	assembly
 	fol *tail.Follower
-	asm *partial.Assembler
-	ml  *multiline.Aggregator
 
 	buf           []byte
 	r, w          int
@@ -65,7 +62,6 @@ func newFileReader(b batchConfig, log *slog.Logger, set settings, o fileReaderOp
 	r := &fileReader{
 		batch: batch{batchConfig: b}, log: log, cap: o.capacity, headroomWarn: o.headroomWarn,
 		fol:   tail.New(o.base, o.maxDeletedFiles),
-		asm:   partial.New(b.p.maxEventBytes),
 		buf:   make([]byte, readChunk),
 		files: map[uint32]checkpoint.FileID{},
 		keys:  map[uint32]uint64{},
@@ -75,9 +71,7 @@ func newFileReader(b batchConfig, log *slog.Logger, set settings, o fileReaderOp
 	r.appendID = r.appendFileID
 	r.waiting = r.watch
 	r.abandon = r.giveUp
-	if set.multiline.Enabled() {
-		r.ml, _ = multiline.New(set.multiline) // validated in settingsFor
-	}
+	r.assembly = newAssembly(b.p.maxEventBytes, set, r.emit)
 	r.status.File = o.base
 	r.status.Index = b.index
 	r.status.JSON = set.json
@@ -181,15 +175,13 @@ func (r *fileReader) run(ctx context.Context) {
 			continue
 		}
 		// Idle at the end of the data.
-		if r.ml != nil {
-			r.ml.FlushIdle(time.Now().UnixNano(), r.emit)
-			r.setResume()
-		}
+		r.flushIdle(time.Now().UnixNano())
+		r.setResume()
 		if r.pending() && !r.submit(ctx) {
 			return
 		}
 		r.updateStatus()
-		if r.trk.inflight() == 0 && !r.lineOpen() && r.fol.Unread() == 0 {
+		if r.trk.inflight() == 0 && !r.open() && r.fol.Unread() == 0 {
 			r.caughtUp()
 		}
 		if r.isRemoved() && (rotated || ev == tail.NoChange) && r.fol.Unread() == 0 {
@@ -204,28 +196,12 @@ func (r *fileReader) run(ctx context.Context) {
 	// checkpoint has not moved past it.
 }
 
-// lineOpen reports whether a partial line or multi-line event is pending.
-func (r *fileReader) lineOpen() bool {
-	_, open := r.asm.Pending()
-	if r.ml != nil {
-		_, mlOpen := r.ml.Pending()
-		open = open || mlOpen
-	}
-	return open
-}
-
 // finish flushes what is pending, hands it over and waits (bounded by the
 // removal grace) for the acknowledgements, then forgets the container.
 func (r *fileReader) finish(ctx context.Context) {
-	r.asm.Flush(r.onLine)
-	if r.ml != nil {
-		r.ml.Flush(r.emit)
-	}
+	r.flush()
 	r.setResume()
-	if r.pending() && !r.submit(ctx) {
-		return
-	}
-	if r.drain(ctx, r.graceDeadline(r.p.removalGrace), r.log) {
+	if r.handOver(ctx, r.log) {
 		r.log.Debug("removed container drained")
 	}
 }
@@ -301,7 +277,7 @@ func (r *fileReader) record(line []byte, start, end logline.Pos) {
 			r.c.m.malformed.Inc()
 			r.c.m.panics.WithLabelValues("record").Inc()
 			r.log.Error("record handling panicked; record skipped", "file_number", start.File, "offset", start.Off, "panic", fmt.Sprint(v))
-			r.asm.Reset()
+			r.reset()
 			r.setResume()
 		}
 	}()
@@ -315,7 +291,7 @@ func (r *fileReader) record(line []byte, start, end logline.Pos) {
 	if _, ok := r.files[num]; !ok {
 		r.identify(num)
 	}
-	r.asm.Push(&rec, start, end, r.onLine)
+	r.push(&rec, start, end)
 	r.setResume()
 }
 
@@ -342,14 +318,6 @@ func (r *fileReader) identify(num uint32) {
 	r.keys[num] = h.Sum64()
 }
 
-func (r *fileReader) onLine(l *logline.Line) {
-	if r.ml != nil {
-		r.ml.Push(l, r.emit)
-		return
-	}
-	r.emit(l)
-}
-
 // setResume gives the events emitted since the last call their resume
 // point: the start of whatever is still pending, or the end of what was
 // read.
@@ -359,12 +327,8 @@ func (r *fileReader) setResume() {
 	}
 	num, readOff := r.fol.Pos()
 	pos := logline.Pos{File: num, Off: readOff - int64(r.w-r.r)}
-	if p, ok := r.asm.Pending(); ok {
+	if p, ok := r.firstPending(); ok {
 		pos = p
-	} else if r.ml != nil {
-		if p, ok := r.ml.Pending(); ok {
-			pos = p
-		}
 	}
 	id := r.files[pos.File]
 	r.resume(func(cp *checkpoint.Entry) { cp.File, cp.Offset = id, pos.Off })
