@@ -47,7 +47,7 @@ func newAPIReader(b batchConfig, log *slog.Logger, set settings, docker DockerLo
 	r := &apiReader{batch: batch{batchConfig: b}, docker: docker, log: log, key: h.Sum64()}
 	r.appendID = r.appendAPIID
 	r.abandon = r.giveUp
-	r.assembly = newAssembly(b.p.maxEventBytes, set, r.emit)
+	r.assembly = newAssembly(b.p.maxEventBytes, set, nil) // out is set by run
 	return r
 }
 
@@ -60,7 +60,7 @@ func (r *apiReader) appendAPIID(dst []byte, l *logline.Line) []byte {
 }
 
 func (r *apiReader) run(ctx context.Context) {
-	r.ctx = ctx
+	r.out = func(l *logline.Line) { r.emit(ctx, l) }
 	defer r.release()
 	skip, ts := uint32(0), int64(0)
 	if cp, ok := r.restore(); ok {

@@ -46,8 +46,6 @@ type batch struct {
 	nEmit    int   // events emitted since the last resume
 	reserved int64 // budget taken for the batch being built
 	bytesIn  int64
-	// ctx is the run's context, for reservations made while emitting.
-	ctx context.Context
 	// sizes of the previous batch, to size the next one
 	slabHint, docsHint int
 }
@@ -81,7 +79,7 @@ func (b *batch) restore() (checkpoint.Entry, bool) {
 
 // emit encodes one event into the batch. Its resume point is set by resume
 // once the record that completed it is fully processed.
-func (b *batch) emit(l *logline.Line) {
+func (b *batch) emit(ctx context.Context, l *logline.Line) {
 	ev := ecs.Event{Line: l, Seq: b.seq}
 	if b.json {
 		res, ok, err := jsonlog.Decode(l.Text)
@@ -104,7 +102,7 @@ func (b *batch) emit(l *logline.Line) {
 	if b.slab == nil {
 		// Memory for the batch comes from the in-flight budget before it
 		// is built, so that readers building batches are bounded too.
-		b.reserve(b.p.batchBytes)
+		b.reserve(ctx, b.p.batchBytes)
 		// Sized from the previous batch: busy readers get whole-batch
 		// slabs (no regrowth), mostly idle ones small ones.
 		size := min(max(b.slabHint+b.slabHint/4, 4<<10), int(b.p.batchBytes)+8<<10)
@@ -226,8 +224,8 @@ func (b *batch) acquire(ctx context.Context, n int64) bool {
 
 // reserve takes n bytes for the batch about to be built. If the reader is
 // stopping it goes on without: nothing more will be submitted.
-func (b *batch) reserve(n int64) {
-	if b.ctx != nil && b.acquire(b.ctx, n) {
+func (b *batch) reserve(ctx context.Context, n int64) {
+	if b.acquire(ctx, n) {
 		b.reserved = n
 	}
 }

@@ -71,7 +71,7 @@ func newFileReader(b batchConfig, log *slog.Logger, set settings, o fileReaderOp
 	r.appendID = r.appendFileID
 	r.waiting = r.watch
 	r.abandon = r.giveUp
-	r.assembly = newAssembly(b.p.maxEventBytes, set, r.emit)
+	r.assembly = newAssembly(b.p.maxEventBytes, set, nil) // out is set by run
 	r.status.File = o.base
 	r.status.Index = b.index
 	r.status.JSON = set.json
@@ -91,7 +91,7 @@ func (r *fileReader) appendFileID(dst []byte, l *logline.Line) []byte {
 
 // run reads until ctx ends or the removed container is drained.
 func (r *fileReader) run(ctx context.Context) {
-	r.ctx = ctx
+	r.out = func(l *logline.Line) { r.emit(ctx, l) }
 	defer r.fol.Close()
 	defer r.release()
 	var start *checkpoint.Entry
