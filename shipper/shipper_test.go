@@ -459,3 +459,35 @@ func TestRemovedContainerReleasedAfterGrace(t *testing.T) {
 		t.Fatal("checkpoint of the released container kept")
 	}
 }
+
+// panickyOutput panics when asked to write a document carrying "poison".
+type panickyOutput struct{ *fakeOutput }
+
+func (o panickyOutput) Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
+	for _, d := range docs {
+		if bytes.Contains(d.Body, []byte("poison")) {
+			panic("poisoned document")
+		}
+	}
+	return o.fakeOutput.Write(ctx, docs, ack)
+}
+
+// TestReaderPanicDoesNotStopOthers: a panic in one container's reader is
+// recovered and counted; the agent keeps running and the other containers
+// keep shipping.
+func TestReaderPanicDoesNotStopOthers(t *testing.T) {
+	e := newEnv(t)
+	bad := e.addContainer("6666666666660000000000000000000000000000000000000000000000000006", nil)
+	good := e.addContainer("5555555555550000000000000000000000000000000000000000000000000005", nil)
+	appendLines(t, bad, "poison\n")
+	appendLines(t, good, "fine 1\n", "fine 2\n")
+	out := newFakeOutput()
+	s, stop := e.start(panickyOutput{out})
+	defer stop()
+	poll.UntilTrue(t, 20*time.Second, "the other container's lines", func() bool { return len(out.messages()) == 2 })
+	poll.UntilTrue(t, 20*time.Second, "the panic counted", func() bool {
+		return testutil.ToFloat64(s.m.panics.WithLabelValues("reader")) == 1
+	})
+	appendLines(t, good, "fine 3\n")
+	poll.UntilTrue(t, 20*time.Second, "shipping to go on", func() bool { return len(out.messages()) == 3 })
+}
