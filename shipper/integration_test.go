@@ -144,10 +144,22 @@ func (it *itest) count(index string) int {
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		return 0
 	}
+	resp, err = http.Get(it.esURL + "/" + index + "/_count?ignore_unavailable=true&allow_no_indices=true")
+	if err != nil {
+		it.t.Fatalf("count %s: %v", index, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return 0
+	case resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound:
+		it.t.Fatalf("count %s: %s: %s", index, resp.Status, b)
+	}
 	var r struct {
 		Count int `json:"count"`
 	}
-	_ = json.Unmarshal(it.http("GET", "/"+index+"/_count?ignore_unavailable=true&allow_no_indices=true", nil), &r)
+	_ = json.Unmarshal(b, &r)
 	return r.Count
 }
 
