@@ -19,7 +19,8 @@ SERVICES  := stack/dev/services.sh
 INTEGRATION_FLAGS ?= -race -count=1 -tags integration -p 1 -timeout 60m
 FUZZTIME  ?= 15s
 
-.PHONY: all build run services services-down test test-unit test-integration fuzz bench vet fmt-check image clean
+.PHONY: all build run services services-down test test-unit test-integration fuzz bench vet fmt-check image clean \
+	print-version stack-images stack-up stack-down stack-status stack-pytest
 
 all: build
 
@@ -70,9 +71,37 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# The agent's container image, FROM scratch (built locally; no registry).
+# The agent's container image, FROM scratch (built locally; no registry),
+# tagged heartwood:$(VERSION): the tag the stack files deploy
+# (HEARTWOOD_VERSION=$$(make -s print-version)).
 image: build
-	docker build -t heartwood:$(VERSION) -f stack/Dockerfile .
+	cp /etc/ssl/certs/ca-certificates.crt bin/ca-certificates.crt
+	docker build -q -t heartwood:$(VERSION) --build-arg CA_BUNDLE=bin/ca-certificates.crt -f stack/Dockerfile .
+
+print-version:
+	@echo $(VERSION)
+
+# The training platform on this machine's one-node Swarm (stack/README.md).
+# STACK_DOWN_VOLUMES=1 make stack-down also deletes its data volumes.
+STACK_SH := stack/local/stack.sh
+
+stack-images:
+	$(STACK_SH) images
+
+stack-up:
+	$(STACK_SH) up
+
+stack-down:
+	$(STACK_SH) down
+
+stack-status:
+	$(STACK_SH) status
+
+# The platform's Python unit tests (simulator physics, trainer, web app).
+stack-pytest:
+	cd stack/simulator && python3 -m unittest -q
+	cd stack/trainer && python3 -m unittest -q
+	cd stack/web && python3 -m unittest -q
 
 clean:
 	rm -rf bin $(RUN_DIR)

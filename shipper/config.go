@@ -68,7 +68,18 @@ type Config struct {
 	// Retention is how long Elasticsearch keeps each kind of data.
 	Retention RetentionConfig `yaml:"retention"`
 	// Output configures the Elasticsearch bulk writer.
-	Output esout.Config `yaml:"output"`
+	Output OutputConfig `yaml:"output"`
+}
+
+// OutputConfig configures the Elasticsearch bulk writer. Its in-flight
+// memory is bounded by Config.MaxInflightBytes, the shipper's one budget
+// for log bytes read and not yet acknowledged.
+type OutputConfig struct {
+	esout.Config `yaml:",inline"`
+	// MaxInflightBytes is the deprecated output.max-inflight-bytes. When
+	// set, the in-flight budget is the smaller of it and
+	// Config.MaxInflightBytes.
+	MaxInflightBytes ByteSize `yaml:"max-inflight-bytes" help:"deprecated: use shipper.max-inflight-bytes (when set, the smaller of the two bounds the log bytes in flight)"`
 }
 
 // MultilineConfig holds multiline defaults.
@@ -144,7 +155,7 @@ func DefaultConfig() Config {
 		Retention: RetentionConfig{
 			Logs: 30 * day, Decisions: 90 * day, DeadLetters: 30 * day, Metrics: 14 * day,
 		},
-		Output: esout.DefaultConfig(),
+		Output: OutputConfig{Config: esout.DefaultConfig()},
 	}
 }
 
@@ -171,6 +182,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightBytes < c.BatchBytes {
 		bad("max-inflight-bytes", "must be at least batch-bytes (%v), got %v", c.BatchBytes, c.MaxInflightBytes)
+	}
+	if c.Output.MaxInflightBytes != 0 && c.Output.MaxInflightBytes < c.BatchBytes {
+		bad("output.max-inflight-bytes", "(deprecated: use shipper.max-inflight-bytes) must be at least batch-bytes (%v), got %v", c.BatchBytes, c.Output.MaxInflightBytes)
 	}
 	if c.Multiline.MaxLines <= 0 {
 		bad("multiline.max-lines", "must be > 0, got %d", c.Multiline.MaxLines)
@@ -213,7 +227,7 @@ func (c Config) Validate() error {
 			bad("template.priority", "must be above 100 (Elastic's built-in logs template), got %d", c.Template.Priority)
 		}
 	}
-	if err := c.Output.Validate(); err != nil {
+	if err := c.Output.writerConfig().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("shipper.output.%w", err))
 	}
 	return errors.Join(errs...)
@@ -235,4 +249,27 @@ func validDataStreamPart(s string) error {
 		return fmt.Errorf("must not start with _, + or ., got %q", s)
 	}
 	return nil
+}
+
+// inflightBytes is the one bound on log bytes in flight: max-inflight-bytes,
+// or the deprecated output.max-inflight-bytes if that is smaller.
+func (c Config) inflightBytes() int64 {
+	n := int64(c.MaxInflightBytes)
+	if o := int64(c.Output.MaxInflightBytes); o > 0 && o < n {
+		n = o
+	}
+	return n
+}
+
+// writerConfig is the bulk writer's config. The writer has no budget of its
+// own: every document it holds was taken from the shipper's.
+func (c OutputConfig) writerConfig() esout.Config {
+	w := c.Config
+	w.MaxInflightBytes = 0
+	return w
+}
+
+// deadLetterStream is the dead-letter data stream's name.
+func (c OutputConfig) deadLetterStream() string {
+	return "logs-" + c.DeadLetter.Dataset + "-" + c.DeadLetter.Namespace
 }

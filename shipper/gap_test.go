@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -13,14 +15,18 @@ import (
 // never acknowledges them (Elasticsearch down), so the reader waits on the
 // in-flight budget while Docker rotates; a generation deleted before it
 // could be read is reported as a gap with its size, and the headroom
-// warning fires first.
+// warning fires first. It runs on synctest's fake clock: the waits for the
+// reader to notice rotations take no real time.
 func TestGapAndHeadroomUnderBackpressure(t *testing.T) {
+	synctest.Test(t, testGapAndHeadroomUnderBackpressure)
+}
+
+func testGapAndHeadroomUnderBackpressure(t *testing.T) {
 	e := newEnv(t)
 	id := "ffffffffffff0000000000000000000000000000000000000000000000000006"
 	base := e.addContainer(id, nil)
-	e.fd.mu.Lock()
-	e.fd.containers[id].HostConfig.LogConfig.Config = map[string]string{"max-size": "2k", "max-file": "2"}
-	e.fd.mu.Unlock()
+	c, _ := e.inv.Get(id)
+	c.LogConfig = map[string]string{"max-size": "2k", "max-file": "2"}
 	e.cfgMut = func(c *Config) {
 		c.BatchBytes, c.MaxInflightBytes, c.MaxDeletedFiles = 1024, 2048, 0
 	}
@@ -44,7 +50,7 @@ func TestGapAndHeadroomUnderBackpressure(t *testing.T) {
 	s, stop := e.start(out)
 	defer stop()
 	short := id[:12]
-	waitFor(t, "reader blocked on the budget", func() bool { return s.budget.inUse() > 0 })
+	poll.UntilTrue(t, 20*time.Second, "reader blocked on the budget", func() bool { return s.budget.inUse() > 0 })
 	rotate("b", 20)
 	time.Sleep(1500 * time.Millisecond) // the waiting reader sees and holds b
 	st, err := os.Stat(base)
@@ -55,7 +61,7 @@ func TestGapAndHeadroomUnderBackpressure(t *testing.T) {
 	rotate("c", 20) // a (being read) deleted, b -> .1
 	time.Sleep(1500 * time.Millisecond)
 	rotate("d", 20) // b deleted unread: over the bound of 0 held deleted files
-	waitFor(t, "gap reported", func() bool { return testutil.ToFloat64(s.m.gaps.WithLabelValues(short)) >= 1 })
+	poll.UntilTrue(t, 20*time.Second, "gap reported", func() bool { return testutil.ToFloat64(s.m.gaps.WithLabelValues(short)) >= 1 })
 	if lost := testutil.ToFloat64(s.m.lostBytes.WithLabelValues(short)); lost != float64(bSize) {
 		t.Fatalf("lost bytes = %v, want %d (the size of the deleted generation)", lost, bSize)
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/inventory"
 )
@@ -132,32 +134,56 @@ func (it *itest) http(method, path string, body []byte) []byte {
 	return b
 }
 
+// count returns the documents of index; 0 while a just-created data
+// stream's shard is not active yet (503).
 func (it *itest) count(index string) int {
-	it.http("POST", "/"+index+"/_refresh?ignore_unavailable=true&allow_no_indices=true", nil)
+	resp, err := http.Post(it.esURL+"/"+index+"/_refresh?ignore_unavailable=true&allow_no_indices=true", "application/json", nil)
+	if err != nil {
+		it.t.Fatalf("refresh %s: %v", index, err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return 0
+	}
+	resp, err = http.Get(it.esURL + "/" + index + "/_count?ignore_unavailable=true&allow_no_indices=true")
+	if err != nil {
+		it.t.Fatalf("count %s: %v", index, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return 0
+	case resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound:
+		it.t.Fatalf("count %s: %s: %s", index, resp.Status, b)
+	}
 	var r struct {
 		Count int `json:"count"`
 	}
-	_ = json.Unmarshal(it.http("GET", "/"+index+"/_count?ignore_unavailable=true&allow_no_indices=true", nil), &r)
+	_ = json.Unmarshal(b, &r)
 	return r.Count
 }
 
-// waitCount waits until index holds want documents and stays there.
+// waitCount waits until index holds want documents and stays there for a
+// second.
 func (it *itest) waitCount(index string, want int, timeout time.Duration) {
 	it.t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := -1
-	for time.Now().Before(deadline) {
+	var since time.Time
+	poll.Until(it.t, timeout, fmt.Sprintf("%s to hold %d documents", index, want), func() (bool, string) {
 		n := it.count(index)
-		if n == want && last == want {
-			return
-		}
 		if n > want {
 			it.t.Fatalf("%s holds %d documents, more than the %d lines written", index, n, want)
 		}
-		last = n
-		time.Sleep(time.Second)
-	}
-	it.t.Fatalf("%s holds %d documents after %v, want %d", index, last, timeout, want)
+		if n != want {
+			since = time.Time{}
+			time.Sleep(200 * time.Millisecond) // spare Elasticsearch
+			return false, fmt.Sprintf("%d documents", n)
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		return time.Since(since) >= time.Second, ""
+	})
 }
 
 type esDoc struct {
@@ -262,13 +288,7 @@ func TestIntegrationExactlyOnceRestartAndCrash(t *testing.T) {
 	a := it.start(es, nil)
 	// Mid-stream: snapshot the checkpoints (what a crash would leave on
 	// disk), then stop and restart.
-	deadline := time.Now().Add(2 * time.Minute)
-	for it.count(index) < containers*lines/4 {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	poll.UntilTrue(t, 2*time.Minute, "a quarter of the lines shipped", func() bool { return it.count(index) >= containers*lines/4 })
 	time.Sleep(1500 * time.Millisecond) // let a checkpoint flush
 	cpPath := filepath.Join(it.data, "shipper-checkpoints.json")
 	early, err := os.ReadFile(cpPath)
@@ -311,13 +331,7 @@ func TestIntegrationElasticsearchOutage(t *testing.T) {
 	}
 	const bound = 256 << 10
 	r := it.start(proxy.Addr, func(c *Config) { c.MaxInflightBytes = bound; c.BatchBytes = 32 << 10 })
-	deadline := time.Now().Add(time.Minute)
-	for it.count(index) < 500 {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress before the outage")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	poll.UntilTrue(t, time.Minute, "500 lines shipped before the outage", func() bool { return it.count(index) >= 500 })
 	proxy.Cut()
 	peak := int64(0)
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
@@ -461,13 +475,7 @@ func counterValue(reg *prometheus.Registry, name, outcome string) float64 {
 
 func waitMetric(t *testing.T, reg *prometheus.Registry, name, outcome string, atLeast float64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for counterValue(reg, name, outcome) < atLeast {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s{outcome=%q} stayed below %v", name, outcome, atLeast)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll.UntilTrue(t, timeout, fmt.Sprintf("%s{outcome=%q} to reach %v", name, outcome, atLeast), func() bool { return counterValue(reg, name, outcome) >= atLeast })
 }
 
 func TestIntegrationDockerAPIFallback(t *testing.T) {
@@ -477,13 +485,7 @@ func TestIntegrationDockerAPIFallback(t *testing.T) {
 	const n = 3000
 	it.runDriver("api", lineScript("api", n, 200, ""), nil, "local", nil)
 	a := it.start(es, nil)
-	deadline := time.Now().Add(time.Minute)
-	for it.count(index) < n/5 {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress through the Docker logs API")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	poll.UntilTrue(t, time.Minute, "progress through the Docker logs API", func() bool { return it.count(index) >= n/5 })
 	a.stop()
 	b := it.start(es, nil)
 	it.waitCount(index, n, 2*time.Minute)
@@ -502,20 +504,13 @@ func TestIntegrationRemovedContainerDrains(t *testing.T) {
 	script := strings.TrimSuffix(lineScript("gone", n, 0, ""), "; sleep 3600")
 	id := it.run("gone", script, nil, nil)
 	// Wait for the container to write everything and exit, then remove it.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(t, time.Minute, "the container to finish writing and exit", func() (bool, string) {
 		in, err := it.cli.ContainerInspect(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if in.State.Status == "exited" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("container did not finish writing")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return in.State.Status == "exited", in.State.Status
+	})
 	if r.s.DescribeContainer(id) == nil {
 		t.Fatal("no reader for the container before its removal")
 	}
@@ -533,13 +528,7 @@ func TestIntegrationPausedContainerKeepsState(t *testing.T) {
 	const n = 2000
 	id := it.run("paused", lineScript("paused", n, 300, ""), nil, nil)
 	r := it.start(strings.TrimPrefix(it.esURL, "http://"), nil)
-	deadline := time.Now().Add(time.Minute)
-	for it.count(index) < 300 {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll.UntilTrue(t, time.Minute, "300 lines shipped", func() bool { return it.count(index) >= 300 })
 	ctx := context.Background()
 	if err := it.cli.ContainerPause(ctx, id); err != nil {
 		t.Fatal(err)
@@ -586,13 +575,12 @@ func TestIntegrationSendEvent(t *testing.T) {
 
 func waitReady(t *testing.T, s *Shipper) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for s.Ready() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("shipper not ready: %v", s.Ready())
+	poll.Until(t, time.Minute, "shipper ready", func() (bool, string) {
+		if err := s.Ready(); err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 // sumMetric adds up every series of a counter family.
@@ -633,14 +621,8 @@ func TestIntegrationKill9(t *testing.T) {
 		return cmd
 	}
 	first := start()
-	deadline := time.Now().Add(2 * time.Minute)
-	for it.count(index) < containers*lines/3 {
-		if time.Now().After(deadline) {
-			_ = first.Process.Kill()
-			t.Fatal("no progress before the kill")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	t.Cleanup(func() { _ = first.Process.Kill() })
+	poll.UntilTrue(t, 2*time.Minute, "a third of the lines shipped before the kill", func() bool { return it.count(index) >= containers*lines/3 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -669,4 +651,46 @@ func TestShipperProcessHelper(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	os.Exit(0)
+}
+
+// TestIntegrationTTYLineWithoutNewline: a TTY container with the local log
+// driver (read through the Docker logs API, not multiplexed) prints 32 MB
+// without a newline, then one more line. The shipper ships the long line's
+// first max-event-bytes as one event tagged truncated, skips the rest,
+// ships the next line, and its heap does not grow with the long line.
+func TestIntegrationTTYLineWithoutNewline(t *testing.T) {
+	it := newITest(t)
+	index := "logs-docker.container-" + it.ns
+	const maxEvent = 64 << 10
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := it.start(strings.TrimPrefix(it.esURL, "http://"), func(c *Config) { c.MaxEventBytes = maxEvent })
+	defer r.stop()
+	testenv.Run(t, it.cli, it.runID, testenv.Spec{
+		Name: "tty-" + it.runID,
+		Config: &container.Config{Image: it.image, Tty: true, Labels: map[string]string{},
+			Cmd: []string{"sh", "-c", `head -c 32000000 /dev/zero | tr '\0' x; printf '\nafter the long line\n'; sleep 3600`}},
+		HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "local"}},
+	})
+	peak := uint64(0)
+	poll.UntilTrue(t, 3*time.Minute, "the long line and the next one shipped", func() bool {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+		return it.count(index) >= 2
+	})
+	it.waitCount(index, 2, time.Minute)
+	docs := it.fetchAll(index)
+	long, next := docs[0], docs[1]
+	if len(long.Message) != maxEvent || !contains(long.Tags, "truncated") || !strings.HasPrefix(long.Message, "xxxxxxxx") {
+		t.Fatalf("long line shipped as %d bytes (%.20q…) with tags %v, want %d bytes tagged truncated", len(long.Message), long.Message, long.Tags, maxEvent)
+	}
+	if !strings.HasPrefix(next.Message, "after the long line") {
+		t.Fatalf("next event %.80q, want the line after the long one", next.Message)
+	}
+	if grew := int64(peak) - int64(before.HeapInuse); grew > 24<<20 {
+		t.Fatalf("heap grew by %d bytes while a 32 MB line was read", grew)
+	}
+	t.Logf("heap in use: %d bytes before, peak %d", before.HeapInuse, peak)
 }

@@ -54,6 +54,8 @@ func settingsFor(cfg Config, c *inventory.Container) settings {
 	if v, ok := l[LabelDataset]; ok {
 		if err := validDataStreamPart(v); err != nil {
 			s.problems = append(s.problems, fmt.Sprintf("%s: %v", LabelDataset, err))
+		} else if reservedDataset(v) {
+			s.problems = append(s.problems, fmt.Sprintf("%s: %q is reserved for the agent's own streams", LabelDataset, v))
 		} else {
 			s.dataset = v
 		}
@@ -64,6 +66,10 @@ func settingsFor(cfg Config, c *inventory.Container) settings {
 		} else {
 			s.namespace = v
 		}
+	}
+	if s.index() == cfg.Output.deadLetterStream() {
+		s.problems = append(s.problems, fmt.Sprintf("%s/%s: %s is the dead-letter stream", LabelDataset, LabelNamespace, s.index()))
+		s.dataset, s.namespace = cfg.Dataset, cfg.Namespace
 	}
 	ml := multiline.Config{
 		Pattern:  l[LabelMultilinePattern],
@@ -82,4 +88,11 @@ func settingsFor(cfg Config, c *inventory.Container) settings {
 		}
 	}
 	return s
+}
+
+// reservedDataset reports whether a dataset belongs to the agent's own
+// streams (dead letters, watchman decisions, ...): "heartwood" and
+// "heartwood.*". Container labels cannot name them.
+func reservedDataset(ds string) bool {
+	return ds == "heartwood" || strings.HasPrefix(ds, "heartwood.")
 }

@@ -21,6 +21,9 @@ type metrics struct {
 	readers         prometheus.Gauge
 	inflightBytes   prometheus.Gauge
 	checkpointFails prometheus.Counter
+	panics          *prometheus.CounterVec
+	// checkpointsQuarantined counts unreadable checkpoint files moved aside.
+	checkpointsQuarantined prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,15 +57,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Bytes of documents read and not yet acknowledged."}),
 		checkpointFails: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "checkpoint_write_errors_total",
 			Help: "Failed checkpoint file writes."}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "panics_recovered_total",
+			Help: "Panics recovered in log readers, by where (record: one record skipped; reader: the container's reader stopped)."}, []string{"where"}),
+		checkpointsQuarantined: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "checkpoint_files_quarantined_total",
+			Help: "Checkpoint files that could not be read and were moved aside (their containers start from the beginning of their logs)."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.linesRead, m.bytesRead, m.events, m.eventsAcked, m.bytesAcked,
-		m.malformed, m.truncated, m.gaps, m.lostBytes, m.headroomWarns, m.lag, m.readers, m.inflightBytes, m.checkpointFails} {
+		m.malformed, m.truncated, m.gaps, m.lostBytes, m.headroomWarns, m.lag, m.readers, m.inflightBytes, m.checkpointFails, m.panics, m.checkpointsQuarantined} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register shipper metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// forget deletes a removed container's series.
+func (m *metrics) forget(container string) {
+	m.lag.DeleteLabelValues(container)
+	m.gaps.DeleteLabelValues(container)
+	m.lostBytes.DeleteLabelValues(container)
+	m.headroomWarns.DeleteLabelValues(container)
 }

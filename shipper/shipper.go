@@ -3,15 +3,12 @@ package shipper
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +24,6 @@ import (
 	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
 	"github.com/heartwood-ops/heartwood/shipper/ecs"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
-	"github.com/heartwood-ops/heartwood/shipper/tail"
 )
 
 // Source is the container inventory; *inventory.Inventory and
@@ -91,9 +87,8 @@ type Shipper struct {
 	tplErr   atomic.Pointer[error]
 
 	mu       sync.Mutex
-	readers  map[string]*reader    // json-file readers by container ID
-	apis     map[string]*apiReader // Docker API readers by container ID
-	bySlot   map[uint32]acker
+	readers  map[string]logReader // by container ID
+	bySlot   map[uint32]logReader // by slot, for acknowledgements
 	nextSlot uint32
 	running  atomic.Bool
 }
@@ -104,10 +99,10 @@ func New(cfg Config, deps Deps) (*Shipper, error) {
 		return nil, err
 	}
 	if deps.Source == nil {
-		return nil, errors.New("shipper: no inventory source")
+		return nil, errors.New("no inventory source")
 	}
 	if deps.DataDir == "" {
-		return nil, errors.New("shipper: no data directory")
+		return nil, errors.New("no data directory")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -119,19 +114,24 @@ func New(cfg Config, deps Deps) (*Shipper, error) {
 	out := deps.Output
 	if out == nil {
 		if deps.ES == nil {
-			return nil, errors.New("shipper: no Elasticsearch client")
+			return nil, errors.New("no Elasticsearch client")
 		}
-		outCfg := cfg.Output
+		outCfg := cfg.Output.writerConfig()
 		outCfg.ExternalTemplates = cfg.Template.Install // esschema's templates cover dead letters
-		w, err := esout.New(outCfg, deps.ES, esout.Options{Logger: deps.Logger.With("component", "esout"), Registerer: deps.Registerer})
+		w, err := esout.New(outCfg, deps.ES, esout.Options{Logger: deps.Logger, Registerer: deps.Registerer})
 		if err != nil {
-			return nil, fmt.Errorf("shipper: %w", err)
+			return nil, err
 		}
 		out = w
 	}
 	store, err := checkpoint.Open(deps.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("shipper: %w", err)
+		return nil, err
+	}
+	if q := store.Quarantined(); q != nil {
+		m.checkpointsQuarantined.Inc()
+		deps.Logger.Error("checkpoint file unreadable; moved aside, containers start from the beginning of their logs (already shipped lines are rejected as duplicates)",
+			"err", q.Err, "moved_to", q.Path)
 	}
 	var eph [8]byte
 	_, _ = rand.Read(eph[:])
@@ -139,11 +139,14 @@ func New(cfg Config, deps Deps) (*Shipper, error) {
 		cfg: cfg, deps: deps, log: deps.Logger, m: m, out: out, store: store,
 		ephID:    hex.EncodeToString(eph[:]),
 		tplReady: make(chan struct{}),
-		readers:  map[string]*reader{},
-		apis:     map[string]*apiReader{},
-		bySlot:   map[uint32]acker{},
+		readers:  map[string]logReader{},
+		bySlot:   map[uint32]logReader{},
 	}
-	s.budget = newBudget(int64(cfg.MaxInflightBytes), func(n int64) { m.inflightBytes.Set(float64(n)) })
+	if cfg.Output.MaxInflightBytes != 0 {
+		deps.Logger.Warn("shipper.output.max-inflight-bytes is deprecated; use shipper.max-inflight-bytes",
+			"max_inflight_bytes", cfg.inflightBytes())
+	}
+	s.budget = newBudget(cfg.inflightBytes(), func(n int64) { m.inflightBytes.Set(float64(n)) })
 	if !cfg.Template.Install {
 		s.tplOnce.Do(func() { close(s.tplReady) })
 	}
@@ -153,7 +156,7 @@ func New(cfg Config, deps Deps) (*Shipper, error) {
 // Run ships until ctx is cancelled.
 func (s *Shipper) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
-		return errors.New("shipper: already running")
+		return errors.New("already running")
 	}
 	defer s.running.Store(false)
 	// A fresh budget per run: bytes still held by a previous run's
@@ -207,7 +210,7 @@ loop:
 				if err == nil {
 					err = errors.New("stopped")
 				}
-				runErr = fmt.Errorf("shipper: output: %w", err)
+				runErr = fmt.Errorf("output: %w", err)
 			}
 			break loop
 		case <-sub.Changed():
@@ -218,13 +221,8 @@ loop:
 				s.ensureReader(ctx, &wg, ch.Container)
 			case inventory.Removed:
 				s.mu.Lock()
-				if r := s.readers[ch.Container.ID]; r != nil && !r.removed.Load() {
-					r.removedAt.Store(time.Now().UnixNano())
-					r.removed.Store(true)
-				}
-				if r := s.apis[ch.Container.ID]; r != nil && !r.removed.Load() {
-					r.removedAt.Store(time.Now().UnixNano())
-					r.removed.Store(true)
+				if r := s.readers[ch.Container.ID]; r != nil {
+					r.markRemoved(time.Now())
 				}
 				s.mu.Unlock()
 			}
@@ -235,20 +233,14 @@ loop:
 	storeCancel()
 	<-storeDone
 	s.mu.Lock()
-	s.readers = map[string]*reader{}
-	s.apis = map[string]*apiReader{}
-	s.bySlot = map[uint32]acker{}
+	s.readers = map[string]logReader{}
+	s.bySlot = map[uint32]logReader{}
 	s.mu.Unlock()
 	s.m.readers.Set(0)
 	if runErr != nil {
 		return runErr
 	}
 	return ctx.Err()
-}
-
-// acker receives the acknowledgements of one reader's documents.
-type acker interface {
-	acked(idx uint64, outcome esout.Outcome)
 }
 
 // source says how a container's logs are read.
@@ -283,7 +275,7 @@ func (s *Shipper) sourceOf(c *inventory.Container, set settings) logSource {
 func (s *Shipper) ensureReader(ctx context.Context, wg *sync.WaitGroup, c *inventory.Container) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.readers[c.ID] != nil || s.apis[c.ID] != nil {
+	if s.readers[c.ID] != nil {
 		return
 	}
 	set := settingsFor(s.cfg, c)
@@ -296,49 +288,64 @@ func (s *Shipper) ensureReader(ctx context.Context, wg *sync.WaitGroup, c *inven
 	}
 	s.nextSlot++
 	slot := s.nextSlot
-	short := c.ID[:min(12, len(c.ID))]
+	r := s.newReader(c, set, slot, src)
+	s.readers[c.ID], s.bySlot[slot] = r, r
 	s.m.readers.Inc()
-	var (
-		run     func(context.Context)
-		removed *atomic.Bool
-		forget  func() // drops the reader from its map; s.mu held
-	)
-	if src == apiLogs {
-		r := s.newAPIReader(c, set, slot)
-		s.apis[c.ID], s.bySlot[slot] = r, r
-		run, removed = r.run, &r.removed
-		forget = func() {
-			if s.apis[c.ID] == r {
-				delete(s.apis, c.ID)
-			}
-		}
-	} else {
-		r := s.newReader(c, set, slot)
-		s.readers[c.ID], s.bySlot[slot] = r, r
-		run, removed = r.run, &r.removed
-		forget = func() {
-			if s.readers[c.ID] == r {
-				delete(s.readers, c.ID)
-			}
-		}
-	}
+	short := c.ShortID()
 	wg.Go(func() {
 		select {
 		case <-s.tplReady:
-			run(ctx)
+			s.runReader(ctx, r, short)
 		case <-ctx.Done():
 		}
 		s.mu.Lock()
-		forget()
-		gone := removed.Load()
+		if s.readers[c.ID] == r {
+			delete(s.readers, c.ID)
+		}
+		gone := r.isRemoved()
 		if gone {
 			delete(s.bySlot, slot)
 		}
 		s.mu.Unlock()
 		s.m.readers.Dec()
 		if gone {
-			s.m.lag.DeleteLabelValues(short)
+			s.m.forget(short)
 		}
+	})
+}
+
+// runReader runs one reader. A panic that escapes it is reported (log,
+// metric) and ends this reader only: the other containers keep shipping.
+func (s *Shipper) runReader(ctx context.Context, r logReader, short string) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.m.panics.WithLabelValues("reader").Inc()
+			s.log.Error("log reader panicked; container no longer shipped until the agent restarts",
+				"container", short, "panic", fmt.Sprint(v))
+		}
+	}()
+	r.run(ctx)
+}
+
+// newReader builds the reader of a container, giving it its collaborators.
+func (s *Shipper) newReader(c *inventory.Container, set settings, slot uint32, src logSource) logReader {
+	b := batchConfig{
+		c: collaborators{out: s.out, store: s.store, budget: s.budget, m: s.m, ack: s.ack},
+		p: readerParams{batchBytes: int64(s.cfg.BatchBytes), maxEventBytes: int(s.cfg.MaxEventBytes),
+			pollInterval: s.cfg.PollInterval, removalGrace: s.cfg.RemovalGrace},
+		id: c.ID, short: c.ShortID(), slot: slot, index: set.index(), json: set.json,
+		meta: ecs.NewMeta(s.sourceFor(c, set)),
+	}
+	log := s.log.With("container", c.ShortID(), "name", c.Name)
+	b.c.gap = func(ctx context.Context, g gapEvent) { s.sendGap(ctx, c.ID, set, g) }
+	if src == apiLogs {
+		return newAPIReader(b, log.With("source", "docker-api"), set, s.deps.Docker)
+	}
+	return newFileReader(b, log, set, fileReaderOptions{
+		base:            filepath.Join(s.cfg.ContainersRoot, c.ID, c.ID+"-json.log"),
+		capacity:        logCapacity(c.LogConfig),
+		headroomWarn:    s.cfg.HeadroomWarn,
+		maxDeletedFiles: s.cfg.MaxDeletedFiles,
 	})
 }
 
@@ -387,7 +394,7 @@ func (s *Shipper) installTemplate(ctx context.Context) {
 // Ready reports nil once the template is installed and the output is ready.
 func (s *Shipper) Ready() error {
 	if !s.running.Load() {
-		return errors.New("shipper: not running")
+		return errors.New("not running")
 	}
 	if p := s.tplErr.Load(); p != nil {
 		return *p
@@ -395,7 +402,7 @@ func (s *Shipper) Ready() error {
 	select {
 	case <-s.tplReady:
 	default:
-		return errors.New("shipper: index template not installed yet")
+		return errors.New("index template not installed yet")
 	}
 	return s.out.Ready()
 }
@@ -404,17 +411,12 @@ func (s *Shipper) Ready() error {
 // has no reader).
 func (s *Shipper) DescribeContainer(id string) any {
 	s.mu.Lock()
-	r, a := s.readers[id], s.apis[id]
+	r := s.readers[id]
 	s.mu.Unlock()
-	switch {
-	case r != nil:
-		return r.describe()
-	case a != nil:
-		cp, _ := a.trk.checkpoint()
-		return map[string]any{"source": "docker-logs-api", "data_stream": a.set.index(),
-			"checkpoint": cp, "inflight_events": a.trk.inflight(), "removed": a.removed.Load()}
+	if r == nil {
+		return nil
 	}
-	return nil
+	return r.describe()
 }
 
 // sourceFor builds a container's ECS source fields.
@@ -443,85 +445,4 @@ func (s *Shipper) sourceFor(c *inventory.Container, set settings) ecs.Source {
 		src.ServiceName = name
 	}
 	return src
-}
-
-// sendGap writes a gap event to the container's data stream (best effort:
-// not tracked by checkpoints).
-func (s *Shipper) sendGap(ctx context.Context, r *reader, g tail.Gap) {
-	now := time.Now().UTC()
-	doc := map[string]any{
-		"@timestamp":  now.Format(time.RFC3339Nano),
-		"message":     fmt.Sprintf("heartwood: container log data lost before it could be shipped: %s", g.Reason),
-		"event":       map[string]any{"kind": "event", "action": "log-gap", "reason": g.Reason, "dataset": r.set.dataset},
-		"tags":        []string{"gap"},
-		"container":   map[string]any{"id": r.id},
-		"host":        map[string]any{"name": s.deps.NodeName},
-		"agent":       map[string]any{"type": ecs.AgentType, "version": s.deps.AgentVersion},
-		"data_stream": map[string]any{"type": "logs", "dataset": r.set.dataset, "namespace": r.set.namespace},
-	}
-	if g.Bytes >= 0 {
-		doc["heartwood"] = map[string]any{"gap": map[string]any{"bytes": g.Bytes}}
-	}
-	body, err := json.Marshal(doc)
-	if err != nil {
-		return
-	}
-	sum := sha256.Sum256(append([]byte(r.id), body...))
-	d := esout.Doc{Index: r.set.index(), ID: base64.RawURLEncoding.EncodeToString(sum[:15]), Body: body}
-	if err := s.out.Write(ctx, []esout.Doc{d}, func([]esout.Result) {}); err != nil {
-		s.log.Warn("send gap event", "err", err)
-	}
-}
-
-// SendEvent ships one document to logs-<dataset>-<namespace> (the
-// configured namespace) and waits until Elasticsearch acknowledged it or ctx
-// ends. It fills @timestamp (now, if absent), data_stream.*, event.dataset,
-// host.name and agent.*. The _id is a hash of the document, so a retried
-// call with the same document (and timestamp) is not indexed twice. If ctx
-// ends first the document may still be delivered later.
-func (s *Shipper) SendEvent(ctx context.Context, dataset string, doc map[string]any) error {
-	if err := validDataStreamPart(dataset); err != nil {
-		return fmt.Errorf("shipper: send event: dataset: %w", err)
-	}
-	select {
-	case <-s.tplReady:
-	case <-ctx.Done():
-		return fmt.Errorf("shipper: send event: %w", ctx.Err())
-	}
-	d := maps.Clone(doc)
-	if _, ok := d["@timestamp"]; !ok {
-		d["@timestamp"] = time.Now().UTC().Format(time.RFC3339Nano)
-	}
-	d["data_stream"] = map[string]any{"type": "logs", "dataset": dataset, "namespace": s.cfg.Namespace}
-	ev, _ := d["event"].(map[string]any)
-	ev = maps.Clone(ev)
-	if ev == nil {
-		ev = map[string]any{}
-	}
-	ev["dataset"] = dataset
-	d["event"] = ev
-	if _, ok := d["host"]; !ok {
-		d["host"] = map[string]any{"name": s.deps.NodeName}
-	}
-	d["agent"] = map[string]any{"type": ecs.AgentType, "version": s.deps.AgentVersion, "name": s.deps.NodeName}
-	body, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("shipper: send event: encode: %w", err)
-	}
-	sum := sha256.Sum256(body)
-	done := make(chan esout.Outcome, 1)
-	doc1 := esout.Doc{Index: "logs-" + dataset + "-" + s.cfg.Namespace,
-		ID: base64.RawURLEncoding.EncodeToString(sum[:15]), Body: body, Raw: body}
-	if err := s.out.Write(ctx, []esout.Doc{doc1}, func(rs []esout.Result) { done <- rs[0].Outcome }); err != nil {
-		return fmt.Errorf("shipper: send event: %w", err)
-	}
-	select {
-	case o := <-done:
-		if o == esout.DeadLettered {
-			return errors.New("shipper: send event: rejected by elasticsearch (dead-lettered)")
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("shipper: send event: %w", ctx.Err())
-	}
 }

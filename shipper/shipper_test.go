@@ -1,6 +1,7 @@
 package shipper
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,49 +16,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
+	"github.com/heartwood-ops/heartwood/internal/poll"
+	"github.com/heartwood-ops/heartwood/inventory/inventorytest"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/heartwood-ops/heartwood/inventory"
+	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 
-// fakeDocker serves a fixed set of containers to a real inventory.
-type fakeDocker struct {
-	mu         sync.Mutex
-	containers map[string]container.InspectResponse
-}
-
-func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
-	return make(chan events.Message), make(chan error)
-}
-
-func (f *fakeDocker) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []container.Summary
-	for id := range f.containers {
-		out = append(out, container.Summary{ID: id})
+// fakeContainer is a running json-file container for the fake inventory.
+func fakeContainer(id string, labels map[string]string) *inventory.Container {
+	c := inventorytest.Container(id, id[:8])
+	c.Image, c.LogDriver = "busybox:latest", "json-file"
+	if labels != nil {
+		c.Labels = labels
 	}
-	return out, nil
-}
-
-func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.containers[id], nil
-}
-
-func fakeContainer(id string, labels map[string]string) container.InspectResponse {
-	return container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{
-			ID: id, Name: "/" + id[:8],
-			State:      &container.State{Status: "running", Running: true},
-			HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}},
-		},
-		Config: &container.Config{Image: "busybox:latest", Labels: labels},
-	}
+	return c
 }
 
 // fakeOutput acknowledges documents in random order, a fraction of them
@@ -68,6 +45,7 @@ type fakeOutput struct {
 	dups      int
 	order     []string
 	stopAcks  bool // when set, accept but never acknowledge (a crash)
+	gaps      []string
 }
 
 func newFakeOutput() *fakeOutput { return &fakeOutput{delivered: map[string]string{}} }
@@ -90,6 +68,13 @@ func fakeClusterAnswer(method string) (int, []byte, error) {
 func (o *fakeOutput) Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
 	o.mu.Lock()
 	stop := o.stopAcks
+	if stop {
+		for _, d := range docs {
+			if bytes.Contains(d.Body, []byte(`"log-gap"`)) {
+				o.gaps = append(o.gaps, string(d.Body))
+			}
+		}
+	}
 	o.mu.Unlock()
 	if stop {
 		return nil
@@ -134,14 +119,13 @@ type env struct {
 	t    testing.TB
 	root string
 	data string
-	fd   *fakeDocker
-	inv  *inventory.Inventory
+	inv  *inventorytest.Fake
 	// cfgMut adjusts the test config before New.
 	cfgMut func(*Config)
 }
 
 func newEnv(t *testing.T) *env {
-	e := &env{t: t, root: t.TempDir(), data: t.TempDir(), fd: &fakeDocker{containers: map[string]container.InspectResponse{}}}
+	e := &env{t: t, root: t.TempDir(), data: t.TempDir(), inv: inventorytest.New()}
 	return e
 }
 
@@ -149,9 +133,7 @@ func (e *env) addContainer(id string, labels map[string]string) string {
 	if err := os.MkdirAll(filepath.Join(e.root, id), 0o755); err != nil {
 		e.t.Fatal(err)
 	}
-	e.fd.mu.Lock()
-	e.fd.containers[id] = fakeContainer(id, labels)
-	e.fd.mu.Unlock()
+	e.inv.Set("create", fakeContainer(id, labels))
 	return filepath.Join(e.root, id, id+"-json.log")
 }
 
@@ -172,10 +154,7 @@ func appendLines(t *testing.T, path string, lines ...string) {
 // start runs an inventory and a shipper until the returned stop is called.
 func (e *env) start(out Output) (*Shipper, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	inv := inventory.New(e.fd, inventory.Options{})
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = inv.Run(ctx) })
-	<-inv.Synced()
 	cfg := DefaultConfig()
 	cfg.ContainersRoot = e.root
 	cfg.PollInterval = 20 * time.Millisecond
@@ -185,7 +164,7 @@ func (e *env) start(out Output) (*Shipper, func()) {
 	if e.cfgMut != nil {
 		e.cfgMut(&cfg)
 	}
-	s, err := New(cfg, Deps{Source: inv, Output: out, DataDir: e.data, NodeName: "node1", AgentVersion: "test",
+	s, err := New(cfg, Deps{Source: e.inv, Output: out, DataDir: e.data, NodeName: "node1", AgentVersion: "test",
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		e.t.Fatal(err)
@@ -196,16 +175,6 @@ func (e *env) start(out Output) (*Shipper, func()) {
 		}
 	})
 	return s, func() { cancel(); wg.Wait() }
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func expectExactlyOnce(t *testing.T, out *fakeOutput, want []string) {
@@ -243,20 +212,20 @@ func TestExactlyOnceAcrossRestartAndRotation(t *testing.T) {
 	write(0, 500)
 	out := newFakeOutput()
 	_, stop := e.start(out)
-	waitFor(t, "first 1000 lines", func() bool { return len(out.messages()) == 1000 })
+	poll.UntilTrue(t, 20*time.Second, "first 1000 lines", func() bool { return len(out.messages()) == 1000 })
 	// Rotate one container's file like json-file does, write more.
 	p := paths[ids[0]]
 	if err := os.Rename(p, p+".1"); err != nil {
 		t.Fatal(err)
 	}
 	write(500, 800)
-	waitFor(t, "1600 lines", func() bool { return len(out.messages()) == 1600 })
+	poll.UntilTrue(t, 20*time.Second, "1600 lines", func() bool { return len(out.messages()) == 1600 })
 	stop()
 
 	// Lines written while stopped, then a new run on the same data dir.
 	write(800, 1000)
 	_, stop = e.start(out)
-	waitFor(t, "2000 lines", func() bool { return len(out.messages()) == 2000 })
+	poll.UntilTrue(t, 20*time.Second, "2000 lines", func() bool { return len(out.messages()) == 2000 })
 	time.Sleep(100 * time.Millisecond)
 	stop()
 	expectExactlyOnce(t, out, want)
@@ -274,7 +243,7 @@ func TestCrashWithoutAcksReplaysWithSameIDs(t *testing.T) {
 	}
 	out := newFakeOutput()
 	_, stop := e.start(out)
-	waitFor(t, "300 lines", func() bool { return len(out.messages()) == 300 })
+	poll.UntilTrue(t, 20*time.Second, "300 lines", func() bool { return len(out.messages()) == 300 })
 	stop()
 	// A crash: accepted documents whose acknowledgements never came back.
 	// Simulate by deleting the checkpoint file (as if never flushed).
@@ -282,7 +251,7 @@ func TestCrashWithoutAcksReplaysWithSameIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, stop = e.start(out)
-	waitFor(t, "replay as duplicates", func() bool {
+	poll.UntilTrue(t, 20*time.Second, "replay as duplicates", func() bool {
 		out.mu.Lock()
 		defer out.mu.Unlock()
 		return out.dups == 300
@@ -314,7 +283,7 @@ func TestMultilineAndJSONLabels(t *testing.T) {
 	appendLines(t, p, string(big[:16<<10]), string(big[16<<10:32<<10]), string(big[32<<10:])+"\n", "last\n")
 	out := newFakeOutput()
 	_, stop := e.start(out)
-	waitFor(t, "6 events", func() bool { return len(out.messages()) == 6 })
+	poll.UntilTrue(t, 20*time.Second, "6 events", func() bool { return len(out.messages()) == 6 })
 	stop()
 	got := out.messages()
 	for _, w := range []string{"before", trace[:len(trace)-1], "structured", "after", string(big), "last"} {
@@ -341,7 +310,7 @@ func splitKeep(s string) []string {
 // 100-byte lines into an output that discards and acknowledges at once.
 func BenchmarkPipeline(b *testing.B) {
 	const lines = 200_000
-	e := &env{t: b, root: b.TempDir(), fd: &fakeDocker{containers: map[string]container.InspectResponse{}},
+	e := &env{t: b, root: b.TempDir(), inv: inventorytest.New(),
 		cfgMut: func(c *Config) {
 			d := DefaultConfig()
 			c.BatchBytes, c.MaxInflightBytes = d.BatchBytes, d.MaxInflightBytes
@@ -395,4 +364,140 @@ func (o *countingOutput) Write(_ context.Context, docs []esout.Doc, ack func([]e
 	o.n.Add(int64(len(docs)))
 	ack(res)
 	return nil
+}
+
+// TestCorruptCheckpointQuarantined: a checkpoint file that does not parse
+// does not stop the shipper: it is moved aside and counted, and the
+// container's logs are read from the beginning of the files Docker keeps.
+func TestCorruptCheckpointQuarantined(t *testing.T) {
+	e := newEnv(t)
+	id := "9999999999990000000000000000000000000000000000000000000000000009"
+	p := e.addContainer(id, nil)
+	var want []string
+	for i := range 50 {
+		l := fmt.Sprintf("after corruption %d", i)
+		want = append(want, l)
+		appendLines(t, p, l+"\n")
+	}
+	if err := os.WriteFile(filepath.Join(e.data, "shipper-checkpoints.json"), []byte(`{"version":1,"containers":{"`+id+`":{"off`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := newFakeOutput()
+	s, stop := e.start(out)
+	poll.UntilTrue(t, 20*time.Second, "50 lines", func() bool { return len(out.messages()) == 50 })
+	stop()
+	expectExactlyOnce(t, out, want)
+	if n := testutil.ToFloat64(s.m.checkpointsQuarantined); n != 1 {
+		t.Fatalf("quarantined checkpoint files = %v, want 1", n)
+	}
+	if m, _ := filepath.Glob(filepath.Join(e.data, "shipper-checkpoints.json.corrupt-*")); len(m) != 1 {
+		t.Fatalf("quarantined files %v, want 1", m)
+	}
+}
+
+// TestRemovedContainerSeriesDeleted: once a removed container is drained,
+// its per-container series (gaps, lost bytes, headroom warnings, lag) are
+// deleted, so that churn does not grow /metrics without bound.
+func TestRemovedContainerSeriesDeleted(t *testing.T) {
+	e := newEnv(t)
+	id := "8888888888880000000000000000000000000000000000000000000000000008"
+	p := e.addContainer(id, nil)
+	appendLines(t, p, "one\n", "two\n")
+	// A checkpoint in a file that no longer exists: the reader reports a gap.
+	st, err := checkpoint.Open(e.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Set(id, checkpoint.Entry{File: checkpoint.FileID{Dev: 1, Ino: 1, FP: 1}, Offset: 10})
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	out := newFakeOutput()
+	s, stop := e.start(out)
+	defer stop()
+	poll.UntilTrue(t, 20*time.Second, "2 lines and the gap event", func() bool { return len(out.messages()) == 3 })
+	short := id[:12]
+	if n := testutil.ToFloat64(s.m.gaps.WithLabelValues(short)); n != 1 {
+		t.Fatalf("gaps = %v, want 1", n)
+	}
+	s.m.headroomWarns.WithLabelValues(short).Add(0)
+	s.m.lostBytes.WithLabelValues(short).Add(0)
+	if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+		t.Fatal(err)
+	}
+	e.inv.Remove(id)
+	poll.UntilTrue(t, 20*time.Second, "the removed container's reader to finish", func() bool { return testutil.ToFloat64(s.m.readers) == 0 })
+	for name, c := range map[string]prometheus.Collector{"gaps": s.m.gaps, "lost bytes": s.m.lostBytes,
+		"headroom warnings": s.m.headroomWarns, "lag": s.m.lag} {
+		if n := testutil.CollectAndCount(c); n != 0 {
+			t.Errorf("%s: %d series left after the container was removed", name, n)
+		}
+	}
+}
+
+// TestRemovedContainerReleasedAfterGrace: while Elasticsearch is down a
+// removed container's reader cannot hand over its data; after the removal
+// grace it gives up, releases its deleted files and reports the unread
+// bytes as a gap, instead of holding them open without bound.
+func TestRemovedContainerReleasedAfterGrace(t *testing.T) {
+	e := newEnv(t)
+	id := "7777777777770000000000000000000000000000000000000000000000000007"
+	p := e.addContainer(id, nil)
+	var lines []string
+	for i := range 400 {
+		lines = append(lines, fmt.Sprintf("held line %d\n", i))
+	}
+	appendLines(t, p, lines...)
+	e.cfgMut = func(c *Config) { c.BatchBytes, c.MaxInflightBytes, c.RemovalGrace = 1024, 2048, time.Second }
+	out := newFakeOutput()
+	out.stopAcks = true
+	s, stop := e.start(out)
+	defer stop()
+	poll.UntilTrue(t, 20*time.Second, "reader blocked on the budget", func() bool { return s.budget.inUse() > 0 })
+	if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+		t.Fatal(err)
+	}
+	e.inv.Remove(id)
+	poll.UntilTrue(t, 20*time.Second, "the removed container's reader to give up", func() bool { return testutil.ToFloat64(s.m.readers) == 0 })
+	out.mu.Lock()
+	gaps := out.gaps
+	out.mu.Unlock()
+	if len(gaps) != 1 || !strings.Contains(gaps[0], `"bytes":`) {
+		t.Fatalf("gap events %q, want one with the unread bytes", gaps)
+	}
+	if _, ok := s.store.Get(id); ok {
+		t.Fatal("checkpoint of the released container kept")
+	}
+}
+
+// panickyOutput panics when asked to write a document carrying "poison".
+type panickyOutput struct{ *fakeOutput }
+
+func (o panickyOutput) Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
+	for _, d := range docs {
+		if bytes.Contains(d.Body, []byte("poison")) {
+			panic("poisoned document")
+		}
+	}
+	return o.fakeOutput.Write(ctx, docs, ack)
+}
+
+// TestReaderPanicDoesNotStopOthers: a panic in one container's reader is
+// recovered and counted; the agent keeps running and the other containers
+// keep shipping.
+func TestReaderPanicDoesNotStopOthers(t *testing.T) {
+	e := newEnv(t)
+	bad := e.addContainer("6666666666660000000000000000000000000000000000000000000000000006", nil)
+	good := e.addContainer("5555555555550000000000000000000000000000000000000000000000000005", nil)
+	appendLines(t, bad, "poison\n")
+	appendLines(t, good, "fine 1\n", "fine 2\n")
+	out := newFakeOutput()
+	s, stop := e.start(panickyOutput{out})
+	defer stop()
+	poll.UntilTrue(t, 20*time.Second, "the other container's lines", func() bool { return len(out.messages()) == 2 })
+	poll.UntilTrue(t, 20*time.Second, "the panic counted", func() bool {
+		return testutil.ToFloat64(s.m.panics.WithLabelValues("reader")) == 1
+	})
+	appendLines(t, good, "fine 3\n")
+	poll.UntilTrue(t, 20*time.Second, "shipping to go on", func() bool { return len(out.messages()) == 3 })
 }

@@ -9,6 +9,7 @@
 //	heartwood wake [--force] NAME|ID wake a paused container through the local agent
 //	heartwood setup [flags]          import Kibana dashboards, write Prometheus alert rules
 //	heartwood doctor [flags]         check what the agent needs on this node
+//	heartwood healthcheck [flags]    exit 0 when the local agent is ready (container health check)
 //	heartwood version                print the version
 package main
 
@@ -47,6 +48,7 @@ commands:
   wake NAME      wake a paused container through the local agent (--force: one the watchman did not pause)
   setup          import the Kibana dashboards and write the Prometheus alert rules
   doctor         check what the agent needs on this node, one line per check
+  healthcheck    exit 0 when the local agent is ready, 1 otherwise (container health check)
   version        print the version
 `
 
@@ -70,6 +72,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return setup(ctx, rest, environ, stdout, stderr)
 	case "doctor":
 		return doctorCmd(ctx, rest, environ, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, rest, environ, stdout, stderr)
 	case "ps", "pause", "wake":
 		return clientCommand(ctx, cmd, rest, environ, stdout, stderr)
 	case "version", "--version", "-version":

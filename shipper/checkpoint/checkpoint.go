@@ -44,6 +44,8 @@ type Entry struct {
 type Store struct {
 	path string
 
+	quarantined *Quarantine
+
 	mu      sync.Mutex
 	entries map[string]Entry
 	dirty   bool
@@ -58,8 +60,21 @@ type fileFormat struct {
 	Containers map[string]Entry `json:"containers"`
 }
 
+// Quarantine describes a checkpoint file that could not be read and was
+// moved aside.
+type Quarantine struct {
+	// Path is where the file now is.
+	Path string
+	// Err is why it could not be read.
+	Err error
+}
+
 // Open loads the checkpoints from dir, creating dir if needed. A missing
-// file is an empty store.
+// file is an empty store. A file that cannot be parsed (corrupt, or of an
+// unknown version) is renamed to <name>.corrupt-<unix time> and the store
+// starts empty: Quarantined reports it. Every container then starts from
+// the beginning of the log files Docker still keeps; what was shipped
+// before comes back with the same _ids and counts as duplicates (409).
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create checkpoint directory: %w", err)
@@ -72,18 +87,41 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
-	var f fileFormat
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("parse checkpoints %s: %w", s.path, err)
+	entries, perr := parse(b)
+	if perr != nil {
+		q := &Quarantine{Path: fmt.Sprintf("%s.corrupt-%d", s.path, time.Now().UnixNano()), Err: perr}
+		if err := os.Rename(s.path, q.Path); err != nil {
+			return nil, fmt.Errorf("checkpoints %s: %w; moving it aside failed: %w", s.path, perr, err)
+		}
+		s.quarantined = q
+		return s, nil
 	}
-	if f.Version != 1 {
-		return nil, fmt.Errorf("checkpoints %s: unsupported version %d", s.path, f.Version)
-	}
-	if f.Containers != nil {
-		s.entries = f.Containers
-	}
+	s.entries = entries
 	return s, nil
 }
+
+// parse decodes and checks a checkpoint file.
+func parse(b []byte) (map[string]Entry, error) {
+	var f fileFormat
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("unsupported version %d", f.Version)
+	}
+	for id, e := range f.Containers {
+		if id == "" || e.Offset < 0 {
+			return nil, fmt.Errorf("invalid entry %q: offset %d", id, e.Offset)
+		}
+	}
+	if f.Containers == nil {
+		f.Containers = map[string]Entry{}
+	}
+	return f.Containers, nil
+}
+
+// Quarantined returns the checkpoint file Open moved aside, or nil.
+func (s *Store) Quarantined() *Quarantine { return s.quarantined }
 
 // Get returns a container's checkpoint.
 func (s *Store) Get(container string) (Entry, bool) {

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/heartwood-ops/heartwood/shipper/jsonesc"
 	"github.com/heartwood-ops/heartwood/shipper/logline"
 )
 
@@ -55,18 +55,18 @@ type Meta struct {
 func NewMeta(src Source) *Meta {
 	var b []byte
 	b = append(b, `,"container":{"id":`...)
-	b = AppendString(b, src.ContainerID)
+	b = jsonesc.AppendString(b, src.ContainerID)
 	if src.ContainerName != "" {
 		b = append(b, `,"name":`...)
-		b = AppendString(b, src.ContainerName)
+		b = jsonesc.AppendString(b, src.ContainerName)
 	}
 	if src.Image != "" {
 		name, tag := splitImage(src.Image)
 		b = append(b, `,"image":{"name":`...)
-		b = AppendString(b, name)
+		b = jsonesc.AppendString(b, name)
 		if tag != "" {
 			b = append(b, `,"tag":`...)
-			b = AppendString(b, tag)
+			b = jsonesc.AppendString(b, tag)
 		}
 		b = append(b, '}')
 	}
@@ -82,43 +82,43 @@ func NewMeta(src Source) *Meta {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = AppendString(b, k)
+			b = jsonesc.AppendString(b, k)
 			b = append(b, ':')
-			b = AppendString(b, src.Labels[k])
+			b = jsonesc.AppendString(b, src.Labels[k])
 		}
 		b = append(b, '}')
 	}
 	b = append(b, '}')
 	if src.HostName != "" {
 		b = append(b, `,"host":{"name":`...)
-		b = AppendString(b, src.HostName)
+		b = jsonesc.AppendString(b, src.HostName)
 		b = append(b, '}')
 	}
 	if src.ServiceName != "" {
 		b = append(b, `,"service":{"name":`...)
-		b = AppendString(b, src.ServiceName)
+		b = jsonesc.AppendString(b, src.ServiceName)
 		if src.ServiceID != "" {
 			b = append(b, `,"id":`...)
-			b = AppendString(b, src.ServiceID)
+			b = jsonesc.AppendString(b, src.ServiceID)
 		}
 		b = append(b, '}')
 	}
 	if src.OrchestratorType != "" {
 		b = append(b, `,"orchestrator":{"type":`...)
-		b = AppendString(b, src.OrchestratorType)
+		b = jsonesc.AppendString(b, src.OrchestratorType)
 		if src.Namespace != "" {
 			b = append(b, `,"namespace":`...)
-			b = AppendString(b, src.Namespace)
+			b = jsonesc.AppendString(b, src.Namespace)
 		}
 		if src.TaskID != "" || src.TaskName != "" {
 			b = append(b, `,"resource":{"type":"task"`...)
 			if src.TaskName != "" {
 				b = append(b, `,"name":`...)
-				b = AppendString(b, src.TaskName)
+				b = jsonesc.AppendString(b, src.TaskName)
 			}
 			if src.TaskID != "" {
 				b = append(b, `,"id":`...)
-				b = AppendString(b, src.TaskID)
+				b = jsonesc.AppendString(b, src.TaskID)
 			}
 			b = append(b, `,"parent":{"type":"service"}}`...)
 		}
@@ -137,7 +137,7 @@ func NewMeta(src Source) *Meta {
 		if src.NodeID != "" {
 			b = append(b, sep...)
 			b = append(b, `"node":{"id":`...)
-			b = AppendString(b, src.NodeID)
+			b = jsonesc.AppendString(b, src.NodeID)
 			b = append(b, '}')
 		}
 		b = append(b, '}')
@@ -145,23 +145,23 @@ func NewMeta(src Source) *Meta {
 	b = append(b, `,"agent":{"type":"`+AgentType+`"`...)
 	if src.AgentVersion != "" {
 		b = append(b, `,"version":`...)
-		b = AppendString(b, src.AgentVersion)
+		b = jsonesc.AppendString(b, src.AgentVersion)
 	}
 	if src.HostName != "" {
 		b = append(b, `,"name":`...)
-		b = AppendString(b, src.HostName)
+		b = jsonesc.AppendString(b, src.HostName)
 	}
 	if src.AgentEphemeralID != "" {
 		b = append(b, `,"ephemeral_id":`...)
-		b = AppendString(b, src.AgentEphemeralID)
+		b = jsonesc.AppendString(b, src.AgentEphemeralID)
 	}
 	b = append(b, '}')
 	b = append(b, `,"data_stream":{"type":"logs","dataset":`...)
-	b = AppendString(b, src.Dataset)
+	b = jsonesc.AppendString(b, src.Dataset)
 	b = append(b, `,"namespace":`...)
-	b = AppendString(b, src.DataNamespace)
+	b = jsonesc.AppendString(b, src.DataNamespace)
 	b = append(b, '}')
-	return &Meta{frag: b, dataset: AppendString(nil, src.Dataset)}
+	return &Meta{frag: b, dataset: jsonesc.AppendString(nil, src.Dataset)}
 }
 
 // splitImage splits "repo/name:tag" into name and tag; digests stay in the
@@ -198,7 +198,7 @@ type Event struct {
 func (m *Meta) Append(dst []byte, ev *Event) []byte {
 	l := ev.Line
 	dst = append(dst, `{"@timestamp":"`...)
-	if n := len(l.TimeRaw); n > 0 && l.TimeRaw[n-1] == 'Z' && isPlainASCII(l.TimeRaw) {
+	if n := len(l.TimeRaw); n > 0 && l.TimeRaw[n-1] == 'Z' && jsonesc.IsPlainASCII(l.TimeRaw) {
 		dst = append(dst, l.TimeRaw...)
 	} else {
 		dst = time.Unix(0, l.Time).UTC().AppendFormat(dst, time.RFC3339Nano)
@@ -208,13 +208,13 @@ func (m *Meta) Append(dst []byte, ev *Event) []byte {
 	if ev.Message != nil {
 		msg = ev.Message
 	}
-	dst = AppendStringBytes(dst, msg)
+	dst = jsonesc.AppendBytes(dst, msg)
 	dst = append(dst, `,"log":{"iostream":"`...)
 	dst = append(dst, l.Stream.String()...)
 	dst = append(dst, '"')
 	if ev.Level != "" {
 		dst = append(dst, `,"level":`...)
-		dst = AppendString(dst, ev.Level)
+		dst = jsonesc.AppendString(dst, ev.Level)
 	}
 	dst = append(dst, `},"event":{"sequence":`...)
 	dst = strconv.AppendUint(dst, ev.Seq, 10)
@@ -246,82 +246,11 @@ func (m *Meta) Append(dst []byte, ev *Event) []byte {
 		}
 		for _, t := range ev.Tags {
 			dst = append(dst, sep...)
-			dst = AppendString(dst, t)
+			dst = jsonesc.AppendString(dst, t)
 			sep = ","
 		}
 		dst = append(dst, ']')
 	}
 	dst = append(dst, m.frag...)
 	return append(dst, '}')
-}
-
-func isPlainASCII(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// safe marks the ASCII bytes that are copied into a JSON string unchanged.
-var safe = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
-
-// AppendString appends s as a JSON string, sanitized: invalid UTF-8 becomes
-// U+FFFD and control characters are escaped.
-func AppendString(dst []byte, s string) []byte {
-	return appendString(dst, s)
-}
-
-// AppendStringBytes is AppendString for a byte slice.
-func AppendStringBytes(dst []byte, s []byte) []byte {
-	return appendString(dst, s)
-}
-
-func appendString[T string | []byte](dst []byte, s T) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if safe[c] {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -90,36 +90,6 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func TestAppendStringSanitizes(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"abc", `"abc"`},
-		{"a\"b\\c", `"a\"b\\c"`},
-		{"\xff", `"\ufffd"`},
-		{"é\xc3", `"é\ufffd"`},
-		{"\x00\x07\n\t\r", `"\u0000\u0007\n\t\r"`},
-		{"😀", `"😀"`},
-	}
-	for _, tt := range tests {
-		if got := string(AppendString(nil, tt.in)); got != tt.want {
-			t.Errorf("AppendString(%q) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
-
-func FuzzAppendString(f *testing.F) {
-	f.Add([]byte("hello \xff \x00 \"x\""))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		out := AppendStringBytes(nil, in)
-		var s string
-		if err := json.Unmarshal(out, &s); err != nil {
-			t.Fatalf("%q encoded to invalid JSON %s: %v", in, out, err)
-		}
-		if utf8.Valid(in) && s != string(in) {
-			t.Fatalf("valid input changed: %q -> %q", in, s)
-		}
-	})
-}
-
 func BenchmarkAppend(b *testing.B) {
 	m := NewMeta(swarmSource())
 	l := &logline.Line{Text: []byte("2026-11-28 10:57:28 INFO request handled path=/api/v1/items status=200 dur=3ms"),

@@ -6,7 +6,8 @@ import (
 	"sync"
 )
 
-// budget is a FIFO byte semaphore bounding in-flight memory.
+// budget is a FIFO byte semaphore bounding in-flight memory. A budget
+// with max <= 0 only counts: the caller bounds memory itself.
 type budget struct {
 	mu       sync.Mutex
 	max      int64
@@ -29,13 +30,18 @@ func (b *budget) unlock() { b.mu.Unlock() }
 
 // clamp limits a request to the whole budget, so that an oversized request
 // can still proceed once everything else is released.
-func (b *budget) clamp(n int64) int64 { return min(n, b.max) }
+func (b *budget) clamp(n int64) int64 {
+	if b.max <= 0 {
+		return n
+	}
+	return min(n, b.max)
+}
 
 // acquire takes n bytes (n <= max), waiting in FIFO order until they are
 // free or ctx ends.
 func (b *budget) acquire(ctx context.Context, n int64) error {
 	b.lock()
-	if b.waiters.Len() == 0 && b.used+n <= b.max {
+	if b.max <= 0 || (b.waiters.Len() == 0 && b.used+n <= b.max) {
 		b.used += n
 		b.changed()
 		b.unlock()

@@ -34,8 +34,11 @@ type Config struct {
 	// Workers is the number of concurrent bulk requests.
 	Workers int `yaml:"workers" help:"number of concurrent bulk requests"`
 	// MaxInflightBytes bounds the memory held by accepted but unacknowledged
-	// documents; Write blocks while it is full.
-	MaxInflightBytes config.ByteSize `yaml:"max-inflight-bytes" help:"memory bound for accepted, not yet acknowledged documents (Write blocks when full)"`
+	// documents; Write blocks while it is full. Zero leaves the bound to
+	// the caller: the shipper bounds the same bytes with its own in-flight
+	// budget (shipper.max-inflight-bytes), so it is not a setting of its
+	// own.
+	MaxInflightBytes config.ByteSize `yaml:"-"`
 	// Compression gzips bulk request bodies.
 	Compression bool `yaml:"compression" help:"gzip bulk request bodies"`
 	// CompressionLevel is the gzip level, 1 (fastest) to 9 (smallest).
@@ -51,7 +54,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: 2 MiB / 500 ms flushes, 2 workers,
-// 16 MiB in flight, gzip level 1, 100 ms..30 s backoff, 60 s requests, dead
+// 16 MiB in flight (for callers that do not bound memory themselves), gzip level 1, 100 ms..30 s backoff, 60 s requests, dead
 // letters to logs-heartwood.deadletter-default.
 func DefaultConfig() Config {
 	return Config{
@@ -86,7 +89,7 @@ func (c Config) Validate() error {
 	if c.Workers < 1 || c.Workers > maxWorkers {
 		bad("workers", "must be between 1 and %d, got %d", maxWorkers, c.Workers)
 	}
-	if c.MaxInflightBytes < c.FlushBytes {
+	if c.MaxInflightBytes != 0 && c.MaxInflightBytes < c.FlushBytes {
 		bad("max-inflight-bytes", "must be >= flush-bytes (%s), got %s", c.FlushBytes, c.MaxInflightBytes)
 	}
 	if c.Compression && (c.CompressionLevel < gzip.BestSpeed || c.CompressionLevel > gzip.BestCompression) {

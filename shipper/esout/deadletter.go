@@ -1,10 +1,13 @@
 package esout
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -155,4 +158,42 @@ func (c Config) newDeadLetter(doc *Doc, status int, errType, reason string, now 
 		panic(fmt.Sprintf("esout: marshal dead letter: %v", err)) // strings only
 	}
 	return &deadLetter{index: c.deadLetterStream(), id: deadLetterID(doc.Index, doc.ID, doc.Body), body: body}
+}
+
+// reason returns a dead letter's error message, for logs.
+func (d *deadLetter) reason() string {
+	var v struct {
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(d.body, &v)
+	return v.Message
+}
+
+// installDeadLetterTemplate puts the dead-letter index template, retrying
+// retryable failures. If Elasticsearch rejects it permanently, dead
+// letters are still written (to whatever template matches), loudly.
+func (w *Writer) installDeadLetterTemplate(ctx context.Context) {
+	name := w.cfg.deadLetterTemplateName()
+	body := w.cfg.deadLetterTemplate()
+	for attempt := 0; ; attempt++ {
+		err := w.PutIndexTemplate(ctx, name, body)
+		if err == nil {
+			w.log.Info("dead-letter index template installed", "template", name, "data_stream", w.cfg.deadLetterStream())
+			w.dlOnce.Do(func() { close(w.dlReady) })
+			return
+		}
+		var se *StatusError
+		if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && se.Status != http.StatusTooManyRequests {
+			w.log.Error("dead-letter index template rejected; dead letters go to the data stream without it", "template", name, "error", err)
+			w.dlOnce.Do(func() { close(w.dlReady) })
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("installing dead-letter index template failed, retrying", "template", name, "attempt", attempt+1, "error", err)
+		if !w.sleep(ctx, attempt) {
+			return
+		}
+	}
 }

@@ -1,6 +1,6 @@
 package esout
 
-import "github.com/heartwood-ops/heartwood/shipper/ecs"
+import "github.com/heartwood-ops/heartwood/shipper/jsonesc"
 
 // appendCreate appends one bulk "create" entry: the action line
 // {"create":{"_index":...,"_id":...}} and the source line, each followed by
@@ -8,10 +8,10 @@ import "github.com/heartwood-ops/heartwood/shipper/ecs"
 // body must be a single line of JSON.
 func appendCreate(dst []byte, index, id string, body []byte) []byte {
 	dst = append(dst, `{"create":{"_index":`...)
-	dst = appendJSONString(dst, index)
+	dst = jsonesc.AppendString(dst, index)
 	if id != "" {
 		dst = append(dst, `,"_id":`...)
-		dst = appendJSONString(dst, id)
+		dst = jsonesc.AppendString(dst, id)
 	}
 	dst = append(dst, "}}\n"...)
 	dst = append(dst, body...)
@@ -27,8 +27,3 @@ func createSize(index, id string, body []byte) int {
 	}
 	return n
 }
-
-// appendJSONString appends s as a quoted JSON string, escaping quotes,
-// backslashes and control bytes and replacing invalid UTF-8 with U+FFFD;
-// the shipper's document encoder does the same for document fields.
-func appendJSONString(dst []byte, s string) []byte { return ecs.AppendString(dst, s) }

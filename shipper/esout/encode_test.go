@@ -41,18 +41,3 @@ func TestAppendCreate(t *testing.T) {
 		})
 	}
 }
-
-func FuzzAppendJSONString(f *testing.F) {
-	f.Add("plain")
-	f.Add("q\"b\\\n\t\x00\xff\u2028é")
-	f.Fuzz(func(t *testing.T, s string) {
-		b := appendJSONString(nil, s)
-		var got string
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatalf("%q encodes to invalid JSON %q: %v", s, b, err)
-		}
-		if want := jsonRoundTrip(s); got != want {
-			t.Fatalf("round trip %q -> %q, want %q", s, got, want)
-		}
-	})
-}

@@ -14,6 +14,7 @@ type metrics struct {
 	retried        prometheus.Counter
 	deadLettered   prometheus.Counter
 	deadLetterFail prometheus.Counter
+	workerPanics   prometheus.Counter
 	requests       *prometheus.CounterVec
 	requestBytes   prometheus.Counter
 	latency        prometheus.Histogram
@@ -34,6 +35,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "docs_retried_total", Help: "Document send attempts that failed retryably (429, 5xx, transport error) and were retried."}),
 		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "docs_dead_lettered_total", Help: "Documents rejected permanently and acknowledged as dead-lettered."}),
+		workerPanics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "worker_panics_total", Help: "Panics recovered in bulk workers; the batch's documents are counted as dead-letter failures."}),
 		deadLetterFail: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "dead_letter_failures_total", Help: "Dead-letter documents that Elasticsearch rejected permanently too (the document is lost; logged)."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -52,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.delivered, m.deliveredBytes, m.duplicates, m.retried,
-		m.deadLettered, m.deadLetterFail, m.requests, m.requestBytes, m.latency, m.inflightBytes, m.queueDocs} {
+		m.deadLettered, m.deadLetterFail, m.workerPanics, m.requests, m.requestBytes, m.latency, m.inflightBytes, m.queueDocs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register esout metrics: %w", err)
 		}
