@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,7 +64,7 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		"--shipper.output.dead-letter.namespace", ns,
 		"--shipper.batch-bytes", "4KiB", "--shipper.max-inflight-bytes", "16KiB", "--shipper.max-deleted-files", "0",
 		"--shipper.template.name", "hwtest-dash-" + run, "--shipper.template.patterns", "logs-*-" + ns,
-		"--shipper.template.namespace", ns, "--shipper.template.priority", "300",
+		"--shipper.template.namespace", ns, "--shipper.template.priority", testPriority(run),
 		"--watchman.enabled", "--watchman.interval", "500ms", "--watchman.es-interval", "1s", "--watchman.kv-prefix", "heartwood-test/" + run + "/",
 	}
 	startBinary(t, bin, args)
@@ -298,6 +300,15 @@ func checkWritten(t *testing.T, view string, used []string, have map[string]bool
 	if bad {
 		t.Logf("fields written (%s): %s", view, strings.Join(sortedKeys(have), " "))
 	}
+}
+
+// testPriority is a template priority of this run's own (even, so that its
+// own streams' templates at +1 cannot tie either): other tests share the
+// cluster, and overlapping templates must not share a priority.
+func testPriority(run string) string {
+	h := fnv.New32a()
+	h.Write([]byte(run))
+	return strconv.Itoa(1000 + int(h.Sum32()%20000)*2)
 }
 
 // buildAgent builds the heartwood binary.

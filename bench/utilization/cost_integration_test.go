@@ -48,6 +48,8 @@ func TestIntegrationUtilizationCost(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// Shared cluster: a priority no other test's overlapping template has.
+	priority := 30000 + int(time.Now().UnixNano()%10000)*2
 	measure := func(esInterval string) (cpu float64, docs int) {
 		ns := "cost" + strings.ReplaceAll(esInterval, "s", "") + run
 		listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -55,7 +57,7 @@ func TestIntegrationUtilizationCost(t *testing.T) {
 			"--consul-addr", consul, "--es-url", esURL, "--registrar.enabled=false",
 			"--shipper.containers-root", d.ContainersRoot(), "--shipper.namespace", ns,
 			"--shipper.template.name", "hwtest-cost-"+ns, "--shipper.template.patterns", "logs-*-"+ns,
-			"--shipper.template.namespace", ns, "--shipper.template.priority", "170",
+			"--shipper.template.namespace", ns, "--shipper.template.priority", strconv.Itoa(priority),
 			"--watchman.es-interval", esInterval, "--log-level", "warn")
 		var logs bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &logs, &logs
