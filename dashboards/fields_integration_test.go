@@ -46,8 +46,8 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 
 	// A stricter template for one dataset makes Elasticsearch reject a line,
 	// which the agent then writes as a dead letter.
-	esDo(t, esURL, "PUT", "/_index_template/hwtest-dash-dlq-"+run, fmt.Sprintf(`{"index_patterns":["logs-dashdlq-%s"],"priority":400,"data_stream":{},
-		"template":{"settings":{"index":{"auto_expand_replicas":"0-1"}},"mappings":{"dynamic":false,"properties":{"@timestamp":{"type":"date_nanos"},"message":{"type":"long"}}}}}`, ns))
+	esDo(t, esURL, "PUT", "/_index_template/hwtest-dash-dlq-"+run, fmt.Sprintf(`{"index_patterns":["logs-dashdlq-%s"],"priority":%s3,"data_stream":{},
+		"template":{"settings":{"index":{"auto_expand_replicas":"0-1"}},"mappings":{"dynamic":false,"properties":{"@timestamp":{"type":"date_nanos"},"message":{"type":"long"}}}}}`, ns, testPriority(run)))
 	// This Elasticsearch build cannot delete data streams, so a test's
 	// streams and the templates they use stay; their names are unique.
 
