@@ -154,7 +154,7 @@ func TestChecks(t *testing.T) {
 		{"kibana unauthorized", Kibana("http://k", fakeKibana{err: statusErr(401)}), Fail, "401", "--kibana-api-key"},
 		{"kibana not there", Kibana("http://k", fakeKibana{err: errors.New("not Kibana: GET /api/status answered 200 with \"text/html\"")}), Fail, "not Kibana", "--kibana-url"},
 		{"clock ok", Clock(now, DateHeader("consul", server(t, map[string]answer{"GET /": {status: 200, header: map[string]string{"Date": time.Now().UTC().Format(http.TimeFormat)}}}), "/")), OK, "consul", ""},
-		{"clock skewed", Clock(func() time.Time { return time.Now().Add(-time.Minute) }, DateHeader("consul", server(t, map[string]answer{"GET /": {status: 200, header: map[string]string{"Date": time.Now().UTC().Format(http.TimeFormat)}}}), "/")), Fail, "consul +60", "synchronise"},
+		{"clock skewed", Clock(func() time.Time { return time.Now().Add(-time.Minute) }, DateHeader("consul", server(t, map[string]answer{"GET /": {status: 200, header: map[string]string{"Date": time.Now().UTC().Format(http.TimeFormat)}}}), "/")), Fail, "more than 5s", "synchronise"},
 		{"clock es", Clock(func() time.Time { return time.Now().Add(time.Minute) }, ESNodeTime(server(t, map[string]answer{"GET /_nodes/_local/stats/os": {status: 200, body: `{"nodes":{"x":{"timestamp":` + itoa(time.Now().UnixMilli()) + `}}}`}}))), Fail, "elasticsearch -60", "synchronise"},
 		{"clock no source", Clock(now, DateHeader("consul", unreachable(t), "/")), Skipped, "no server", ""},
 	}
