@@ -4,6 +4,8 @@
 #               if they are not running, and run the agent against them
 #   make test   provision the real services, then run the unit tests (-race)
 #               and the integration tests against them
+#   make cluster-up NODES=3 / cluster-deploy / test-cluster / cluster-down
+#               a Swarm of N nodes on this machine (stack/cluster/README.md)
 
 SHELL     := /bin/bash
 GO        ?= go
@@ -17,6 +19,7 @@ SERVICES  := stack/dev/services.sh
 INTEGRATION_FLAGS ?= -race -count=1 -tags integration -p 1 -timeout 60m
 FUZZTIME  ?= 15s
 
+.PHONY: cluster-up cluster-down cluster-deploy test-cluster
 .PHONY: all build run services services-down test test-unit test-integration fuzz bench vet fmt-check image clean
 
 all: build
@@ -74,3 +77,25 @@ image: build
 
 clean:
 	rm -rf bin $(RUN_DIR)
+
+# ---- a Swarm of NODES nodes on this machine (stack/cluster/README.md)
+NODES    ?= 3
+CLUSTER  := stack/cluster/cluster.sh
+CLUSTER_IMAGE ?= heartwood:cluster
+
+# services: builds the Consul binary and fetches Elasticsearch on first run.
+cluster-up: services
+	$(CLUSTER) up $(NODES)
+
+cluster-deploy:
+	$(MAKE) image VERSION=cluster
+	HWC_HEARTWOOD_IMAGE=$(CLUSTER_IMAGE) $(CLUSTER) deploy
+
+cluster-down:
+	$(CLUSTER) down
+
+# The cluster tests make their own cluster and remove it, even on failure.
+test-cluster: services
+	$(MAKE) image VERSION=cluster
+	@mkdir -p $(RUN_DIR)
+	$(GO) test -race -count=1 -tags integration -timeout 25m -v -run 'TestIntegrationCluster' ./stack/cluster/ 2>&1 | tee $(RUN_DIR)/test-cluster.log; exit $${PIPESTATUS[0]}
