@@ -366,9 +366,10 @@ cluster_ls() {
 
 # ---------------------------------------------------------------- deploy
 HW_IMAGE=${HWC_HEARTWOOD_IMAGE:-heartwood:cluster}
-BUSYBOX_IMAGE=${HWC_BUSYBOX_IMAGE:-heartwood-test/busybox:latest}
+BUSYBOX_IMAGE=${HWC_BUSYBOX_IMAGE:-heartwood-cluster/busybox:latest}
 
-# The same image internal/testenv builds for the tests: Debian's static
+# The recipe of internal/testenv's test image (own tag, so other tests
+# removing theirs never touch it): Debian's static
 # busybox FROM scratch.
 busybox_image() {
   docker image inspect "$BUSYBOX_IMAGE" >/dev/null 2>&1 && return 0
