@@ -50,6 +50,18 @@ func TestMain(m *testing.M) {
 	env.script = filepath.Join(filepath.Dir(file), "cluster.sh")
 	start := time.Now()
 	_, _ = run(context.Background(), env.script, "down")
+	check := filepath.Join(filepath.Dir(file), "check-clean.sh")
+	snapDir, err := os.MkdirTemp("", "hwc-clean-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(snapDir)
+	before, after := filepath.Join(snapDir, "before"), filepath.Join(snapDir, "after")
+	if out, err := run(context.Background(), check, "snapshot", before); err != nil {
+		fmt.Fprintf(os.Stderr, "cluster: snapshot: %v\n%s", err, out)
+		os.Exit(1)
+	}
 	setupErr = setup()
 	fmt.Fprintf(os.Stderr, "cluster: setup took %s (err=%v)\n", time.Since(start).Round(time.Second), setupErr)
 	code := m.Run()
@@ -58,8 +70,17 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "cluster: down failed: %v\n%s", err, out)
 			code = 1
 		}
+		// Leaves the machine as it was: compare with the snapshot taken
+		// before up.
+		_, _ = run(context.Background(), check, "snapshot", after)
+		out, err := run(context.Background(), check, "compare", before, after)
+		fmt.Fprintf(os.Stderr, "cluster: after down: %s", out)
+		if err != nil {
+			code = 1
+		}
 	}
 	fmt.Fprintf(os.Stderr, "cluster: whole run took %s\n", time.Since(start).Round(time.Second))
+	os.RemoveAll(snapDir)
 	os.Exit(code)
 }
 
