@@ -368,15 +368,15 @@ cluster_ls() {
 HW_IMAGE=${HWC_HEARTWOOD_IMAGE:-heartwood:cluster}
 BUSYBOX_IMAGE=${HWC_BUSYBOX_IMAGE:-heartwood-cluster/busybox:latest}
 
-# The recipe of internal/testenv's test image (own tag, so other tests
-# removing theirs never touch it): Debian's static
-# busybox FROM scratch.
+# The recipe of internal/testenv's test image, Debian's static busybox FROM
+# scratch, under its own tag (other tests removing theirs never touch it) and
+# exposing port 80, so that the registrar registers what listens there.
 busybox_image() {
-  docker image inspect "$BUSYBOX_IMAGE" >/dev/null 2>&1 && return 0
+  [[ $(docker image inspect -f '{{index .Config.Labels "org.heartwood.cluster"}}' "$BUSYBOX_IMAGE" 2>/dev/null) == 1 ]] && return 0
   [[ -x /bin/busybox ]] || die "/bin/busybox missing (apt-get install busybox-static)"
   local ctx; ctx=$(mktemp -d)
   cp /bin/busybox "$ctx/busybox"
-  printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\nCMD ["sh"]\n' >"$ctx/Dockerfile"
+  printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\nEXPOSE 80\nLABEL org.heartwood.cluster=1\nCMD ["sh"]\n' >"$ctx/Dockerfile"
   docker build -q -t "$BUSYBOX_IMAGE" "$ctx" >/dev/null
   rm -rf "$ctx"
 }
