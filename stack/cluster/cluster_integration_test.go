@@ -264,7 +264,7 @@ func TestIntegrationClusterDNSAcrossNodes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var err error
-			out, err = run(ctx, "docker", "-H", env.sock[node], "exec", cid, "wget", "-q", "-T", "5", "-O", "-", "http://127.0.0.1:80/cgi-bin/data")
+			out, err = run(ctx, "docker", "-H", env.sock[node], "exec", cid, "sh", "-c", `printf 'GET /cgi-bin/data HTTP/1.0\r\n\r\n' | nc -w 5 127.0.0.1 80 | tail -n 1`)
 			if err != nil || strings.TrimSpace(out) != dataHost {
 				return fmt.Errorf("%v: %q", err, out)
 			}

@@ -49,7 +49,12 @@ func TestMain(m *testing.M) {
 	_, file, _, _ := runtime.Caller(0)
 	env.script = filepath.Join(filepath.Dir(file), "cluster.sh")
 	start := time.Now()
-	_, _ = run(context.Background(), env.script, "down")
+	// HWC_REUSE=1 keeps a running cluster (cluster.sh up is idempotent) and
+	// HWC_KEEP=1 leaves it running afterwards: for working on the tests.
+	reuse, keep := os.Getenv("HWC_REUSE") != "", os.Getenv("HWC_KEEP") != ""
+	if !reuse {
+		_, _ = run(context.Background(), env.script, "down")
+	}
 	check := filepath.Join(filepath.Dir(file), "check-clean.sh")
 	snapDir, err := os.MkdirTemp("", "hwc-clean-")
 	if err != nil {
@@ -65,7 +70,7 @@ func TestMain(m *testing.M) {
 	setupErr = setup()
 	fmt.Fprintf(os.Stderr, "cluster: setup took %s (err=%v)\n", time.Since(start).Round(time.Second), setupErr)
 	code := m.Run()
-	if os.Getenv("HWC_KEEP") == "" {
+	if !keep {
 		if out, err := run(context.Background(), env.script, "down"); err != nil {
 			fmt.Fprintf(os.Stderr, "cluster: down failed: %v\n%s", err, out)
 			code = 1
