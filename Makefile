@@ -20,7 +20,8 @@ INTEGRATION_FLAGS ?= -race -count=1 -tags integration -p 1 -timeout 60m
 FUZZTIME  ?= 15s
 
 .PHONY: cluster-up cluster-down cluster-deploy test-cluster
-.PHONY: all build run services services-down test test-unit test-integration fuzz bench vet fmt-check image clean
+.PHONY: all build run services services-down test test-unit test-integration fuzz bench vet fmt-check image clean \
+	print-version stack-images stack-up stack-down stack-status stack-pytest
 
 all: build
 
@@ -47,8 +48,9 @@ test: vet services test-unit test-integration
 test-unit:
 	$(GO) test -race -count=1 ./...
 
+# stack/cluster makes a Swarm of its own: make test-cluster runs it.
 test-integration:
-	$(GO) test $(INTEGRATION_FLAGS) -run 'Integration' ./...
+	$(GO) test $(INTEGRATION_FLAGS) -run 'Integration' $$($(GO) list ./... | grep -v /stack/cluster)
 
 vet: fmt-check
 	$(GO) vet ./...
@@ -71,9 +73,37 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# The agent's container image, FROM scratch (built locally; no registry).
+# The agent's container image, FROM scratch (built locally; no registry),
+# tagged heartwood:$(VERSION): the tag the stack files deploy
+# (HEARTWOOD_VERSION=$$(make -s print-version)).
 image: build
-	docker build -t heartwood:$(VERSION) -f stack/Dockerfile .
+	cp /etc/ssl/certs/ca-certificates.crt bin/ca-certificates.crt
+	docker build -q -t heartwood:$(VERSION) --build-arg CA_BUNDLE=bin/ca-certificates.crt -f stack/Dockerfile .
+
+print-version:
+	@echo $(VERSION)
+
+# The training platform on this machine's one-node Swarm (stack/README.md).
+# STACK_DOWN_VOLUMES=1 make stack-down also deletes its data volumes.
+STACK_SH := stack/local/stack.sh
+
+stack-images:
+	$(STACK_SH) images
+
+stack-up:
+	$(STACK_SH) up
+
+stack-down:
+	$(STACK_SH) down
+
+stack-status:
+	$(STACK_SH) status
+
+# The platform's Python unit tests (simulator physics, trainer, web app).
+stack-pytest:
+	cd stack/simulator && python3 -m unittest -q
+	cd stack/trainer && python3 -m unittest -q
+	cd stack/web && python3 -m unittest -q
 
 clean:
 	rm -rf bin $(RUN_DIR)
@@ -81,7 +111,6 @@ clean:
 # ---- a Swarm of NODES nodes on this machine (stack/cluster/README.md)
 NODES    ?= 3
 CLUSTER  := stack/cluster/cluster.sh
-CLUSTER_IMAGE ?= heartwood:cluster
 
 # services: builds the Consul binary and fetches Elasticsearch on first run.
 cluster-up: services
@@ -89,7 +118,7 @@ cluster-up: services
 
 cluster-deploy:
 	$(MAKE) image VERSION=cluster
-	HWC_HEARTWOOD_IMAGE=$(CLUSTER_IMAGE) $(CLUSTER) deploy
+	$(CLUSTER) deploy
 
 cluster-down:
 	$(CLUSTER) down

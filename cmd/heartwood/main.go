@@ -8,6 +8,7 @@
 //	heartwood pause NAME|ID          pause a container through the local agent
 //	heartwood wake NAME|ID           wake a paused container through the local agent
 //	heartwood setup [flags]          import Kibana dashboards, write Prometheus alert rules
+//	heartwood healthcheck [flags]    exit 0 when the local agent is ready (container health check)
 //	heartwood version                print the version
 package main
 
@@ -45,6 +46,7 @@ commands:
   pause NAME     pause a container through the local agent
   wake NAME      wake a paused container through the local agent
   setup          import the Kibana dashboards and write the Prometheus alert rules
+  healthcheck    exit 0 when the local agent is ready, 1 otherwise (container health check)
   version        print the version
 `
 
@@ -66,6 +68,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return configCheck(rest[1:], environ, stdout, stderr)
 	case "setup":
 		return setup(ctx, rest, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, rest, environ, stdout, stderr)
 	case "ps", "pause", "wake":
 		return clientCommand(ctx, cmd, rest, environ, stdout, stderr)
 	case "version", "--version", "-version":

@@ -267,7 +267,7 @@ swarm_up() {
   if [[ $(ndocker "$first" info --format '{{.Swarm.LocalNodeState}}') != active ]]; then
     ndocker "$first" swarm init --advertise-addr "$(node_ip "$first")" \
       --listen-addr "$(node_ip "$first"):2377" --data-path-addr "$(node_ip "$first")" \
-      --dispatcher-heartbeat 2s >/dev/null
+      --dispatcher-heartbeat 5s >/dev/null
   fi
   local token n
   token=$(ndocker "$first" swarm join-token -q worker)
@@ -365,7 +365,8 @@ cluster_ls() {
 }
 
 # ---------------------------------------------------------------- deploy
-HW_IMAGE=${HWC_HEARTWOOD_IMAGE:-heartwood:cluster}
+HW_VERSION=${HWC_HEARTWOOD_VERSION:-cluster} # make image VERSION=cluster builds heartwood:cluster
+HW_IMAGE=heartwood:$HW_VERSION
 BUSYBOX_IMAGE=${HWC_BUSYBOX_IMAGE:-heartwood-cluster/busybox:latest}
 
 # The recipe of internal/testenv's test image, Debian's static busybox FROM
@@ -397,10 +398,8 @@ cluster_deploy() {
   docker image inspect "$HW_IMAGE" >/dev/null 2>&1 || die "image $HW_IMAGE missing (make cluster-deploy builds it)"
   busybox_image
   load_images "$HW_IMAGE" "$BUSYBOX_IMAGE"
-  # Consul runs without ACLs here: the token is sent and ignored.
   ensure_secret heartwood_api_token
-  ensure_secret consul_acl_token
-  HEARTWOOD_IMAGE=$HW_IMAGE HEARTWOOD_ES_URL=$(es_url) \
+  HEARTWOOD_VERSION=$HW_VERSION HEARTWOOD_ES_URL=$(es_url) \
     ndocker "$m" stack deploy --resolve-image never -c "$REPO/stack/heartwood.yml" hw >/dev/null
   HWC_BUSYBOX_IMAGE=$BUSYBOX_IMAGE \
     ndocker "$m" stack deploy --resolve-image never -c "$REPO/stack/cluster/demo.yml" demo >/dev/null

@@ -414,11 +414,11 @@ func TestIntegrationClusterScale(t *testing.T) {
 		errs := make(chan error, len(env.nodes)*perNode)
 		for _, n := range env.nodes {
 			cli := dockerOf(t, n)
-			for w := 0; w < 5; w++ {
+			for w := 0; w < 2; w++ {
 				wg.Add(1)
 				go func(n string, w int) {
 					defer wg.Done()
-					for i := w; i < perNode/bursts; i += 5 {
+					for i := w; i < perNode/bursts; i += 2 {
 						cfg := &container.Config{Image: busybox, Cmd: []string{"sleep", "3600"},
 							ExposedPorts: nat.PortSet{"80/tcp": {}},
 							Labels:       map[string]string{"SERVICE_NAME": name, "SERVICE_NETWORK": "bridge", testenv.LabelTest: runID}}
