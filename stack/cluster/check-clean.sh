@@ -27,10 +27,10 @@ snapshot() {
     for t in filter nat mangle raw; do
       iptables-save -t "$t" | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]//' | awk -v t="$t" '{print "ipt " t " " $0}'
     done
-    find /sys/fs/cgroup -maxdepth 3 -type d -name 'hwcluster*' 2>/dev/null | awk '{print "cgroup " $0}'
-    [[ -e $STATE ]] && echo "state $STATE"
+    find /sys/fs/cgroup -maxdepth 3 -type d -name 'hwcluster*' 2>/dev/null | awk '{print "cgroup " $0}' || true
+    if [[ -e $STATE ]]; then echo "state $STATE"; fi
     # processes of the cluster: their command line names its state directory
-    ps -eo args= | grep -F "$STATE" | grep -v -e grep -e check-clean | awk '{print "proc " $1}' | sort | uniq -c | awk '{print $2 " " $3 " x" $1}'
+    ps -eo args= | grep -F "$STATE" | grep -v -e grep -e check-clean | awk '{print "proc " $1}' | sort | uniq -c | awk '{print $2 " " $3 " x" $1}' || true
   } | sort
 }
 
