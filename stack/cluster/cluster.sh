@@ -20,6 +20,7 @@
 #   start NODE          boot NODE again with its disks (data-root, Consul data)
 #   load IMAGE...       copy images from the host engine into every node
 #   deploy              Heartwood on every node plus the demo tiers (demo.yml)
+#   deploy-platform     the platform's local variant instead (platform-cluster.yml)
 #   env                 variables the cluster tests read
 #
 # Traffic stays on the bridge: nodes have no default route, only the bridge's
@@ -292,19 +293,22 @@ consul_ready() { # node: the agent answers and sees a leader
 }
 
 # ---------------------------------------------------------------- images
-load_images() { # image...
-  local img n
-  for img in "$@"; do
-    docker image inspect "$img" >/dev/null || die "image $img is not in the host engine"
-    for n in $(nodes); do
-      [[ -z $(cg_pids "$n") ]] && continue
-      if [[ $(ndocker "$n" image inspect -f '{{.Id}}' "$img" 2>/dev/null) == "$(docker image inspect -f '{{.Id}}' "$img")" ]]; then
-        continue
-      fi
-      docker save "$img" | ndocker "$n" load -q >/dev/null
+load_images() { # image...: one docker save per node, shared layers sent once
+  local img n missing pids=() p
+  for img in "$@"; do docker image inspect "$img" >/dev/null || die "image $img is not in the host engine"; done
+  for n in $(nodes); do
+    [[ -z $(cg_pids "$n") ]] && continue
+    missing=()
+    for img in "$@"; do
+      [[ $(ndocker "$n" image inspect -f '{{.Id}}' "$img" 2>/dev/null) == "$(docker image inspect -f '{{.Id}}' "$img")" ]] ||
+        missing+=("$img")
     done
-    log "image $img: on every node"
+    ((${#missing[@]})) || continue
+    docker save "${missing[@]}" | ndocker "$n" load -q >/dev/null &
+    pids+=($!)
   done
+  for p in "${pids[@]}"; do wait "$p" || die "docker load into a node failed"; done
+  log "images on every node: $*"
 }
 
 # ---------------------------------------------------------------- up / down
@@ -413,6 +417,44 @@ cluster_deploy() {
   ndocker "$m" service ls
 }
 
+# The platform's local variant (stack/platform.yml + stack/local/local.yml,
+# images from make stack-images) with stack/cluster/platform-cluster.yml.
+# It brings its own Heartwood, so the hw and demo stacks are removed first.
+cluster_deploy_platform() {
+  local m; m=$(first_node)
+  [[ -n $m ]] || die "no cluster (make cluster-up)"
+  local envs
+  envs=$("$REPO/stack/local/stack.sh" env) || die "platform images missing: make stack-images"
+  local images=("$HW_IMAGE") line
+  while IFS= read -r line; do
+    [[ $line == LOCAL_*_IMAGE=* ]] && images+=("${line#*=}")
+  done <<<"$envs"
+  docker image inspect "$HW_IMAGE" >/dev/null 2>&1 || die "image $HW_IMAGE missing (make image VERSION=$HW_VERSION)"
+  load_images "${images[@]}"
+  local all; mapfile -t all < <(nodes)
+  ndocker "$m" node update --label-add platform.es=true "$m" >/dev/null
+  ndocker "$m" node update --label-add platform.data=true "${all[1]:-$m}" >/dev/null
+  ensure_secret heartwood_api_token
+  ensure_secret platform_postgres_password
+  ndocker "$m" stack rm hw demo >/dev/null 2>&1 || true
+  wait_until 60 bash -c "[[ -z \$(docker -H $(node_host "$m") service ls -q --filter label=com.docker.stack.namespace=hw) ]]" || true
+  (
+    set -a; eval "$envs"; set +a
+    export HEARTWOOD_VERSION=$HW_VERSION CONSUL_NODE_ADDR=$NODE_DNS STACK_NAME=platform
+    ndocker "$m" stack deploy --resolve-image never \
+      -c "$REPO/stack/platform.yml" -c "$REPO/stack/local/local.yml" -c "$REPO/stack/cluster/platform-cluster.yml" platform
+  ) || die "docker stack deploy of the platform failed"
+  local deadline=$((SECONDS + ${HWC_PLATFORM_TIMEOUT:-600})) pending
+  while :; do
+    pending=$(ndocker "$m" service ls --filter label=com.docker.stack.namespace=platform --format '{{.Name}} {{.Replicas}}' |
+      grep -v -e consul-seed -e heartwood-setup | awk '{split($2,a,"/"); if (a[1]!=a[2]) print $1 "(" $2 ")"}')
+    [[ -z $pending ]] && break
+    ((SECONDS < deadline)) || die "platform services not running within ${HWC_PLATFORM_TIMEOUT:-600}s: $pending"
+    sleep 5
+  done
+  ndocker "$m" stack ps platform --filter desired-state=running --format '{{.Name}} {{.Node}} {{.CurrentState}}'
+}
+
 cmd=${1:-}; shift || true
 case $cmd in
   up) cluster_up "${1:-${NODES:-3}}" ;;
@@ -429,6 +471,7 @@ case $cmd in
   start) check_node "$1"; node_start "$1"; wait_until 60 consul_ready "$1" || die "$1: Consul has no leader" ;;
   load) load_images "$@" ;;
   deploy) cluster_deploy ;;
+  deploy-platform) cluster_deploy_platform ;;
   env)
     echo "HWC_STATE=$STATE"
     echo "HWC_NODES=$(nodes | tr '\n' ' ' | sed 's/ $//')"
