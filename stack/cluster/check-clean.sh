@@ -16,7 +16,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=${HWC_STATE:-/var/lib/heartwood-cluster}
-IGNORE=${HWC_CLEAN_IGNORE:-'^link veth|^link hwd[0-9a-f]+$|^mount /var/lib/docker/|^mount /run/docker/|^ipt .*(docker0|br-[0-9a-f]+|DOCKER)|^addr hwd[0-9a-f]+ '}
+IGNORE=${HWC_CLEAN_IGNORE:-'^link veth|^link hwd[0-9a-f]+$|^mount /var/lib/docker/|^mount /run/docker/|^ipt .*(docker0|br-[0-9a-f]+|DOCKER)|^addr hwd[0-9a-f]+ |^ipt nat -A POSTROUTING -s 172\.(1[6-9]|2[0-9]|3[01])\.[0-9.]+/32 -d 172\.'}
 
 snapshot() {
   {
@@ -37,7 +37,7 @@ snapshot() {
 compare() {
   local before=$1 after=$2 diffs bad
   # "<line>\t(only before|only after)"
-  diffs=$(diff <(sort "$before") <(sort "$after") | sed -nE 's/^< (.*)/\1\t(only before)/p; s/^> (.*)/\1\t(only after)/p')
+  diffs=$(diff <(sort "$before") <(sort "$after") | sed -nE 's/^< (.*)/\1\t(only before)/p; s/^> (.*)/\1\t(only after)/p' || true)
   if [[ -z $diffs ]]; then echo "clean: no difference"; return 0; fi
   echo "differences from the host engine's own churn (ignored):"
   grep -E "$IGNORE" <<<"$diffs" | sed 's/^/  /' || true

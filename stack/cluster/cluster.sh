@@ -237,8 +237,9 @@ ndocker() { local n=$1; shift; docker -H "$(node_host "$n")" "$@"; }
 # cannot reach the host's loopback, and a private instance keeps the cluster
 # tests' counts apart from every other test's data.
 es_ok() { curl -fs "$(es_url)/_cluster/health?wait_for_status=yellow&timeout=1s" | grep -q '"status"'; }
-es_up() {
+es_start() {
   es_ok && return 0
+  [[ -n $(cg_pids es) ]] && return 0
   [[ -x $ES_HOME/bin/elasticsearch ]] || die "no Elasticsearch at $ES_HOME (stack/dev/services.sh up fetches it)"
   local d=$STATE/es
   mkdir -p "$d/data" "$d/logs"
@@ -256,7 +257,10 @@ es_up() {
       -E xpack.security.enabled=false -E xpack.security.enrollment.enabled=false \
       -E xpack.ml.enabled=false </dev/null >"$d/es.log" 2>&1
   ) &
-  wait_until 240 es_ok || { tail -n 40 "$d/es.log" >&2; die "cluster Elasticsearch not yellow within 240s"; }
+}
+es_wait() {
+  local t=${HWC_ES_TIMEOUT:-600}
+  wait_until "$t" es_ok || { tail -n 40 "$STATE/es/es.log" >&2; die "cluster Elasticsearch not yellow within ${t}s"; }
   log "elasticsearch: $(es_url)"
 }
 
@@ -323,6 +327,7 @@ cluster_up() {
   seq -f 'node%g' 1 "$count" >"$STATE/nodes"
   consul_bin >/dev/null
   net_up
+  es_start # the slowest to start: in parallel with the nodes
   local n
   for n in $(nodes); do node_boot "$n" & done
   wait
@@ -330,7 +335,7 @@ cluster_up() {
     wait_until 60 consul_ready "$n" || { tail -n 20 "$(node_dir "$n")/consul.log" >&2; die "$n: Consul has no leader"; }
   done
   swarm_up
-  es_up
+  es_wait
   cluster_ls
 }
 

@@ -92,7 +92,7 @@ func TestMain(m *testing.M) {
 }
 
 func setup() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	if out, err := run(ctx, env.script, "up", fmt.Sprint(nodeCount)); err != nil {
 		return fmt.Errorf("cluster.sh up: %v\n%s", err, out)
