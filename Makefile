@@ -117,7 +117,7 @@ cluster-up: services
 	$(CLUSTER) up $(NODES)
 
 cluster-deploy:
-	$(MAKE) image VERSION=cluster
+	$(MAKE) image VERSION=cluster REVISION=cluster
 	$(CLUSTER) deploy
 
 cluster-down:
@@ -125,6 +125,6 @@ cluster-down:
 
 # The cluster tests make their own cluster and remove it, even on failure.
 test-cluster: services
-	$(MAKE) image VERSION=cluster
+	$(MAKE) image VERSION=cluster REVISION=cluster
 	@mkdir -p $(RUN_DIR)
 	$(GO) test -race -count=1 -tags integration -timeout 25m -v -run 'TestIntegrationCluster' ./stack/cluster/ 2>&1 | tee $(RUN_DIR)/test-cluster.log; exit $${PIPESTATUS[0]}

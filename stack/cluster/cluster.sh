@@ -109,9 +109,9 @@ cg_kill() { # node: SIGKILL everything in the subtree, frozen first so nothing f
   cg_rmdirs "$node" keep
 }
 cg_rmdirs() { # node [keep]: remove the node's cgroups (children only with keep)
-  local c d
-  for c in $(cg_controllers); do
-    d=$(cg_dir "$c" "$1")
+  local d
+  # Every hierarchy: dockerd creates the containers' cgroups in all of them.
+  for d in /sys/fs/cgroup/*/"$CGROUP/$1" /sys/fs/cgroup/"$CGROUP/$1"; do
     [[ -d $d ]] || continue
     find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
     [[ ${2:-} == keep ]] || rmdir "$d" 2>/dev/null || true
@@ -328,9 +328,12 @@ cluster_up() {
   consul_bin >/dev/null
   net_up
   es_start # the slowest to start: in parallel with the nodes
-  local n
-  for n in $(nodes); do node_boot "$n" & done
-  wait
+  local n pids=() p
+  for n in $(nodes); do
+    node_boot "$n" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || die "a node did not boot"; done
   for n in $(nodes); do
     wait_until 60 consul_ready "$n" || { tail -n 20 "$(node_dir "$n")/consul.log" >&2; die "$n: Consul has no leader"; }
   done
@@ -350,7 +353,10 @@ cluster_down() {
   if [[ -n $(cg_pids es) ]]; then cg_kill es; fi
   cg_rmdirs es
   local c
-  for c in $(cg_controllers); do rmdir "$(dirname "$(cg_dir "$c" x)")" 2>/dev/null || true; done
+  for c in /sys/fs/cgroup/*/"$CGROUP" /sys/fs/cgroup/"$CGROUP"; do
+    [[ -d $c ]] || continue
+    find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
   while iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment "$IPT_COMMENT" -j ACCEPT 2>/dev/null; do
     iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment "$IPT_COMMENT" -j ACCEPT
   done
