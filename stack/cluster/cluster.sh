@@ -414,8 +414,9 @@ cluster_deploy() {
   busybox_image
   load_images "$HW_IMAGE" "$BUSYBOX_IMAGE"
   ensure_secret heartwood_api_token
-  HEARTWOOD_VERSION=$HW_VERSION HEARTWOOD_ES_URL=$(es_url) \
-    ndocker "$m" stack deploy --resolve-image never -c "$REPO/stack/heartwood.yml" hw >/dev/null
+  HEARTWOOD_VERSION=$HW_VERSION HWC_HEARTWOOD_IMAGE=$HW_IMAGE HEARTWOOD_ES_URL=$(es_url) \
+    ndocker "$m" stack deploy --resolve-image never -c "$REPO/stack/heartwood.yml" \
+    -c "$REPO/stack/cluster/heartwood-cluster.yml" hw >/dev/null
   HWC_BUSYBOX_IMAGE=$BUSYBOX_IMAGE \
     ndocker "$m" stack deploy --resolve-image never -c "$REPO/stack/cluster/demo.yml" demo >/dev/null
   local deadline=$((SECONDS + 180)) pending
@@ -451,7 +452,7 @@ cluster_deploy_platform() {
   wait_until 60 bash -c "[[ -z \$(docker -H $(node_host "$m") service ls -q --filter label=com.docker.stack.namespace=hw) ]]" || true
   (
     set -a; eval "$envs"; set +a
-    export HEARTWOOD_VERSION=$HW_VERSION CONSUL_NODE_ADDR=$NODE_DNS STACK_NAME=platform
+    export HEARTWOOD_VERSION=$HW_VERSION HWC_HEARTWOOD_IMAGE=$HW_IMAGE CONSUL_NODE_ADDR=$NODE_DNS STACK_NAME=platform
     ndocker "$m" stack deploy --resolve-image never \
       -c "$REPO/stack/platform.yml" -c "$REPO/stack/local/local.yml" -c "$REPO/stack/cluster/platform-cluster.yml" platform
   ) || die "docker stack deploy of the platform failed"
