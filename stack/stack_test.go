@@ -4,6 +4,7 @@
 package stack
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -34,7 +35,7 @@ type service struct {
 	Secrets     []string          `yaml:"secrets"`
 	Volumes     []string          `yaml:"volumes"`
 	Networks    []string          `yaml:"networks"`
-	Ports       []string          `yaml:"ports"`
+	Ports       []any             `yaml:"ports"`
 	Labels      map[string]string `yaml:"labels"`
 	Healthcheck *struct {
 		Test    []string `yaml:"test"`
@@ -146,7 +147,11 @@ func TestPlatformStructure(t *testing.T) {
 			if !slices.Equal(got, wantNetworks[name]) {
 				t.Errorf("networks = %v, want %v", got, wantNetworks[name])
 			}
-			if !slices.Equal(s.Ports, wantPorts[name]) {
+			var ports []string
+			for _, p := range s.Ports {
+				ports = append(ports, fmt.Sprint(p))
+			}
+			if !slices.Equal(ports, wantPorts[name]) {
 				t.Errorf("published ports = %v, want %v", s.Ports, wantPorts[name])
 			}
 			checkNoInlineSecrets(t, s)
@@ -217,7 +222,7 @@ func TestHeartwoodService(t *testing.T) {
 			t.Errorf("%s = %q is not reachable from the host network", k, s.Environment[k])
 		}
 	}
-	if hc := s.Healthcheck; hc == nil || !slices.Equal(hc.Test, []string{"CMD", "/heartwood", "healthcheck"}) {
+	if hc := s.Healthcheck; hc == nil || len(hc.Test) < 3 || !slices.Equal(hc.Test[:3], []string{"CMD", "/heartwood", "healthcheck"}) {
 		t.Errorf("health check = %+v, want the heartwood healthcheck subcommand", hc)
 	}
 	if s.Deploy.UpdateConfig["failure_action"] != "rollback" {
@@ -246,8 +251,20 @@ func TestLocalVariant(t *testing.T) {
 		if s.Image != "" && !localImage.MatchString(s.Image) {
 			t.Errorf("%s: local image %q is not a required LOCAL_*_IMAGE variable", name, s.Image)
 		}
-		if s.Networks != nil || s.Ports != nil || s.Volumes != nil || s.Secrets != nil {
-			t.Errorf("%s: the local variant changes networks, ports, volumes or secrets", name)
+		if s.Networks != nil || s.Volumes != nil || s.Secrets != nil {
+			t.Errorf("%s: the local variant changes networks, volumes or secrets", name)
+		}
+		// Ports may only switch a production port to host mode (no IPVS for
+		// the routing mesh here), never publish another one.
+		if len(s.Ports) != len(wantPorts[name]) {
+			t.Errorf("%s: local ports %v do not replace the production ports %v one for one", name, s.Ports, wantPorts[name])
+		}
+		for i, p := range s.Ports {
+			m, ok := p.(map[string]any)
+			if !ok || m["mode"] != "host" || i >= len(wantPorts[name]) ||
+				!strings.HasSuffix(wantPorts[name][i], fmt.Sprintf(":%v", m["target"])) {
+				t.Errorf("%s: local port %v is not the production port %v in host mode", name, p, wantPorts[name])
+			}
 		}
 		if s.Image != "" && !oneShot(b) && b.Healthcheck != nil && strings.Contains(strings.Join(b.Healthcheck.Test, " "), "curl") &&
 			(s.Healthcheck == nil || strings.Contains(strings.Join(s.Healthcheck.Test, " "), "curl")) {

@@ -32,7 +32,7 @@ SUITE=${DEBIAN_SUITE:-bookworm}
 CONSUL_VERSION=${CONSUL_VERSION:-1.14.0}
 FERRETDB_VERSION=${FERRETDB_VERSION:-1.24.2}
 ES_VERSION=${ES_VERSION:-8.15.5}
-WAIT_TIMEOUT=${STACK_WAIT_TIMEOUT:-600}
+WAIT_TIMEOUT=${STACK_WAIT_TIMEOUT:-900}
 # The Swarm's bridge to the host; the node's Consul agent listens on its
 # gateway so that containers reach it (DNS and HTTP).
 GWBRIDGE_SUBNET=${GWBRIDGE_SUBNET:-10.119.0.0/24}
@@ -168,7 +168,7 @@ build_heartwood() {
     log "image heartwood:$version: cached"
   else
     log "image heartwood:$version: make image"
-    make -s -C "$ROOT" image >"$WORK/build-heartwood.log" 2>&1 ||
+    make -s -C "$ROOT" image VERSION="$version" >"$WORK/build-heartwood.log" 2>&1 ||
       { tail -n 30 "$WORK/build-heartwood.log" >&2; die "make image failed"; }
   fi
   echo "$version" >"$WORK/tag-heartwood"
@@ -302,12 +302,26 @@ service_state() {
     ((want == 0)) && { echo "done 0 replicas"; return; }
     echo "wait job running"; return
   fi
+  # A rolling update in progress is not ready, and only containers of
+  # tasks that are meant to run count (not the ones being replaced).
+  local upd; upd=$(docker service inspect "$name" --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}')
+  if [[ $upd == updating || $upd == rollback_started ]]; then echo "wait $upd"; return; fi
+  local tasks; tasks=" $(docker service ps -q --no-trunc --filter desired-state=running "$name" | tr '\n' ' ') "
   running=0 healthy=0
-  for c in $(docker ps -q --filter "label=com.docker.swarm.service.name=$name" --filter status=running); do
+  local paused=0 task
+  for c in $(docker ps -q --filter "label=com.docker.swarm.service.name=$name" --filter status=running --filter status=paused); do
+    task=$(docker inspect "$c" --format '{{index .Config.Labels "com.docker.swarm.task.id"}}')
+    [[ $tasks == *" $task "* ]] || continue
     running=$((running + 1))
-    h=$(docker inspect "$c" --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}')
-    [[ $h == healthy ]] && healthy=$((healthy + 1))
+    h=$(docker inspect "$c" --format '{{.State.Paused}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}')
+    # A paused container (an idle trainer Heartwood paused) reports
+    # "unhealthy" without a probe; it is ready: a connection wakes it.
+    case $h in
+      "true "*) paused=$((paused + 1)); healthy=$((healthy + 1)) ;;
+      *" healthy") healthy=$((healthy + 1)) ;;
+    esac
   done
+  if ((paused > 0 && running >= want && healthy >= want)); then echo "ok $healthy/$want running, $paused paused while idle"; return; fi
   if ((running >= want && healthy >= want)); then echo "ok $healthy/$want running, healthy"; else echo "wait $running/$want running, $healthy healthy"; fi
 }
 
@@ -403,6 +417,9 @@ down() {
 status() {
   docker service ls --filter "label=com.docker.stack.namespace=$STACK" --format '{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}' | sort
 }
+
+# Sourced (by a test or a debugging shell): define the functions only.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 
 case ${1:-} in
   up|down|images|status|env|deps|test-deps) cmd=${1//-/_}; shift; "$cmd" "$@" ;;

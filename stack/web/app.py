@@ -105,14 +105,23 @@ class Store:
         return self._pg
 
     def _query(self, sql, args=()):
-        try:
-            with self.pg().cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall() if cur.description else []
-        except Exception:
-            if self._pg is not None:
-                self._pg.close()
-            raise
+        import psycopg2
+
+        # A connection lost to a PostgreSQL restart is retried once on a new one.
+        for attempt in (1, 2):
+            try:
+                with self.pg().cursor() as cur:
+                    cur.execute(sql, args)
+                    return cur.fetchall() if cur.description else []
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                if self._pg is not None:
+                    self._pg.close()
+                if attempt == 2:
+                    raise
+            except Exception:
+                if self._pg is not None:
+                    self._pg.close()
+                raise
 
     def redis(self):
         import redis
