@@ -344,7 +344,9 @@ cluster_up() {
 
 cluster_down() {
   local n
-  for n in $(nodes) $(ls /run/netns 2>/dev/null | grep -E '^node[0-9]+$' || true); do
+  local leftover=()
+  for n in /run/netns/node*; do [[ $n =~ /(node[0-9]+)$ ]] && leftover+=("${BASH_REMATCH[1]}"); done
+  for n in $(nodes) "${leftover[@]}"; do
     if [[ -n $(cg_pids "$n") ]]; then cg_kill "$n"; fi
     cg_rmdirs "$n"
     ip link del "hwc-$n" 2>/dev/null || true
@@ -452,7 +454,9 @@ cluster_deploy_platform() {
   wait_until 60 bash -c "[[ -z \$(docker -H $(node_host "$m") service ls -q --filter label=com.docker.stack.namespace=hw) ]]" || true
   (
     set -a; eval "$envs"; set +a
-    export HEARTWOOD_VERSION=$HW_VERSION HWC_HEARTWOOD_IMAGE=$HW_IMAGE CONSUL_NODE_ADDR=$NODE_DNS STACK_NAME=platform
+    # Elasticsearch runs on the node labelled platform.es, published in host mode.
+    export HEARTWOOD_VERSION=$HW_VERSION HWC_HEARTWOOD_IMAGE=$HW_IMAGE CONSUL_NODE_ADDR=$NODE_DNS \
+      HWC_ES_NODE_ADDR=$(node_ip "$m") STACK_NAME=platform
     ndocker "$m" stack deploy --resolve-image never \
       -c "$REPO/stack/platform.yml" -c "$REPO/stack/local/local.yml" -c "$REPO/stack/cluster/platform-cluster.yml" platform
   ) || die "docker stack deploy of the platform failed"
