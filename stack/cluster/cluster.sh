@@ -102,7 +102,12 @@ cg_kill() { # node: SIGKILL everything in the subtree, frozen first so nothing f
     [[ -z $pids ]] && break
     # shellcheck disable=SC2086
     kill -9 $pids 2>/dev/null || true
-    [[ -n $fz && -d $fz ]] && echo THAWED >"$fz/freezer.state"
+    # Thaw the whole subtree: a paused container (docker pause, or the
+    # watchman pausing an idle trainer) is frozen on its own and would keep
+    # SIGKILL pending for ever.
+    if [[ -n $fz && -d $fz ]]; then
+      find "$fz" -name freezer.state | while read -r f; do echo THAWED >"$f" 2>/dev/null || true; done
+    fi
     sleep 0.25
   done
   [[ -z $(cg_pids "$node") ]] || die "$node: processes survive SIGKILL: $(cg_pids "$node" | tr '\n' ' ')"
