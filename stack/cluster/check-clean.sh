@@ -17,7 +17,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=${HWC_STATE:-/var/lib/heartwood-cluster}
-IGNORE=${HWC_CLEAN_IGNORE:-'^link veth|^mount /tmp/hwdockerd-|^link hwd[0-9a-f]+$|^mount /var/lib/docker/|^mount /run/docker/|^ipt .*(docker0|br-[0-9a-f]+|DOCKER)|^addr hwd[0-9a-f]+ |^ipt nat -A POSTROUTING -s [0-9.]+/32 -d [0-9.]+/32 -p (tcp|udp) -m (tcp|udp) --dport [0-9]+ -j MASQUERADE'}
+IGNORE=${HWC_CLEAN_IGNORE:-'^link veth|^mount /tmp/hwdockerd-|^link hwd[0-9a-f]+\s|^mount /var/lib/docker/|^mount /run/docker/|^ipt .*(docker0|br-[0-9a-f]+|DOCKER)|^addr hwd[0-9a-f]+ |^ipt nat -A POSTROUTING -s [0-9.]+/32 -d [0-9.]+/32 -p (tcp|udp) -m (tcp|udp) --dport [0-9]+ -j MASQUERADE'}
 
 snapshot() {
   {
