@@ -63,12 +63,8 @@ func New(cfg Config, build BuildInfo, logger *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.NodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("node-name: not set and hostname unknown: %w", err)
-		}
-		cfg.NodeName = h
+	if err := cfg.Resolve(); err != nil {
+		return nil, err
 	}
 	if cfg.SelfContainerID == "" {
 		cfg.SelfContainerID = inventory.DetectSelfID("/proc")

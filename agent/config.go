@@ -2,6 +2,8 @@ package agent
 
 import (
 	"errors"
+	"fmt"
+	"os"
 
 	"github.com/heartwood-ops/heartwood/registrar"
 	"github.com/heartwood-ops/heartwood/shipper"
@@ -25,6 +27,20 @@ func DefaultConfig() Config {
 		Shipper:   shipper.DefaultConfig(),
 		Watchman:  watchman.DefaultConfig(),
 	}
+}
+
+// Resolve fills the settings whose default depends on the host, so that
+// what `config check` prints is what the agent uses: node-name defaults to
+// the hostname.
+func (c *Config) Resolve() error {
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node-name: not set and hostname unknown: %w", err)
+		}
+		c.NodeName = h
+	}
+	return nil
 }
 
 // Validate checks every setting and reports all problems at once. A

@@ -54,6 +54,7 @@ func (a *Agent) buildSubsystems() error {
 	}
 
 	var events watchman.EventSink
+	var samples watchman.SampleSink
 	if cfg.Shipper.Enabled {
 		es, err := newESClient(cfg.Core)
 		if err != nil {
@@ -73,7 +74,7 @@ func (a *Agent) buildSubsystems() error {
 		if err != nil {
 			return named("shipper", err)
 		}
-		events = s
+		events, samples = s, s
 		a.subs = append(a.subs, subsystem{name: "shipper", run: s.Run, ready: s.Ready, describe: s})
 	}
 
@@ -87,6 +88,7 @@ func (a *Agent) buildSubsystems() error {
 			Docker:          a.docker,
 			Maintainer:      maintainer,
 			Events:          events,
+			Samples:         samples,
 			KV:              kv,
 			SelfContainerID: cfg.SelfContainerID,
 			NodeName:        cfg.NodeName,

@@ -64,8 +64,8 @@ type recordingOutput struct {
 
 func (o *recordingOutput) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 func (o *recordingOutput) Ready() error                  { return nil }
-func (o *recordingOutput) PutIndexTemplate(context.Context, string, []byte) error {
-	return nil
+func (o *recordingOutput) Do(_ context.Context, method, _ string, _ []byte) (int, []byte, error) {
+	return fakeClusterAnswer(method)
 }
 func (o *recordingOutput) Write(_ context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
 	res := make([]esout.Result, len(docs))

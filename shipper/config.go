@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/heartwood-ops/heartwood/config"
+	"github.com/heartwood-ops/heartwood/internal/esschema"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 
@@ -62,8 +63,10 @@ type Config struct {
 	// HeadroomWarn warns when unread bytes exceed this fraction of the
 	// container's max-size × max-file.
 	HeadroomWarn float64 `yaml:"headroom-warn" help:"warn when unread log bytes exceed this fraction of the container's max-size x max-file"`
-	// Template is the index template installed at start.
+	// Template is the index templates installed at start.
 	Template TemplateConfig `yaml:"template"`
+	// Retention is how long Elasticsearch keeps each kind of data.
+	Retention RetentionConfig `yaml:"retention"`
 	// Output configures the Elasticsearch bulk writer.
 	Output OutputConfig `yaml:"output"`
 }
@@ -85,13 +88,48 @@ type MultilineConfig struct {
 	Timeout  time.Duration `yaml:"timeout" help:"a gap longer than this between two lines ends a multi-line event"`
 }
 
-// TemplateConfig configures the index template.
+// TemplateConfig configures Heartwood's index templates.
 type TemplateConfig struct {
-	Install  bool     `yaml:"install" help:"install the index template at start"`
-	Name     string   `yaml:"name" help:"index template name"`
-	Patterns []string `yaml:"patterns" help:"index patterns of the template"`
-	Priority int      `yaml:"priority" help:"template priority (Elastic's built-in logs-*-* uses 100)"`
+	Install  bool     `yaml:"install" help:"install Heartwood's component and index templates (and retention) at start"`
+	Name     string   `yaml:"name" help:"prefix of the templates' names (<name>-logs, <name>@base, ...)"`
+	Patterns []string `yaml:"patterns" help:"index patterns of the container logs' template (default logs-<dataset>-*); never all of logs-*"`
+	Priority int      `yaml:"priority" help:"index templates' priority (Elastic's built-in logs and metrics templates use 100)"`
+	// Namespace restricts the templates of Heartwood's own streams
+	// (decisions, dead letters, utilization) to one namespace.
+	Namespace string `yaml:"namespace" help:"restrict the templates of Heartwood's own streams to this namespace (default: all)"`
 }
+
+// RetentionConfig says how long each kind of data is kept where the
+// cluster supports retention (data stream lifecycle, else ILM).
+type RetentionConfig struct {
+	Logs        time.Duration `yaml:"logs" help:"retention of container logs (0 keeps them)"`
+	Decisions   time.Duration `yaml:"decisions" help:"retention of watchman decisions (0 keeps them)"`
+	DeadLetters time.Duration `yaml:"dead-letters" help:"retention of dead letters (0 keeps them)"`
+	Metrics     time.Duration `yaml:"metrics" help:"retention of utilization samples (0 keeps them)"`
+}
+
+// SchemaOptions are the templates this configuration installs, for a
+// cluster with features f.
+func (c Config) SchemaOptions(f esschema.Features) esschema.Options {
+	patterns := c.Template.Patterns
+	if len(patterns) == 0 {
+		patterns = esschema.LogPatterns(c.Dataset)
+	}
+	return esschema.Options{
+		LogPatterns:       patterns,
+		Priority:          c.Template.Priority,
+		Prefix:            c.Template.Name,
+		DeadLetterDataset: c.Output.DeadLetter.Dataset,
+		Namespace:         c.Template.Namespace,
+		Retention: map[esschema.Kind]time.Duration{
+			esschema.Logs: c.Retention.Logs, esschema.Decisions: c.Retention.Decisions,
+			esschema.DeadLetters: c.Retention.DeadLetters, esschema.Metrics: c.Retention.Metrics,
+		},
+		Features: f,
+	}
+}
+
+const day = 24 * time.Hour
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
@@ -111,9 +149,11 @@ func DefaultConfig() Config {
 		HeadroomWarn:       0.8,
 		Template: TemplateConfig{
 			Install:  true,
-			Name:     "heartwood-logs",
-			Patterns: []string{"logs-*-*"},
-			Priority: 150,
+			Name:     "heartwood",
+			Priority: esschema.DefaultPriority,
+		},
+		Retention: RetentionConfig{
+			Logs: 30 * day, Decisions: 90 * day, DeadLetters: 30 * day, Metrics: 14 * day,
 		},
 		Output: OutputConfig{Config: esout.DefaultConfig()},
 	}
@@ -167,12 +207,21 @@ func (c Config) Validate() error {
 	if c.HeadroomWarn <= 0 || c.HeadroomWarn > 1 {
 		bad("headroom-warn", "must be in (0, 1], got %v", c.HeadroomWarn)
 	}
+	for k, d := range map[string]time.Duration{"logs": c.Retention.Logs, "decisions": c.Retention.Decisions,
+		"dead-letters": c.Retention.DeadLetters, "metrics": c.Retention.Metrics} {
+		if d < 0 || d > 0 && d < time.Hour {
+			bad("retention."+k, "must be 0 (keep) or at least 1h, got %v", d)
+		}
+	}
 	if c.Template.Install {
 		if c.Template.Name == "" {
 			bad("template.name", "must not be empty")
 		}
-		if len(c.Template.Patterns) == 0 {
-			bad("template.patterns", "must not be empty")
+		for _, p := range c.Template.Patterns {
+			ds, ns, _ := strings.Cut(strings.TrimPrefix(p, "logs-"), "-")
+			if !strings.HasPrefix(p, "logs-") || ds == "" || ds == "*" && (ns == "" || ns == "*") {
+				bad("template.patterns", "%q: want logs-<dataset>-* (or logs-*-<namespace>), never all of logs-*", p)
+			}
 		}
 		if c.Template.Priority <= 100 {
 			bad("template.priority", "must be above 100 (Elastic's built-in logs template), got %d", c.Template.Priority)

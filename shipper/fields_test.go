@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/internal/esschema"
 	"github.com/heartwood-ops/heartwood/shipper/ecs"
 	"github.com/heartwood-ops/heartwood/shipper/jsonfile"
 	"github.com/heartwood-ops/heartwood/shipper/logline"
-	"github.com/heartwood-ops/heartwood/shipper/template"
 )
 
 var updateFields = flag.Bool("update-fields", false, "rewrite FIELDS.md from the document encoder")
@@ -51,17 +51,16 @@ func TestFieldsTable(t *testing.T) {
 	var gapDocument map[string]any
 	_ = json.Unmarshal(gap, &gapDocument)
 
-	var tpl struct {
-		Template struct {
-			Mappings struct {
-				Properties map[string]any `json:"properties"`
-			} `json:"mappings"`
-		} `json:"template"`
-	}
-	if err := json.Unmarshal(template.Build(template.Options{Patterns: []string{"logs-*-*"}, Priority: 150}), &tpl); err != nil {
+	// The container logs' mapping as the templates compose it, on a
+	// cluster with the optional field types.
+	raw, err := json.Marshal(esschema.Mappings(esschema.Logs, esschema.Features{MapperExtras: true, ConstantKeyword: true}))
+	if err != nil {
 		t.Fatal(err)
 	}
-	props := tpl.Template.Mappings.Properties
+	var props map[string]any
+	if err := json.Unmarshal(raw, &props); err != nil {
+		t.Fatal(err)
+	}
 
 	type row struct{ typ, example, docs string }
 	rows := map[string]*row{}

@@ -80,6 +80,7 @@ func (it *itest) start(esAddr string, mutate func(*Config)) *runningShipper {
 	cfg.Template.Name = "heartwood-logs-" + it.runID
 	cfg.Template.Patterns = []string{"logs-*-" + it.ns}
 	cfg.Template.Priority = 160
+	cfg.Template.Namespace = it.ns
 	cfg.Output.DeadLetter.Namespace = it.ns
 	cfg.Output.FlushInterval = 200 * time.Millisecond
 	cfg.Output.RetryBackoffMax = 2 * time.Second

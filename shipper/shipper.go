@@ -19,11 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heartwood-ops/heartwood/internal/backoff"
+	"github.com/heartwood-ops/heartwood/internal/esschema"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
 	"github.com/heartwood-ops/heartwood/shipper/ecs"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
-	"github.com/heartwood-ops/heartwood/shipper/template"
 )
 
 // Source is the container inventory; *inventory.Inventory and
@@ -44,7 +44,8 @@ type DockerLogs interface {
 type Output interface {
 	Run(ctx context.Context) error
 	Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error
-	PutIndexTemplate(ctx context.Context, name string, body []byte) error
+	// Do sends one request to the cluster (the template installer's).
+	Do(ctx context.Context, method, path string, body []byte) (status int, resp []byte, err error)
 	Ready() error
 }
 
@@ -115,7 +116,9 @@ func New(cfg Config, deps Deps) (*Shipper, error) {
 		if deps.ES == nil {
 			return nil, errors.New("no Elasticsearch client")
 		}
-		w, err := esout.New(cfg.Output.writerConfig(), deps.ES, esout.Options{Logger: deps.Logger, Registerer: deps.Registerer})
+		outCfg := cfg.Output.writerConfig()
+		outCfg.ExternalTemplates = cfg.Template.Install // esschema's templates cover dead letters
+		w, err := esout.New(outCfg, deps.ES, esout.Options{Logger: deps.Logger, Registerer: deps.Registerer})
 		if err != nil {
 			return nil, err
 		}
@@ -361,29 +364,28 @@ func (s *Shipper) ack(results []esout.Result) {
 	}
 }
 
-// installTemplate puts the index template, retrying until it succeeds,
-// falling back to core field types on clusters without the optional ones.
+// installTemplate detects what the cluster supports and installs
+// Heartwood's component and index templates (and retention) where they
+// differ, retrying until it succeeds.
 func (s *Shipper) installTemplate(ctx context.Context) {
-	opts := template.Options{Patterns: s.cfg.Template.Patterns, Priority: s.cfg.Template.Priority}
-	wait := backoff.New(200*time.Millisecond, 30*time.Second)
+	es := s.out
+	b := backoff.New(200*time.Millisecond, 30*time.Second)
 	for ctx.Err() == nil {
-		err := s.out.PutIndexTemplate(ctx, s.cfg.Template.Name, template.Build(opts))
-		if template.NeedsCompat(err) && !opts.Compat {
-			opts.Compat = true
-			s.log.Info("cluster lacks match_only_text/constant_keyword; installing the template with text/keyword")
-			continue
+		f, notes, err := esschema.Detect(ctx, es)
+		var changes []esschema.Change
+		if err == nil {
+			changes, err = s.cfg.SchemaOptions(f).Install(ctx, es, false)
 		}
 		if err == nil {
 			s.tplErr.Store(nil)
 			s.tplOnce.Do(func() { close(s.tplReady) })
-			s.log.Info("index template installed", "name", s.cfg.Template.Name, "compat", opts.Compat)
+			s.log.Info("index templates in place", "changed", len(changes), "cluster", strings.Join(notes, "; "))
 			return
 		}
-		e := fmt.Errorf("install index template: %w", err)
+		e := fmt.Errorf("install index templates: %w", err)
 		s.tplErr.Store(&e)
-		d := wait.Next()
-		s.log.Warn("install index template; retrying", "err", err, "retry_in", d)
-		if backoff.Sleep(ctx, d) != nil {
+		s.log.Warn("install index templates; retrying", "err", err)
+		if b.Wait(ctx) != nil {
 			return
 		}
 	}

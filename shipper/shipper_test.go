@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,8 +52,17 @@ func newFakeOutput() *fakeOutput { return &fakeOutput{delivered: map[string]stri
 
 func (o *fakeOutput) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 func (o *fakeOutput) Ready() error                  { return nil }
-func (o *fakeOutput) PutIndexTemplate(context.Context, string, []byte) error {
-	return nil
+func (o *fakeOutput) Do(_ context.Context, method, _ string, _ []byte) (int, []byte, error) {
+	return fakeClusterAnswer(method)
+}
+
+// fakeClusterAnswer answers the template installer: nothing installed
+// yet (404), every PUT accepted.
+func fakeClusterAnswer(method string) (int, []byte, error) {
+	if method == http.MethodGet {
+		return http.StatusNotFound, []byte(`{}`), nil
+	}
+	return http.StatusOK, []byte(`{"acknowledged":true}`), nil
 }
 
 func (o *fakeOutput) Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
@@ -343,8 +353,8 @@ type countingOutput struct{ n atomic.Int64 }
 
 func (o *countingOutput) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 func (o *countingOutput) Ready() error                  { return nil }
-func (o *countingOutput) PutIndexTemplate(context.Context, string, []byte) error {
-	return nil
+func (o *countingOutput) Do(_ context.Context, method, _ string, _ []byte) (int, []byte, error) {
+	return fakeClusterAnswer(method)
 }
 func (o *countingOutput) Write(_ context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
 	res := make([]esout.Result, len(docs))

@@ -19,8 +19,12 @@ import (
 	"github.com/heartwood-ops/heartwood/watchman/gpu"
 )
 
-// Container labels, as cAdvisor names them, plus the Swarm service.
-var ctrLabels = []string{"id", "name", "image", "container_label_com_docker_swarm_service_name"}
+// Container labels, as cAdvisor names them, plus the Swarm labels
+// swarmprom's dashboards and rules group by: service, node ID, task name
+// and stack namespace.
+var ctrLabels = []string{"id", "name", "image", "container_label_com_docker_swarm_service_name",
+	"container_label_com_docker_swarm_node_id", "container_label_com_docker_swarm_task_name",
+	"container_label_com_docker_stack_namespace"}
 
 type desc struct {
 	d     *prometheus.Desc
@@ -211,13 +215,22 @@ func serviceName(c *inventory.Container) string {
 	return c.Labels[inventory.LabelSwarmServiceName]
 }
 
+// swarmLabels returns the Swarm node ID, task name and stack namespace.
+func swarmLabels(c *inventory.Container) (node, task, stack string) {
+	if c.Swarm != nil {
+		return c.Swarm.NodeID, c.Swarm.TaskName, c.Swarm.Stack
+	}
+	return c.Labels[inventory.LabelSwarmNodeID], c.Labels[inventory.LabelSwarmTaskName], c.Labels[inventory.LabelStackNamespace]
+}
+
 // containerPoints appends t's series. Called with w.mu held.
 func (c *collector) containerPoints(pts []point, t *tracked) []point {
 	id := "/docker/" + t.c.ID
 	if t.sm != nil && t.sm.cgPath != "" {
 		id = t.sm.cgPath
 	}
-	base := []string{id, t.c.Name, t.c.Image, serviceName(t.c)}
+	node, task, stack := swarmLabels(t.c)
+	base := []string{id, t.c.Name, t.c.Image, serviceName(t.c), node, task, stack}
 	with := func(extra string) []string {
 		l := make([]string, len(base)+1)
 		copy(l, base)

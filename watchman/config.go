@@ -16,6 +16,7 @@ import (
 type Config struct {
 	Enabled    bool          `yaml:"enabled" help:"measure containers, export their metrics and pause idle opted-in ones"`
 	Interval   time.Duration `yaml:"interval" help:"sample period for every running container"`
+	ESInterval time.Duration `yaml:"es-interval" help:"period of the utilization samples written to Elasticsearch (metrics-heartwood.container-<namespace>); 0 turns them off"`
 	ProcRoot   string        `yaml:"proc-root" help:"the host's /proc (bind-mount it when the agent runs in a container)"`
 	CgroupRoot string        `yaml:"cgroup-root" help:"the host's cgroup mount point"`
 
@@ -44,6 +45,7 @@ func DefaultConfig() Config {
 	return Config{
 		Enabled:            true,
 		Interval:           5 * time.Second,
+		ESInterval:         10 * time.Second,
 		ProcRoot:           "/proc",
 		CgroupRoot:         "/sys/fs/cgroup",
 		Window:             30 * time.Minute,
@@ -70,6 +72,9 @@ func (c Config) Validate() error {
 	}
 	if c.Interval < 100*time.Millisecond {
 		bad("interval", "must be >= 100ms, got %s", c.Interval)
+	}
+	if c.ESInterval != 0 && c.ESInterval < time.Second {
+		bad("es-interval", "must be 0 (off) or >= 1s, got %s", c.ESInterval)
 	}
 	if c.ProcRoot == "" {
 		bad("proc-root", "must not be empty")

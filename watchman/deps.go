@@ -59,7 +59,9 @@ type Deps struct {
 	Docker     Docker
 	Maintainer Maintainer
 	Events     EventSink
-	KV         KV
+	// Samples receives the utilization samples (nil: none are written).
+	Samples SampleSink
+	KV      KV
 	// SelfContainerID is the agent's own container ID (never paused).
 	SelfContainerID string
 	// NodeName names this node in events and in KV keys.

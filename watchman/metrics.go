@@ -15,6 +15,7 @@ type metrics struct {
 	seriesDropped                    prometheus.Counter
 	wakeDuration                     *prometheus.HistogramVec
 	wouldPause, eventsDropped        prometheus.Counter
+	samplesShipped, samplesDropped   prometheus.Counter
 	policyErrors, kvErrors, skipped  prometheus.Counter
 	dockerSamples, tickCPU           prometheus.Counter
 	sampleDuration, tickDuration     prometheus.Histogram
@@ -40,6 +41,8 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 		wakeDuration:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "wake_duration_seconds", Help: "Time from a wake trigger to the container running again.", Buckets: []float64{.01, .025, .05, .1, .15, .25, .5, 1, 2.5, 5, 10}}, []string{"trigger"}),
 		wouldPause:      c("would_pause_total", "Pauses (or stops) not done because of dry-run."),
 		eventsDropped:   c("events_dropped_total", "Decision events that could not be shipped."),
+		samplesShipped:  c("es_samples_total", "Utilization samples written to Elasticsearch."),
+		samplesDropped:  c("es_samples_dropped_total", "Utilization samples that could not be written to Elasticsearch."),
 		policyErrors:    c("policy_errors_total", "Malformed heartwood.watchman.* label sets seen."),
 		kvErrors:        c("kv_errors_total", "Failed or invalid reads of the KV settings."),
 		skipped:         c("samples_skipped_total", "Samples skipped because the container went away."),
@@ -60,7 +63,7 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.pauses, m.wakes, m.decisions, m.events, m.sampleErrors, m.panics, m.stateFileErrors, m.seriesDropped, m.wakeDuration,
-			m.wouldPause, m.eventsDropped, m.policyErrors, m.kvErrors, m.skipped, m.dockerSamples, m.tickCPU,
+			m.wouldPause, m.eventsDropped, m.samplesShipped, m.samplesDropped, m.policyErrors, m.kvErrors, m.skipped, m.dockerSamples, m.tickCPU,
 			m.sampleDuration, m.tickDuration, newCollector(w)} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("watchman: register metrics: %w", err)

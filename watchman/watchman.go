@@ -158,6 +158,9 @@ func (w *Watchman) Run(ctx context.Context) error {
 	w.watchPausedLocked(ctx)
 	w.mu.Unlock()
 	w.goRun(ctx, "events", w.shipEvents)
+	if w.deps.Samples != nil && w.cfg.ESInterval > 0 {
+		w.goRun(ctx, "utilization", w.shipUtilization)
+	}
 	if w.deps.KV != nil && w.cfg.KVPrefix != "" {
 		w.goRun(ctx, "kv", w.watchKV)
 	}

@@ -372,8 +372,8 @@ func TestIntegrationMeasuresLikeTheKernel(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`container_cpu_usage_seconds_total{container_label_com_docker_swarm_service_name="",cpu="total",id="/docker/` + burner,
-		`container_memory_working_set_bytes{container_label_com_docker_swarm_service_name="",id="/docker/` + sleeper,
+		`container_cpu_usage_seconds_total{container_label_com_docker_stack_namespace="",container_label_com_docker_swarm_node_id="",container_label_com_docker_swarm_service_name="",container_label_com_docker_swarm_task_name="",cpu="total",id="/docker/` + burner,
+		`container_memory_working_set_bytes{container_label_com_docker_stack_namespace="",container_label_com_docker_swarm_node_id="",container_label_com_docker_swarm_service_name="",container_label_com_docker_swarm_task_name="",id="/docker/` + sleeper,
 		`heartwood_watchman_container_state{`, `heartwood_watchman_gpu_support 0`,
 	} {
 		if !strings.Contains(buf.String(), want) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,9 @@ func clientCommand(ctx context.Context, cmd string, args, environ []string, stdo
 	reason := fs.String("reason", "cli", "reason recorded with the action")
 	force := fs.Bool("force", false, "wake: also wake a container the watchman did not pause itself")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if *tokenFile != "" {

@@ -8,6 +8,7 @@
 //	heartwood pause NAME|ID          pause a container through the local agent
 //	heartwood wake [--force] NAME|ID wake a paused container through the local agent
 //	heartwood setup [flags]          import Kibana dashboards, write Prometheus alert rules
+//	heartwood doctor [flags]         check what the agent needs on this node
 //	heartwood healthcheck [flags]    exit 0 when the local agent is ready (container health check)
 //	heartwood version                print the version
 package main
@@ -46,6 +47,7 @@ commands:
   pause NAME     pause a container through the local agent
   wake NAME      wake a paused container through the local agent (--force: one the watchman did not pause)
   setup          import the Kibana dashboards and write the Prometheus alert rules
+  doctor         check what the agent needs on this node, one line per check
   healthcheck    exit 0 when the local agent is ready, 1 otherwise (container health check)
   version        print the version
 `
@@ -67,7 +69,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return configCheck(rest[1:], environ, stdout, stderr)
 	case "setup":
-		return setup(ctx, rest, stdout, stderr)
+		return setup(ctx, rest, environ, stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, rest, environ, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, environ, stdout, stderr)
 	case "ps", "pause", "wake":
@@ -83,9 +87,27 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	return 2
 }
 
+// usageError is a command-line error the flag package already printed,
+// with a hint.
+type usageError struct{ error }
+
+// configFailed reports a loadConfig error and returns the exit code: 0 for
+// -h, 2 otherwise.
+func configFailed(stderr io.Writer, cmd string, err error) int {
+	var ue usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+	default:
+		fmt.Fprintf(stderr, "heartwood %s: invalid configuration:\n%v\n", cmd, err)
+	}
+	return 2
+}
+
 // loadConfig parses flags, the config file and the environment into an
-// agent configuration.
-func loadConfig(name string, args, environ []string, stderr io.Writer) (agent.Config, error) {
+// agent configuration; extra registers a command's own flags.
+func loadConfig(name string, args, environ []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (agent.Config, error) {
 	cfg := agent.DefaultConfig()
 	loader, err := config.NewLoader(&cfg)
 	if err != nil {
@@ -94,8 +116,26 @@ func loadConfig(name string, args, environ []string, stderr io.Writer) (agent.Co
 	fs := flag.NewFlagSet("heartwood "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	loader.RegisterFlags(fs)
+	for _, f := range extra {
+		f(fs)
+	}
+	// A bad value gets its error and a hint, not every setting; -h gets
+	// the full help.
+	full := fs.Usage
+	fs.Usage = func() { fmt.Fprintf(stderr, "run `heartwood %s -h` for the settings\n", name) }
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.Usage = full
+		}
+	}
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, usageError{err} // the flag package printed it
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -111,12 +151,8 @@ func loadConfig(name string, args, environ []string, stderr io.Writer) (agent.Co
 
 func runAgent(ctx context.Context, args, environ []string, stderr io.Writer) int {
 	cfg, err := loadConfig("run", args, environ, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "heartwood: invalid configuration:\n%v\n", err)
-		return 2
+		return configFailed(stderr, "run", err)
 	}
 	logger := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
 	a, err := agent.New(cfg, agent.BuildInfo{Version: version, Revision: revision}, logger)
@@ -135,11 +171,11 @@ func runAgent(ctx context.Context, args, environ []string, stderr io.Writer) int
 
 func configCheck(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig("config check", args, environ, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "heartwood: invalid configuration:\n%v\n", err)
+		return configFailed(stderr, "config check", err)
+	}
+	if err := cfg.Resolve(); err != nil {
+		fmt.Fprintf(stderr, "heartwood: %v\n", err)
 		return 2
 	}
 	out, err := config.Effective(&cfg)

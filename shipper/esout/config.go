@@ -23,6 +23,10 @@ type DeadLetterConfig struct {
 // offending key relative to this struct (e.g. "flush-bytes: ..."); a parent
 // config prefixes its own path, e.g. fmt.Errorf("shipper.output.%w", err).
 type Config struct {
+	// ExternalTemplates says that the caller installs the dead-letter data
+	// stream's template (the shipper installs all of Heartwood's), so the
+	// writer does not install its own.
+	ExternalTemplates bool `yaml:"-"`
 	// FlushBytes is the uncompressed size at which a bulk request is sent.
 	FlushBytes config.ByteSize `yaml:"flush-bytes" help:"uncompressed bulk request size that triggers a flush"`
 	// FlushInterval is the longest a queued document waits for a flush.

@@ -169,6 +169,30 @@ func parseErrorBody(status int, body []byte) *StatusError {
 	return e
 }
 
+// Do sends one request (path relative to the cluster, JSON body) with the
+// writer's client and request timeout, and returns the answer's status and
+// body (at most 8 MiB). A transport error also marks the writer not ready.
+func (w *Writer) Do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	rctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+	defer cancel()
+	req, err := newRequest(rctx, method, path, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := w.client.Perform(req)
+	if err != nil {
+		w.setReady(err)
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+	if err == nil {
+		w.setReady(nil)
+	}
+	return res.StatusCode, out, err
+}
+
 // PutIndexTemplate creates or replaces the composable index template name
 // (PUT _index_template/<name>); doing it again with the same body is a
 // no-op. A rejection is returned as a *StatusError.

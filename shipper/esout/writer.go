@@ -160,6 +160,10 @@ func (w *Writer) Run(ctx context.Context) error {
 	select {
 	case <-w.dlReady:
 	default:
+		if w.cfg.ExternalTemplates {
+			w.dlOnce.Do(func() { close(w.dlReady) })
+			break
+		}
 		wg.Go(func() { w.installDeadLetterTemplate(ctx) })
 	}
 	wg.Go(func() { w.batcher(ctx) })

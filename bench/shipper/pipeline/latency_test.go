@@ -58,6 +58,7 @@ func TestIntegrationLatencyP99(t *testing.T) {
 	cfg.Template.Name = "heartwood-logs-" + runID
 	cfg.Template.Patterns = []string{"logs-*-" + ns}
 	cfg.Template.Priority = 160
+	cfg.Template.Namespace = ns
 	cfg.Output.DeadLetter.Namespace = ns
 	s, err := shipper.New(cfg, shipper.Deps{Source: inv, ES: es, DataDir: t.TempDir(), NodeName: "lat", AgentVersion: "bench",
 		Registerer: prometheus.NewRegistry()})

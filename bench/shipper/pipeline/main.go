@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -67,9 +68,14 @@ type sink struct {
 	bytes atomic.Int64
 }
 
-func (s *sink) Run(ctx context.Context) error                          { <-ctx.Done(); return nil }
-func (s *sink) Ready() error                                           { return nil }
-func (s *sink) PutIndexTemplate(context.Context, string, []byte) error { return nil }
+func (s *sink) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (s *sink) Ready() error                  { return nil }
+func (s *sink) Do(_ context.Context, method, _ string, _ []byte) (int, []byte, error) {
+	if method == http.MethodGet {
+		return http.StatusNotFound, []byte(`{}`), nil // nothing installed yet
+	}
+	return http.StatusOK, []byte(`{"acknowledged":true}`), nil
+}
 func (s *sink) Write(_ context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
 	res := make([]esout.Result, len(docs))
 	var n int64
@@ -145,6 +151,7 @@ func main() {
 		cfg.Template.Name = "heartwood-logs-" + cfg.Namespace
 		cfg.Template.Patterns = []string{"logs-*-" + cfg.Namespace}
 		cfg.Template.Priority = 160
+		cfg.Template.Namespace = cfg.Namespace
 		cfg.Output.DeadLetter.Namespace = cfg.Namespace
 		deps.Output, deps.ES, deps.Registerer = nil, es, reg
 		acked = func() int64 {

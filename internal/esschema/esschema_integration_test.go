@@ -1,0 +1,76 @@
+//go:build integration
+
+package esschema
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heartwood-ops/heartwood/internal/testenv"
+)
+
+// TestIntegrationTemplates installs Heartwood's templates into the real
+// Elasticsearch with the features it detects, checks that a second install
+// changes nothing, that another client's logs-other-default stream would not
+// get any of them, and that retention is set exactly where the cluster
+// supports it.
+func TestIntegrationTemplates(t *testing.T) {
+	es := HTTP{URL: testenv.RequireES(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f, notes, err := Detect(ctx, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("features %+v; notes %q", f, notes)
+	o := Options{LogPatterns: []string{"logs-docker.container-*"}, Priority: 200, Features: f,
+		Retention: map[Kind]time.Duration{Logs: 30 * 24 * time.Hour, Decisions: 90 * 24 * time.Hour, DeadLetters: 30 * 24 * time.Hour, Metrics: 14 * 24 * time.Hour}}
+	if _, err := o.Install(ctx, es, false); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := o.Install(ctx, es, false); err != nil || len(ch) != 0 {
+		t.Fatalf("second install changed %v (%v)", ch, err)
+	}
+	for _, tc := range []struct {
+		index string
+		ours  bool
+	}{
+		{"logs-other-default", false},
+		{"metrics-other-default", false},
+		{"logs-docker.container-default", true},
+		{"logs-heartwood.watchman-default", true},
+		{"metrics-heartwood.container-default", true},
+	} {
+		status, body, err := es.Do(ctx, http.MethodPost, "/_index_template/_simulate_index/"+tc.index, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sim struct {
+			Template struct {
+				Settings  map[string]any `json:"settings"`
+				Mappings  map[string]any `json:"mappings"`
+				Lifecycle map[string]any `json:"lifecycle"`
+			} `json:"template"`
+		}
+		_ = json.Unmarshal(body, &sim)
+		props, _ := sim.Template.Mappings["properties"].(map[string]any)
+		_, hasSwarm := props["swarm"]
+		if hasSwarm != tc.ours {
+			t.Errorf("%s: Heartwood's fields applied = %v, want %v (%d %.300s)", tc.index, hasSwarm, tc.ours, status, body)
+		}
+		if tc.ours {
+			_, hasLifecycle := sim.Template.Lifecycle["data_retention"]
+			if hasLifecycle != f.Lifecycle {
+				t.Errorf("%s: data_retention set = %v, lifecycle supported = %v", tc.index, hasLifecycle, f.Lifecycle)
+			}
+			ilm := strings.Contains(string(body), `"lifecycle":{"name":"heartwood-`)
+			if ilm != (f.ILM && !f.Lifecycle) {
+				t.Errorf("%s: ILM policy set = %v, ILM supported = %v", tc.index, ilm, f.ILM)
+			}
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package esschema
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heartwood-ops/heartwood/internal/backoff"
+	"github.com/heartwood-ops/heartwood/internal/jsonsubset"
+)
+
+// Client sends one request to Elasticsearch and returns the status and
+// body of its answer.
+type Client interface {
+	Do(ctx context.Context, method, path string, body []byte) (status int, resp []byte, err error)
+}
+
+// HTTP is a Client over net/http.
+type HTTP struct {
+	URL string
+	// Header adds credentials; nil for none.
+	Header func(http.Header)
+	Client *http.Client
+}
+
+// Do implements Client.
+func (h HTTP) Do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(h.URL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if h.Header != nil {
+		h.Header(req.Header)
+	}
+	hc := h.Client
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	return resp.StatusCode, b, err
+}
+
+// DefaultPriority is the index templates' priority: above Elastic's
+// built-in logs and metrics templates (100).
+const DefaultPriority = 200
+
+// DefaultRetention is how long each kind is kept where the cluster
+// supports retention.
+func DefaultRetention() map[Kind]time.Duration {
+	day := 24 * time.Hour
+	return map[Kind]time.Duration{Logs: 30 * day, Decisions: 90 * day, DeadLetters: 30 * day, Metrics: 14 * day}
+}
+
+// LogPatterns are the container logs' index patterns for the default
+// dataset: logs-<dataset>-*.
+func LogPatterns(dataset string) []string { return []string{"logs-" + dataset + "-*"} }
+
+// ErrNotElasticsearch is returned when the server does not answer as
+// Elasticsearch does.
+var ErrNotElasticsearch = errors.New("not Elasticsearch")
+
+// StatusError is an unexpected answer.
+type StatusError struct {
+	Op     string
+	Status int
+	Reason string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%s: %d: %s", e.Op, e.Status, e.Reason) }
+
+// WaitReady polls the cluster's health until it answers (yellow or
+// green), ctx ends, or an answer says waiting will not help.
+func WaitReady(ctx context.Context, c Client) error {
+	b := backoff.New(500*time.Millisecond, 5*time.Second)
+	for {
+		status, body, err := c.Do(ctx, http.MethodGet, "/_cluster/health?wait_for_status=yellow&timeout=5s", nil)
+		switch {
+		case err == nil && status == http.StatusOK:
+			return nil
+		case err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+			return &StatusError{Op: "cluster health", Status: status, Reason: reason(body)}
+		case err == nil && !json.Valid(body):
+			return fmt.Errorf("%w: cluster health answered %d with a non-JSON body", ErrNotElasticsearch, status)
+		}
+		last := err
+		if last == nil {
+			last = &StatusError{Op: "cluster health", Status: status, Reason: reason(body)}
+		}
+		if werr := b.Wait(ctx); werr != nil {
+			return fmt.Errorf("%w (last: %v)", werr, last)
+		}
+	}
+}
+
+// Detect asks the cluster which optional features every node has and
+// returns them with a note per feature that is missing.
+func Detect(ctx context.Context, c Client) (Features, []string, error) {
+	status, body, err := c.Do(ctx, http.MethodGet, "/_nodes?filter_path=nodes.*.version,nodes.*.modules.name", nil)
+	if err != nil {
+		return Features{}, nil, fmt.Errorf("detect features: %w", err)
+	}
+	if status != http.StatusOK {
+		return Features{}, []string{fmt.Sprintf("cannot read the nodes' modules (%d): using core field types, no retention, no time-series data stream", status)}, nil
+	}
+	var nodes struct {
+		Nodes map[string]struct {
+			Version string
+			Modules []struct{ Name string }
+		}
+	}
+	if err := json.Unmarshal(body, &nodes); err != nil || len(nodes.Nodes) == 0 {
+		return Features{}, nil, fmt.Errorf("detect features: unreadable node info")
+	}
+	all := func(module string) bool {
+		for _, n := range nodes.Nodes {
+			if !slices.ContainsFunc(n.Modules, func(m struct{ Name string }) bool { return m.Name == module }) {
+				return false
+			}
+		}
+		return true
+	}
+	minVersion := [2]int{99, 99}
+	for _, n := range nodes.Nodes {
+		v := parseVersion(n.Version)
+		if v[0] < minVersion[0] || v[0] == minVersion[0] && v[1] < minVersion[1] {
+			minVersion = v
+		}
+	}
+	atLeast := func(major, minor int) bool {
+		return minVersion[0] > major || minVersion[0] == major && minVersion[1] >= minor
+	}
+	f := Features{
+		MapperExtras:    all("mapper-extras"),
+		ConstantKeyword: all("constant-keyword"),
+		Lifecycle:       all("data-streams") && atLeast(8, 11),
+		ILM:             all("x-pack-ilm"),
+		TimeSeries:      atLeast(8, 7),
+	}
+	var notes []string
+	if !f.MapperExtras || !f.ConstantKeyword {
+		notes = append(notes, "no mapper-extras/constant-keyword modules: using text, float and keyword")
+	}
+	if !f.Lifecycle && !f.ILM {
+		notes = append(notes, "neither data stream lifecycle nor ILM: retention is not set, data is kept until deleted")
+	} else if !f.Lifecycle {
+		notes = append(notes, "no data stream lifecycle: retention through ILM policies")
+	}
+	if !f.TimeSeries {
+		notes = append(notes, "no time-series data streams (Elasticsearch before 8.7): utilization goes to a plain data stream")
+	}
+	return f, notes, nil
+}
+
+func parseVersion(v string) [2]int {
+	parts := strings.SplitN(v, ".", 3)
+	var out [2]int
+	for i := 0; i < 2 && i < len(parts); i++ {
+		out[i], _ = strconv.Atoi(parts[i])
+	}
+	return out
+}
+
+// Change is one object Install created or replaced (or, in a dry run,
+// would).
+type Change struct {
+	Kind, Name string
+}
+
+func (c Change) String() string { return c.Kind + " " + c.Name }
+
+// Install puts the ILM policies (where used), component templates and
+// index templates that differ from what the cluster holds, in that order,
+// and returns what it changed. With dryRun it changes nothing and returns
+// what it would change.
+func (o Options) Install(ctx context.Context, c Client, dryRun bool) ([]Change, error) {
+	type item struct {
+		kind, get, put, wrap string
+		t                    Template
+	}
+	var items []item
+	for _, t := range o.ILMPolicies() {
+		items = append(items, item{"ILM policy", "/_ilm/policy/" + t.Name, "/_ilm/policy/" + t.Name, "", t})
+	}
+	for _, t := range o.ComponentTemplates() {
+		items = append(items, item{"component template", "/_component_template/" + t.Name, "/_component_template/" + t.Name, "component_template", t})
+	}
+	for _, t := range o.IndexTemplates() {
+		items = append(items, item{"index template", "/_index_template/" + t.Name, "/_index_template/" + t.Name, "index_template", t})
+	}
+	var changes []Change
+	// Earlier versions installed a dead-letter index template of their own
+	// at a higher priority; it would shadow the new one.
+	legacy := o.prefix() + "-" + o.Patterns(DeadLetters)[0][len("logs-"):strings.LastIndex(o.Patterns(DeadLetters)[0], "-")]
+	status, body, err := c.Do(ctx, http.MethodGet, "/_index_template/"+legacy, nil)
+	if err != nil {
+		return nil, fmt.Errorf("legacy template %s: %w", legacy, err)
+	}
+	if status == http.StatusOK && strings.Contains(string(body), `"managed_by":"heartwood"`) {
+		changes = append(changes, Change{"removed legacy index template", legacy})
+		if !dryRun {
+			if status, body, err := c.Do(ctx, http.MethodDelete, "/_index_template/"+legacy, nil); err != nil || status != http.StatusOK && status != http.StatusNotFound {
+				return changes, &StatusError{Op: "DELETE legacy index template " + legacy, Status: status, Reason: fmt.Sprint(err, " ", reason(body))}
+			}
+		}
+	}
+	for _, it := range items {
+		same, err := holds(ctx, c, it.get, it.wrap, it.t)
+		if err != nil {
+			return changes, fmt.Errorf("%s %s: %w", it.kind, it.t.Name, err)
+		}
+		if same {
+			continue
+		}
+		changes = append(changes, Change{it.kind, it.t.Name})
+		if dryRun {
+			continue
+		}
+		status, body, err := c.Do(ctx, http.MethodPut, it.put, it.t.Body)
+		if err != nil {
+			return changes, fmt.Errorf("%s %s: %w", it.kind, it.t.Name, err)
+		}
+		if status != http.StatusOK {
+			return changes, &StatusError{Op: it.kind + " " + it.t.Name, Status: status, Reason: reason(body)}
+		}
+	}
+	return changes, nil
+}
+
+// holds reports whether the cluster's object at path already contains t.
+func holds(ctx context.Context, c Client, path, wrap string, t Template) (bool, error) {
+	status, body, err := c.Do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return false, err
+	}
+	if status == http.StatusNotFound {
+		return false, nil
+	}
+	if status != http.StatusOK {
+		return false, &StatusError{Op: "GET " + path, Status: status, Reason: reason(body)}
+	}
+	var have any
+	if wrap == "" {
+		var pols map[string]struct{ Policy any }
+		if err := json.Unmarshal(body, &pols); err != nil {
+			return false, err
+		}
+		have = map[string]any{"policy": pols[t.Name].Policy}
+	} else {
+		var list map[string][]map[string]any
+		if err := json.Unmarshal(body, &list); err != nil {
+			return false, err
+		}
+		for _, x := range list[wrap+"s"] {
+			if x["name"] == t.Name {
+				have = x[wrap]
+			}
+		}
+	}
+	var want any
+	if err := json.Unmarshal(t.Body, &want); err != nil {
+		return false, err
+	}
+	return jsonsubset.Contains(want, have), nil
+}
+
+// reason extracts Elasticsearch's error reason, bounded.
+func reason(body []byte) string {
+	var e struct {
+		Error struct {
+			Type   string `json:"type"`
+			Reason string `json:"reason"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Reason != "" {
+		return e.Error.Type + ": " + e.Error.Reason
+	}
+	s := string(body)
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
