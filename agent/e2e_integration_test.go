@@ -205,7 +205,6 @@ func checkDashboardFields(t *testing.T, esURL, index string) {
 	}
 }
 
-
 // checkAlertMetrics fails if an alert rule uses a metric the running agent
 // does not export: a rule over a misspelt metric never fires.
 func checkAlertMetrics(t *testing.T, base string) {
