@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/heartwood-ops/heartwood/internal/poll"
 )
 
 // The cluster every test in this package shares: TestMain makes it
@@ -184,17 +185,7 @@ func dockerCLI(t *testing.T, node string, args ...string) string {
 // waitFor polls cond every interval until it returns nil or timeout passes;
 // it returns the time it took and the last error.
 func waitFor(timeout, interval time.Duration, cond func() error) (time.Duration, error) {
-	start := time.Now()
-	for {
-		err := cond()
-		if err == nil {
-			return time.Since(start), nil
-		}
-		if time.Since(start) > timeout {
-			return time.Since(start), err
-		}
-		time.Sleep(interval)
-	}
+	return poll.Every(interval).Wait(timeout, cond)
 }
 
 var httpc = &http.Client{Timeout: 5 * time.Second}
