@@ -21,7 +21,7 @@ SERVICES  := stack/dev/services.sh
 INTEGRATION_FLAGS ?= -race -count=1 -tags integration -p 1 -timeout 60m
 FUZZTIME  ?= 15s
 
-.PHONY: cluster-up cluster-down cluster-deploy test-cluster
+.PHONY: cluster-up cluster-down cluster-deploy cluster-deploy-agent test-cluster
 .PHONY: all build run services services-down test test-unit test-integration fuzz bench vet fmt-check image clean \
 	print-version stack-images stack-up stack-down stack-status stack-pytest
 
@@ -118,7 +118,13 @@ CLUSTER  := stack/cluster/cluster.sh
 cluster-up: services
 	$(CLUSTER) up $(NODES)
 
-cluster-deploy:
+# The platform's local variant across the nodes (builds its images first).
+cluster-deploy: stack-images
+	$(MAKE) image VERSION=cluster REVISION=cluster
+	$(CLUSTER) deploy-platform
+
+# Heartwood alone with small stand-in services, as the cluster tests use it.
+cluster-deploy-agent:
 	$(MAKE) image VERSION=cluster REVISION=cluster
 	$(CLUSTER) deploy
 
