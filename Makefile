@@ -4,6 +4,8 @@
 #               if they are not running, and run the agent against them
 #   make test   provision the real services, then run the unit tests (-race)
 #               and the integration tests against them
+#   make cluster-up NODES=3 / cluster-deploy / test-cluster / cluster-down
+#               a Swarm of N nodes on this machine (stack/cluster/README.md)
 
 SHELL     := /bin/bash
 GO        ?= go
@@ -19,6 +21,7 @@ SERVICES  := stack/dev/services.sh
 INTEGRATION_FLAGS ?= -race -count=1 -tags integration -p 1 -timeout 60m
 FUZZTIME  ?= 15s
 
+.PHONY: cluster-up cluster-down cluster-deploy cluster-deploy-agent test-cluster
 .PHONY: all build run services services-down test test-unit test-integration fuzz bench vet fmt-check image clean \
 	print-version stack-images stack-up stack-down stack-status stack-pytest
 
@@ -47,8 +50,9 @@ test: vet services test-unit test-integration
 test-unit:
 	$(GO) test -race -count=1 ./...
 
+# stack/cluster makes a Swarm of its own: make test-cluster runs it.
 test-integration:
-	$(GO) test $(INTEGRATION_FLAGS) -run 'Integration' ./...
+	$(GO) test $(INTEGRATION_FLAGS) -run 'Integration' $$($(GO) list ./... | grep -v /stack/cluster)
 
 vet: fmt-check
 	$(GO) vet ./...
@@ -105,3 +109,30 @@ stack-pytest:
 
 clean:
 	rm -rf bin $(RUN_DIR)
+
+# ---- a Swarm of NODES nodes on this machine (stack/cluster/README.md)
+NODES    ?= 3
+CLUSTER  := stack/cluster/cluster.sh
+
+# services: builds the Consul binary and fetches Elasticsearch on first run.
+cluster-up: services
+	$(CLUSTER) up $(NODES)
+
+# The platform's local variant across the nodes (builds its images first).
+cluster-deploy: stack-images
+	$(MAKE) image VERSION=cluster REVISION=cluster
+	$(CLUSTER) deploy-platform
+
+# Heartwood alone with small stand-in services, as the cluster tests use it.
+cluster-deploy-agent:
+	$(MAKE) image VERSION=cluster REVISION=cluster
+	$(CLUSTER) deploy
+
+cluster-down:
+	$(CLUSTER) down
+
+# The cluster tests make their own cluster and remove it, even on failure.
+test-cluster: services
+	$(MAKE) image VERSION=cluster REVISION=cluster
+	@mkdir -p $(RUN_DIR)
+	$(GO) test -race -count=1 -tags integration -timeout 25m -v -run 'TestIntegrationCluster' ./stack/cluster/ 2>&1 | tee $(RUN_DIR)/test-cluster.log; exit $${PIPESTATUS[0]}

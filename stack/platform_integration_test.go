@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/internal/poll"
 )
 
 // The local variant's fixed addresses (stack/local/local.yml).
@@ -256,13 +258,7 @@ func waitTrained(t *testing.T, brain string, timeout time.Duration) brainStatus 
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Second)
-	}
+	poll.Every(time.Second).UntilTrue(t, timeout, what, cond)
 }
 
 func containerOf(t *testing.T, root, service string) string {

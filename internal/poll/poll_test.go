@@ -74,3 +74,21 @@ func TestUntilTrueReportsWhat(t *testing.T) {
 		t.Fatalf("message %q", msg)
 	}
 }
+
+func TestEveryWait(t *testing.T) {
+	calls := 0
+	took, err := Every(time.Millisecond).Wait(time.Second, func() error {
+		calls++
+		if calls < 3 {
+			return fmt.Errorf("call %d", calls)
+		}
+		return nil
+	})
+	if err != nil || calls != 3 || took <= 0 {
+		t.Fatalf("Wait = %s, %v after %d calls", took, err, calls)
+	}
+	_, err = Every(time.Millisecond).Wait(5*time.Millisecond, func() error { return fmt.Errorf("never") })
+	if err == nil || err.Error() != "never" {
+		t.Fatalf("Wait on a condition never met = %v, want its last error", err)
+	}
+}
