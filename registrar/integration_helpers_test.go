@@ -30,6 +30,10 @@ type itest struct {
 	t      *testing.T
 	docker *client.Client
 	consul *consulapi.Client
+	// regConsul is the registrar's client; nil means consul. A test that
+	// must see Consul without the registrar writing to it points it at a
+	// proxy it can cut.
+	regConsul *consulapi.Client
 	runID  string
 	node   string
 	image  string
@@ -95,7 +99,11 @@ func (it *itest) start(docker inventory.DockerAPI, cfg registrar.Config) *agentR
 	it.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	inv := inventory.New(docker, inventory.Options{Logger: testLogger(it.t), MaxBackoff: 500 * time.Millisecond})
-	reg, err := registrar.New(cfg, registrar.Deps{Source: inv, Consul: it.consul, NodeName: it.node, Logger: testLogger(it.t), Registerer: prometheus.NewRegistry()})
+	regConsul := it.consul
+	if it.regConsul != nil {
+		regConsul = it.regConsul
+	}
+	reg, err := registrar.New(cfg, registrar.Deps{Source: inv, Consul: regConsul, NodeName: it.node, Logger: testLogger(it.t), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		it.t.Fatal(err)
 	}

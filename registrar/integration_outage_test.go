@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
@@ -22,6 +23,16 @@ func TestIntegrationConsulRestart(t *testing.T) {
 	docker := testenv.Docker(t)
 	pc := testenv.StartPrivateConsul(t)
 	it := newITest(t, docker, pc.Addr)
+	// The registrar reaches Consul through a proxy, so that the test can
+	// see the restarted agent empty before the registrar writes again.
+	proxy := testenv.NewProxy(t, pc.Addr)
+	pcfg := consulapi.DefaultConfig()
+	pcfg.Address = proxy.Addr
+	regConsul, err := consulapi.NewClient(pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.regConsul = regConsul
 	cfg := it.config()
 	cfg.ReconcileInterval = 2 * time.Second
 	cfg.RetryMaxInterval = 500 * time.Millisecond
@@ -37,10 +48,12 @@ func TestIntegrationConsulRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	proxy.Cut()
 	pc.Restart()
 	if got := it.serviceIDsQuiet(); len(got) != 0 {
 		t.Fatalf("restarted dev agent still has %v", got)
 	}
+	proxy.Restore()
 	took := it.waitIDs(cfg.ReconcileInterval+time.Second, all...)
 	t.Logf("registrations back %s after the Consul restart (reconcile interval %s)", took, cfg.ReconcileInterval)
 	poll.UntilTrue(t, time.Second, "maintenance restored", func() bool {
