@@ -44,7 +44,7 @@ func newAPIReader(b batchConfig, log *slog.Logger, set settings, docker DockerLo
 	h := fnv.New64a()
 	h.Write([]byte(b.id))
 	h.Write([]byte("/docker-logs-api"))
-	r := &apiReader{batch: batch{batchConfig: b}, docker: docker, log: log, key: h.Sum64()}
+	r := &apiReader{batch: batch{batchConfig: b, lifecycle: newLifecycle()}, docker: docker, log: log, key: h.Sum64()}
 	r.appendID = r.appendAPIID
 	r.abandon = r.giveUp
 	r.assembly = newAssembly(b.p.maxEventBytes, set, nil) // out is set by run
@@ -199,11 +199,12 @@ func (r *apiReader) describe() any {
 		"checkpoint": cp, "inflight_events": r.trk.inflight(), "removed": r.isRemoved()}
 }
 
-// giveUp is how a removed container's reader gives up after the removal
-// grace while it cannot hand over its data: the loss is reported as a gap
-// of unknown size.
+// giveUp is how a removed container's reader gives up, after the removal
+// grace or when told to (expire), while it cannot hand over its data: the
+// loss is reported as a gap of unknown size.
 func (r *apiReader) giveUp(ctx context.Context) {
+	why := r.whyGiveUp()
 	r.c.m.gaps.WithLabelValues(r.short).Inc()
-	r.log.Warn("removed container's unshipped logs dropped after the removal grace")
-	r.c.gap(ctx, gapEvent{bytes: -1, reason: "container removed; its logs could not be shipped within the removal grace"})
+	r.log.Warn("removed container's unshipped logs dropped " + why)
+	r.c.gap(ctx, gapEvent{bytes: -1, reason: "container removed; its logs could not be shipped: they were dropped " + why})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/internal/backoff"
 	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
 	"github.com/heartwood-ops/heartwood/shipper/ecs"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
@@ -192,15 +191,17 @@ func (b *batch) submit(ctx context.Context) bool {
 // (Elasticsearch slow or down) it calls waiting about once a second.
 //
 // A removed container's reader that still waits when the removal grace
-// has passed gives up: it reports its unread data as lost and stops, so
-// that the deleted files it holds open are released.
+// has passed, or that is told to give up (expire), gives up: it reports
+// its unread data as lost and stops, so that the deleted files it holds
+// open are released.
 func (b *batch) acquire(ctx context.Context, n int64) bool {
-	for {
-		if b.abandoned {
+	for !b.abandoned {
+		if b.isExpired() {
+			b.quit(ctx)
 			return false
 		}
 		actx, cancel := context.WithTimeout(ctx, refreshEvery)
-		err := b.c.budget.acquire(actx, b.slot, n)
+		err := b.c.budget.acquireUnless(actx, b.slot, n, b.expired)
 		cancel()
 		if err == nil {
 			return true
@@ -208,18 +209,28 @@ func (b *batch) acquire(ctx context.Context, n int64) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		if b.isRemoved() && time.Now().After(b.graceDeadline(b.p.removalGrace)) {
-			b.abandoned = true
-			if b.abandon != nil {
-				b.abandon(ctx)
-			}
-			b.c.store.Delete(b.id)
+		if b.graceOver(b.p.removalGrace) {
+			b.quit(ctx)
 			return false
 		}
 		if b.waiting != nil {
 			b.waiting(ctx)
 		}
 	}
+	return false
+}
+
+// quit abandons a removed container's logs: the reader reports what it
+// loses (abandon), forgets the container's checkpoint and stops.
+func (b *batch) quit(ctx context.Context) {
+	if b.abandoned {
+		return
+	}
+	b.abandoned = true
+	if b.abandon != nil {
+		b.abandon(ctx)
+	}
+	b.c.store.Delete(b.id)
 }
 
 // reserve takes n bytes for the batch about to be built. If the reader is
@@ -273,18 +284,26 @@ func (b *batch) handOver(ctx context.Context, log interface{ Warn(string, ...any
 	return b.drain(ctx, b.graceDeadline(b.p.removalGrace), log)
 }
 
-// drain waits, bounded by deadline, for the acknowledgements of what was
-// handed over, then forgets the container's checkpoint. It returns false
-// if ctx ended first: the checkpoint stays for the next run.
+// drain waits, bounded by deadline (and by expire), for the
+// acknowledgements of what was handed over, then forgets the container's
+// checkpoint. It returns false if ctx ended first: the checkpoint stays
+// for the next run.
 func (b *batch) drain(ctx context.Context, deadline time.Time, log interface{ Warn(string, ...any) }) bool {
-	for b.trk.inflight() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-		_ = backoff.Sleep(ctx, b.p.pollInterval)
+	t := time.NewTimer(b.p.pollInterval)
+	defer t.Stop()
+	for b.trk.inflight() > 0 && time.Now().Before(deadline) && !b.isExpired() && ctx.Err() == nil {
+		t.Reset(b.p.pollInterval)
+		select {
+		case <-ctx.Done():
+		case <-b.expired:
+		case <-t.C:
+		}
 	}
 	if ctx.Err() != nil {
 		return false
 	}
 	if n := b.trk.inflight(); n > 0 {
-		log.Warn("removed container's last events not acknowledged within the grace period", "events", n)
+		log.Warn("removed container's last events not acknowledged; it stopped waiting "+b.whyGiveUp(), "events", n)
 	}
 	b.c.store.Delete(b.id)
 	return true

@@ -3,6 +3,7 @@ package shipper
 import (
 	"container/list"
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -52,6 +53,15 @@ func (b *budget) fitsLocked(owner uint32, n int64, share int64) bool {
 // owner is over its share. A request larger than the whole budget is
 // granted when nothing else is held.
 func (b *budget) acquire(ctx context.Context, owner uint32, n int64) error {
+	return b.acquireUnless(ctx, owner, n, nil)
+}
+
+// errStopped is returned by acquireUnless when its stop channel closed.
+var errStopped = errors.New("stopped waiting for the in-flight budget")
+
+// acquireUnless is acquire that also stops waiting, with errStopped, once
+// stop is closed (a nil stop never is).
+func (b *budget) acquireUnless(ctx context.Context, owner uint32, n int64, stop <-chan struct{}) error {
 	if n <= 0 {
 		return nil
 	}
@@ -65,21 +75,25 @@ func (b *budget) acquire(ctx context.Context, owner uint32, n int64) error {
 	e := b.waiters.PushBack(w)
 	b.grantLocked()
 	b.mu.Unlock()
+	var err error
 	select {
 	case <-w.ready:
 		return nil
 	case <-ctx.Done():
-		b.mu.Lock()
-		select {
-		case <-w.ready: // granted meanwhile: give it back
-			b.releaseLocked(owner, n)
-		default:
-			b.waiters.Remove(e)
-		}
-		b.grantLocked()
-		b.mu.Unlock()
-		return ctx.Err()
+		err = ctx.Err()
+	case <-stop:
+		err = errStopped
 	}
+	b.mu.Lock()
+	select {
+	case <-w.ready: // granted meanwhile: give it back
+		b.releaseLocked(owner, n)
+	default:
+		b.waiters.Remove(e)
+	}
+	b.grantLocked()
+	b.mu.Unlock()
+	return err
 }
 
 func (b *budget) takeLocked(owner uint32, n int64) {

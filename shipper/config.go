@@ -57,6 +57,10 @@ type Config struct {
 	// RemovalGrace bounds how long a removed container's reader keeps
 	// waiting for its last acknowledgements.
 	RemovalGrace time.Duration `yaml:"removal-grace" help:"how long a removed container's reader may take to drain and get its last lines acknowledged"`
+	// MaxRemovedReaders bounds how many removed containers' readers may
+	// keep their deleted log files open at once while they drain; beyond
+	// it the longest-removed give up as if their removal grace had passed.
+	MaxRemovedReaders int `yaml:"max-removed-readers" help:"removed containers whose readers may keep their deleted log files open at once to drain them; beyond this the longest-removed give up and their unread logs count as lost"`
 	// MaxDeletedFiles bounds the rotated files per container that Docker
 	// deleted before they were read and that are kept open to be read.
 	MaxDeletedFiles int `yaml:"max-deleted-files" help:"rotated log files per container kept open after Docker deleted them unread; beyond this they count as lost"`
@@ -145,6 +149,7 @@ func DefaultConfig() Config {
 		CheckpointInterval: time.Second,
 		PollInterval:       250 * time.Millisecond,
 		RemovalGrace:       5 * time.Minute,
+		MaxRemovedReaders:  64,
 		MaxDeletedFiles:    4,
 		HeadroomWarn:       0.8,
 		Template: TemplateConfig{
@@ -200,6 +205,9 @@ func (c Config) Validate() error {
 	}
 	if c.RemovalGrace <= 0 {
 		bad("removal-grace", "must be > 0, got %v", c.RemovalGrace)
+	}
+	if c.MaxRemovedReaders <= 0 {
+		bad("max-removed-readers", "must be > 0, got %d", c.MaxRemovedReaders)
 	}
 	if c.MaxDeletedFiles < 0 {
 		bad("max-deleted-files", "must be >= 0, got %d", c.MaxDeletedFiles)

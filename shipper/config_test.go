@@ -22,6 +22,7 @@ func TestValidate(t *testing.T) {
 		{"small event", func(c *Config) { c.MaxEventBytes = 10 }, "shipper.max-event-bytes"},
 		{"inflight below batch", func(c *Config) { c.MaxInflightBytes = 1024 }, "shipper.max-inflight-bytes"},
 		{"poll", func(c *Config) { c.PollInterval = 0 }, "shipper.poll-interval: must be > 0"},
+		{"max removed readers", func(c *Config) { c.MaxRemovedReaders = 0 }, "shipper.max-removed-readers: must be > 0"},
 		{"priority", func(c *Config) { c.Template.Priority = 100 }, "shipper.template.priority"},
 		{"multiline timeout", func(c *Config) { c.Multiline.Timeout = -time.Second }, "shipper.multiline.timeout"},
 		{"headroom", func(c *Config) { c.HeadroomWarn = 2 }, "shipper.headroom-warn"},

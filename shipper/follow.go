@@ -60,7 +60,7 @@ type fileReaderOptions struct {
 
 func newFileReader(b batchConfig, log *slog.Logger, set settings, o fileReaderOptions) *fileReader {
 	r := &fileReader{
-		batch: batch{batchConfig: b}, log: log, cap: o.capacity, headroomWarn: o.headroomWarn,
+		batch: batch{batchConfig: b, lifecycle: newLifecycle()}, log: log, cap: o.capacity, headroomWarn: o.headroomWarn,
 		fol:   tail.New(o.base, o.maxDeletedFiles),
 		buf:   make([]byte, readChunk),
 		files: map[uint32]checkpoint.FileID{},
@@ -104,6 +104,10 @@ func (r *fileReader) run(ctx context.Context) {
 	idle := r.p.pollInterval
 	folRemoved := false
 	for ctx.Err() == nil && !r.abandoned {
+		if r.isExpired() {
+			r.quit(ctx) // told to give up: release the files now
+			return
+		}
 		if !folRemoved && r.isRemoved() {
 			r.fol.Removed() // drain everything: the files can only be deleted now
 			folRemoved = true
@@ -347,12 +351,14 @@ func (r *fileReader) watch(ctx context.Context) {
 }
 
 // giveUp is how a removed container's reader gives up after the removal
-// grace: what is unread (in its files and buffer) is reported as a gap.
+// grace or when told to (expire): what is unread (in its files and
+// buffer) is reported as a gap.
 func (r *fileReader) giveUp(ctx context.Context) {
 	lost := r.fol.Unread() + int64(r.w-r.r)
-	reason := "container removed; its log files were released unread after the removal grace"
+	why := r.whyGiveUp()
+	reason := "container removed; its log files were released unread " + why
 	r.c.m.gaps.WithLabelValues(r.short).Inc()
 	r.c.m.lostBytes.WithLabelValues(r.short).Add(float64(lost))
-	r.log.Warn("removed container's unread logs released after the removal grace", "bytes", lost)
+	r.log.Warn("removed container's unread logs released "+why, "bytes", lost)
 	r.c.gap(ctx, gapEvent{bytes: lost, reason: reason})
 }

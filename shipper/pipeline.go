@@ -22,6 +22,9 @@ type logReader interface {
 	markRemoved(at time.Time)
 	// isRemoved reports whether markRemoved was called.
 	isRemoved() bool
+	// expire tells a removed container's reader to give up at once, as
+	// when its removal grace has passed (too many removed readers).
+	expire()
 	// describe returns the reader's state for the API.
 	describe() any
 }
@@ -63,10 +66,17 @@ type readerParams struct {
 }
 
 // lifecycle is the removal state a reader shares with the shipper's loop.
+// It is made by newLifecycle.
 type lifecycle struct {
-	removed   atomic.Bool
-	removedAt atomic.Int64
+	removed    atomic.Bool
+	removedAt  atomic.Int64
+	expiredSet atomic.Bool
+	// expired is closed by expire.
+	expired chan struct{}
 }
+
+// newLifecycle returns the state of a reader whose container is present.
+func newLifecycle() lifecycle { return lifecycle{expired: make(chan struct{})} }
 
 func (l *lifecycle) markRemoved(at time.Time) {
 	if l.removed.Load() {
@@ -78,8 +88,33 @@ func (l *lifecycle) markRemoved(at time.Time) {
 
 func (l *lifecycle) isRemoved() bool { return l.removed.Load() }
 
+// expire ends the removal grace of a removed container's reader now.
+func (l *lifecycle) expire() {
+	if l.expiredSet.CompareAndSwap(false, true) {
+		close(l.expired)
+	}
+}
+
+// isExpired reports whether expire was called.
+func (l *lifecycle) isExpired() bool { return l.expiredSet.Load() }
+
+// graceOver reports whether a removed container's reader must stop
+// waiting: its removal grace has passed or it was told to give up.
+func (l *lifecycle) graceOver(grace time.Duration) bool {
+	return l.isExpired() || (l.isRemoved() && time.Now().After(l.graceDeadline(grace)))
+}
+
 // graceDeadline is when a removed container's reader stops waiting for its
 // last acknowledgements.
 func (l *lifecycle) graceDeadline(grace time.Duration) time.Time {
 	return time.Unix(0, l.removedAt.Load()).Add(grace)
+}
+
+// whyGiveUp says why a removed container's reader gives up, for its logs
+// and gap events.
+func (l *lifecycle) whyGiveUp() string {
+	if l.isExpired() {
+		return "to bound the removed containers whose log files are held open (max-removed-readers)"
+	}
+	return "after the removal grace"
 }

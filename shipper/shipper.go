@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,8 +87,11 @@ type Shipper struct {
 	tplOnce  sync.Once
 	tplErr   atomic.Pointer[error]
 
-	mu       sync.Mutex
-	readers  map[string]logReader // by container ID
+	mu      sync.Mutex
+	readers map[string]logReader // by container ID
+	// removed are the running readers of removed containers, longest
+	// removed first (bounded by MaxRemovedReaders).
+	removed  []logReader
 	bySlot   map[uint32]logReader // by slot, for acknowledgements
 	nextSlot uint32
 	running  atomic.Bool
@@ -220,11 +224,7 @@ loop:
 			case inventory.Added, inventory.Updated:
 				s.ensureReader(ctx, &wg, ch.Container)
 			case inventory.Removed:
-				s.mu.Lock()
-				if r := s.readers[ch.Container.ID]; r != nil {
-					r.markRemoved(time.Now())
-				}
-				s.mu.Unlock()
+				s.markRemoved(ch.Container.ID)
 			}
 		}
 	}
@@ -235,12 +235,33 @@ loop:
 	s.mu.Lock()
 	s.readers = map[string]logReader{}
 	s.bySlot = map[uint32]logReader{}
+	s.removed = nil
 	s.mu.Unlock()
 	s.m.readers.Set(0)
 	if runErr != nil {
 		return runErr
 	}
 	return ctx.Err()
+}
+
+// markRemoved tells the reader of container id, if any, that the
+// container is gone. Past MaxRemovedReaders removed readers still running,
+// the longest removed give up at once, as when their removal grace ends:
+// each holds its container's deleted log files open, so their number is
+// bounded as well as their time.
+func (s *Shipper) markRemoved(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.readers[id]
+	if r == nil || r.isRemoved() {
+		return
+	}
+	r.markRemoved(time.Now())
+	s.removed = append(s.removed, r)
+	for len(s.removed) > s.cfg.MaxRemovedReaders {
+		s.removed[0].expire()
+		s.removed = slices.Delete(s.removed, 0, 1)
+	}
 }
 
 // source says how a container's logs are read.
@@ -305,6 +326,7 @@ func (s *Shipper) ensureReader(ctx context.Context, wg *sync.WaitGroup, c *inven
 		gone := r.isRemoved()
 		if gone {
 			delete(s.bySlot, slot)
+			s.removed = slices.DeleteFunc(s.removed, func(o logReader) bool { return o == r })
 		}
 		s.mu.Unlock()
 		s.m.readers.Dec()
