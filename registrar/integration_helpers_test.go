@@ -34,9 +34,9 @@ type itest struct {
 	// must see Consul without the registrar writing to it points it at a
 	// proxy it can cut.
 	regConsul *consulapi.Client
-	runID  string
-	node   string
-	image  string
+	runID     string
+	node      string
+	image     string
 }
 
 func newITest(t *testing.T, docker *client.Client, consulAddr string) *itest {
