@@ -74,3 +74,50 @@ func TestIntegrationTemplates(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationUpgradeFromBroadTemplate is an upgrade on a cluster where
+// an earlier Heartwood claimed logs-*-* with its logs template and created
+// data streams under it: its own decision stream and a stream of a dataset
+// chosen by a container label. Narrowing the logs template must not leave
+// either without a template (Elasticsearch refuses that), so the install
+// succeeds and both streams stay managed.
+func TestIntegrationUpgradeFromBroadTemplate(t *testing.T) {
+	es := HTTP{URL: testenv.RequireES(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f, _, err := Detect(ctx, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := testenv.RunID()
+	ns := "up" + run
+	prefix := "hwtest-up-" + run
+	old := `{"index_patterns":["logs-*-` + ns + `"],"priority":317,"data_stream":{},"_meta":{"managed_by":"heartwood"}}`
+	if status, body, err := es.Do(ctx, http.MethodPut, "/_index_template/"+prefix+"-logs", []byte(old)); err != nil || status != http.StatusOK {
+		t.Fatalf("old template: %d %s %v", status, body, err)
+	}
+	streams := []string{"logs-" + DecisionsDataset + "-" + ns, "logs-custom.app-" + ns}
+	for _, s := range streams {
+		if status, body, err := es.Do(ctx, http.MethodPost, "/"+s+"/_doc", []byte(`{"@timestamp":"2026-01-01T00:00:00Z","message":"m"}`)); err != nil || status != http.StatusCreated {
+			t.Fatalf("create %s: %d %s %v", s, status, body, err)
+		}
+	}
+	o := Options{LogPatterns: []string{"logs-docker.container-" + ns}, Priority: 317, Features: f, Prefix: prefix, Namespace: ns}
+	changes, err := o.Install(ctx, es, false)
+	if err != nil {
+		t.Fatalf("install over the old broad template: %v", err)
+	}
+	t.Logf("changes: %v", changes)
+	if ch, err := o.Install(ctx, es, false); err != nil || len(ch) != 0 {
+		t.Fatalf("second install changed %v (%v)", ch, err)
+	}
+	for _, s := range streams {
+		status, body, err := es.Do(ctx, http.MethodPost, "/_index_template/_simulate_index/"+s, nil)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("simulate %s: %d %.300s %v", s, status, body, err)
+		}
+		if !strings.Contains(string(body), `"swarm"`) {
+			t.Errorf("data stream %s no longer gets Heartwood's mappings: %.400s", s, body)
+		}
+	}
+}

@@ -191,6 +191,11 @@ func (o Options) Install(ctx context.Context, c Client, dryRun bool) ([]Change, 
 		kind, get, put, wrap string
 		t                    Template
 	}
+	keep, err := o.orphans(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	o.KeepStreams = keep
 	var items []item
 	for _, t := range o.ILMPolicies() {
 		items = append(items, item{"ILM policy", "/_ilm/policy/" + t.Name, "/_ilm/policy/" + t.Name, "", t})
@@ -198,7 +203,20 @@ func (o Options) Install(ctx context.Context, c Client, dryRun bool) ([]Change, 
 	for _, t := range o.ComponentTemplates() {
 		items = append(items, item{"component template", "/_component_template/" + t.Name, "/_component_template/" + t.Name, "component_template", t})
 	}
-	for _, t := range o.IndexTemplates() {
+	// The logs template goes last: narrowing an earlier, broader one is
+	// accepted only once the streams it covered have templates of their own.
+	templates := o.IndexTemplates()
+	logs := o.IndexTemplateName(Logs)
+	slices.SortStableFunc(templates, func(a, b Template) int {
+		switch {
+		case a.Name == logs && b.Name != logs:
+			return 1
+		case b.Name == logs && a.Name != logs:
+			return -1
+		}
+		return 0
+	})
+	for _, t := range templates {
 		items = append(items, item{"index template", "/_index_template/" + t.Name, "/_index_template/" + t.Name, "index_template", t})
 	}
 	var changes []Change
@@ -232,6 +250,20 @@ func (o Options) Install(ctx context.Context, c Client, dryRun bool) ([]Change, 
 		status, body, err := c.Do(ctx, http.MethodPut, it.put, it.t.Body)
 		if err != nil {
 			return changes, fmt.Errorf("%s %s: %w", it.kind, it.t.Name, err)
+		}
+		if names := orphanedIn(body); status == http.StatusBadRequest && it.t.Name == logs && len(names) > 0 {
+			// Narrowing would leave these streams without a template:
+			// keep them by name, once.
+			o.KeepStreams = append(o.KeepStreams, names...)
+			for _, t := range o.IndexTemplates() {
+				if t.Name == logs {
+					it.t = t
+				}
+			}
+			status, body, err = c.Do(ctx, http.MethodPut, it.put, it.t.Body)
+			if err != nil {
+				return changes, fmt.Errorf("%s %s: %w", it.kind, it.t.Name, err)
+			}
 		}
 		if status != http.StatusOK {
 			return changes, &StatusError{Op: it.kind + " " + it.t.Name, Status: status, Reason: reason(body)}
@@ -293,4 +325,120 @@ func reason(body []byte) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// orphans returns the data streams that the logs index template manages
+// today but that none of Heartwood's patterns would cover after this
+// install (an earlier version claimed broader patterns).
+func (o Options) orphans(ctx context.Context, c Client) ([]string, error) {
+	status, body, err := c.Do(ctx, http.MethodGet, "/_data_stream/*?expand_wildcards=all&filter_path=data_streams.name,data_streams.template", nil)
+	if err != nil {
+		return nil, fmt.Errorf("list data streams: %w", err)
+	}
+	if status != http.StatusOK {
+		// Clusters without the data stream API (e.g. a minimal build):
+		// keep the streams an earlier install kept by name, and Install
+		// learns new ones from Elasticsearch's refusal.
+		return o.keptBefore(ctx, c)
+	}
+	var list struct {
+		DataStreams []struct{ Name, Template string } `json:"data_streams"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("list data streams: %w", err)
+	}
+	var patterns []string
+	for _, k := range Kinds {
+		if k == Logs {
+			patterns = append(patterns, o.LogPatterns...)
+			continue
+		}
+		patterns = append(patterns, o.Patterns(k)...)
+	}
+	logs := o.IndexTemplateName(Logs)
+	var out []string
+	for _, ds := range list.DataStreams {
+		if ds.Template != logs || slices.ContainsFunc(patterns, func(p string) bool { return globMatch(p, ds.Name) }) {
+			continue
+		}
+		out = append(out, ds.Name)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// globMatch matches name against an index pattern in which only '*' is
+// special (any run of characters), as Elasticsearch's simple match does.
+func globMatch(pattern, name string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == name
+	}
+	if !strings.HasPrefix(name, parts[0]) {
+		return false
+	}
+	name = name[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(name, p)
+		if i < 0 {
+			return false
+		}
+		name = name[i+len(p):]
+	}
+	return strings.HasSuffix(name, parts[len(parts)-1])
+}
+
+// orphanedIn returns the data streams Elasticsearch names when it refuses a
+// template because they would "no longer match a data stream template".
+func orphanedIn(body []byte) []string {
+	const marker = "would cause data streams ["
+	r := reason(body)
+	i := strings.Index(r, marker)
+	if i < 0 || !strings.Contains(r, "no longer match") {
+		return nil
+	}
+	rest := r[i+len(marker):]
+	j := strings.Index(rest, "]")
+	if j < 0 {
+		return nil
+	}
+	var out []string
+	for _, n := range strings.Split(rest[:j], ",") {
+		if n = strings.TrimSpace(n); n != "" && !strings.ContainsAny(n, "*, \"") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// keptBefore returns the exact stream names (patterns without '*') that the
+// cluster's logs template holds beyond the configured patterns.
+func (o Options) keptBefore(ctx context.Context, c Client) ([]string, error) {
+	status, body, err := c.Do(ctx, http.MethodGet, "/_index_template/"+o.IndexTemplateName(Logs), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read the logs template: %w", err)
+	}
+	if status != http.StatusOK {
+		return nil, nil
+	}
+	var list struct {
+		IndexTemplates []struct {
+			IndexTemplate struct {
+				IndexPatterns []string `json:"index_patterns"`
+			} `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("read the logs template: %w", err)
+	}
+	var out []string
+	for _, t := range list.IndexTemplates {
+		for _, p := range t.IndexTemplate.IndexPatterns {
+			if !strings.Contains(p, "*") && !slices.Contains(o.LogPatterns, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

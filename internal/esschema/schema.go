@@ -10,6 +10,7 @@ package esschema
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -67,6 +68,11 @@ type Options struct {
 	// Namespace, when set, restricts Heartwood's own streams to that
 	// namespace instead of all (tests use it to stay apart).
 	Namespace string
+	// KeepStreams are data streams an earlier version's broader logs
+	// template created that no pattern covers any more; the logs template
+	// keeps them by name, because Elasticsearch refuses to leave a data
+	// stream without a template. Install fills it in.
+	KeepStreams []string
 }
 
 // Template is a named template body.
@@ -284,7 +290,7 @@ func (o Options) Patterns(k Kind) []string {
 	}
 	switch k {
 	case Logs:
-		return o.LogPatterns
+		return append(slices.Clip(o.LogPatterns), o.KeepStreams...)
 	case Decisions:
 		return []string{"logs-" + DecisionsDataset + "-" + ns}
 	case DeadLetters:
