@@ -30,8 +30,8 @@ import (
 // TestIntegrationDashboardFieldsAreWritten runs the real agent binary
 // against a private Docker engine, the shared Consul and Elasticsearch, makes
 // it write every kind of document the dashboards read (container logs with
-// and without levels, watchman decisions, a dead letter, a gap event and
-// utilization samples), collects the field names of the documents that
+// and without levels, watchman decisions, a dead letter, a gap event,
+// utilization samples and health documents), collects the field names of the documents that
 // reached Elasticsearch, and fails for every field a saved search, Lens
 // visualization or dashboard control uses that no written document has.
 func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
@@ -66,6 +66,7 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		"--shipper.template.name", "hwtest-dash-" + run, "--shipper.template.patterns", "logs-*-" + ns,
 		"--shipper.template.namespace", ns, "--shipper.template.priority", testPriority(run),
 		"--watchman.enabled", "--watchman.interval", "500ms", "--watchman.es-interval", "1s", "--watchman.kv-prefix", "heartwood-test/" + run + "/",
+		"--health-interval", "1s",
 	}
 	startBinary(t, bin, args)
 
@@ -146,7 +147,7 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	for view := range used {
-		if view != "heartwood-logs" && view != "heartwood-metrics" {
+		if view != "heartwood-logs" && view != "heartwood-metrics" && view != "heartwood-agent" {
 			t.Errorf("objects use data view %s, which this test does not cover", view)
 		}
 	}
@@ -158,6 +159,13 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		return n >= 1, fmt.Sprintf("samples=%d", n)
 	})
 	checkWritten(t, "heartwood-metrics", used["heartwood-metrics"], writtenFields(t, esURL, metricsIdx))
+
+	agentIdx := "metrics-heartwood.agent-" + ns
+	poll.Until(t, time.Minute, "health documents in Elasticsearch", func() (bool, string) {
+		n := esCount(esURL, agentIdx, "heartwood.agent.registrar.desired:* AND heartwood.agent.shipper.lag_seconds:*")
+		return n >= 1, fmt.Sprintf("health documents=%d", n)
+	})
+	checkWritten(t, "heartwood-agent", used["heartwood-agent"], writtenFields(t, esURL, agentIdx))
 
 	// Every field of every shipped document is mapped as the templates
 	// say: the real mapping holds the template's fields with its types,
@@ -171,6 +179,7 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		"logs-heartwood.watchman-" + ns:     esschema.Decisions,
 		"logs-heartwood.deadletter-" + ns:   esschema.DeadLetters,
 		"metrics-heartwood.container-" + ns: esschema.Metrics,
+		"metrics-heartwood.agent-" + ns:     esschema.Agent,
 	} {
 		real := realMapping(t, esURL, index)
 		want := jsonRoundTrip(t, esschema.Mappings(kind, f))
