@@ -23,9 +23,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/heartwood-ops/heartwood/agent"
 	"github.com/heartwood-ops/heartwood/config"
+	"github.com/heartwood-ops/heartwood/internal/logthrottle"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.revision=...".
@@ -188,14 +190,20 @@ func configCheck(args, environ []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// repeatWindow is how long a repeated warning is held back after it was
+// written (Docker unreachable every second is one line a minute, with the
+// count).
+const repeatWindow = time.Minute
+
 func newLogger(level, format string, w io.Writer) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level)) // validated before
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logthrottle.New(h, repeatWindow, slog.LevelWarn))
 }
 
 func lookupEnv(environ []string, key string) string {
