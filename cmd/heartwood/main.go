@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,53 +41,91 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-const usage = `usage: heartwood <command> [flags]
+// command is one subcommand of heartwood.
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int
+}
 
-commands:
-  run            run the agent (see heartwood run -h for every setting)
-  config check   validate the configuration and print the effective settings, secrets redacted
-  ps             list the node's containers as the local agent sees them
-  pause NAME     pause a container through the local agent
-  wake NAME      wake a paused container through the local agent (--force: one the watchman did not pause)
-  setup          import the Kibana dashboards and write the Prometheus alert rules
-  doctor         check what the agent needs on this node, one line per check
-  healthcheck    exit 0 when the local agent is ready, 1 otherwise (container health check)
-  version        print the version
-`
+// commands lists every command, in the order of the usage text.
+func commands() []command {
+	client := func(name string) func(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+		return func(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+			return clientCommand(ctx, name, args, environ, stdout, stderr)
+		}
+	}
+	return []command{
+		{"run", "", "run the agent (heartwood run -h: every setting, by subsystem)",
+			func(ctx context.Context, args, environ []string, _, stderr io.Writer) int {
+				return runAgent(ctx, args, environ, stderr)
+			}},
+		{"config check", "", "validate the configuration and print the values the agent will use, secrets redacted",
+			func(_ context.Context, args, environ []string, stdout, stderr io.Writer) int {
+				return configCheck(args, environ, stdout, stderr)
+			}},
+		{"config example", "", "print a configuration file with every setting, its help and its default",
+			func(_ context.Context, args, _ []string, stdout, stderr io.Writer) int {
+				return configExample(args, stdout, stderr)
+			}},
+		{"ps", "", "list the node's containers as the local agent sees them", client("ps")},
+		{"pause", "NAME", "pause a container through the local agent", client("pause")},
+		{"wake", "NAME", "wake a paused container through the local agent (--force: one the watchman did not pause)", client("wake")},
+		{"setup", "", "install the Elasticsearch templates, import the Kibana dashboards, write the Prometheus alert rules", setup},
+		{"doctor", "", "check what the agent needs on this node, one line per check", doctorCmd},
+		{"healthcheck", "", "exit 0 when the local agent is ready, 1 otherwise (container health check)", healthcheck},
+		{"version", "", "print the version",
+			func(_ context.Context, _, _ []string, stdout, _ io.Writer) int {
+				fmt.Fprintf(stdout, "heartwood %s (%s)\n", version, revision)
+				return 0
+			}},
+	}
+}
+
+// usage is the top-level help.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage: heartwood <command> [flags]\n\ncommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-16s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+	}
+	b.WriteString("\n`heartwood <command> -h` describes a command's flags.\n")
+	return b.String()
+}
 
 // run is main without the process exit, so that tests can call it.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return runAgent(ctx, rest, environ, stderr)
-	case "config":
-		if len(rest) == 0 || rest[0] != "check" {
-			fmt.Fprintln(stderr, "usage: heartwood config check [flags]")
-			return 2
-		}
-		return configCheck(rest[1:], environ, stdout, stderr)
-	case "setup":
-		return setup(ctx, rest, environ, stdout, stderr)
-	case "doctor":
-		return doctorCmd(ctx, rest, environ, stdout, stderr)
-	case "healthcheck":
-		return healthcheck(ctx, rest, environ, stdout, stderr)
-	case "ps", "pause", "wake":
-		return clientCommand(ctx, cmd, rest, environ, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "heartwood %s (%s)\n", version, revision)
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage())
 		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+	case "--version", "-version":
+		args = append([]string{"version"}, args[1:]...)
 	}
-	fmt.Fprintf(stderr, "heartwood: unknown command %q\n\n%s", cmd, usage)
+	// Two-word commands (config check) first.
+	for _, c := range commands() {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			return c.run(ctx, args[len(words):], environ, stdout, stderr)
+		}
+	}
+	if args[0] == "config" {
+		fmt.Fprintln(stderr, "usage: heartwood config check|example [flags]")
+		if len(args) > 1 && isHelp(args[1]) {
+			return 0
+		}
+		return 2
+	}
+	fmt.Fprintf(stderr, "heartwood: unknown command %q\n\n%s", args[0], usage())
 	return 2
+}
+
+// isHelp reports whether a is a request for help.
+func isHelp(a string) bool {
+	return a == "-h" || a == "-help" || a == "--help" || a == "--h"
 }
 
 // usageError is a command-line error the flag package already printed,
@@ -122,14 +161,18 @@ func loadConfig(name string, args, environ []string, stderr io.Writer, extra ...
 		f(fs)
 	}
 	// A bad value gets its error and a hint, not every setting; -h gets
-	// the full help.
-	full := fs.Usage
+	// the full help, the settings by group.
+	fields, err := config.Fields(&cfg)
+	if err != nil {
+		return cfg, err
+	}
+	full := func() { printSettingsUsage(stderr, name, fs, fields) }
 	fs.Usage = func() { fmt.Fprintf(stderr, "run `heartwood %s -h` for the settings\n", name) }
 	for _, a := range args {
 		if a == "--" {
 			break
 		}
-		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+		if isHelp(a) {
 			fs.Usage = full
 		}
 	}
@@ -194,6 +237,35 @@ func configCheck(args, environ []string, stdout, stderr io.Writer) int {
 // written (Docker unreachable every second is one line a minute, with the
 // count).
 const repeatWindow = time.Minute
+
+// configExample prints a configuration file with every setting, its help
+// and its default.
+func configExample(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("heartwood config example", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: heartwood config example > heartwood.yml\n\n"+
+			"Prints a configuration file with every setting, its help, its environment\nvariable and its default.")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	cfg := agent.DefaultConfig()
+	out, err := config.Example(&cfg, groupOf)
+	if err != nil {
+		fmt.Fprintf(stderr, "heartwood: %v\n", err)
+		return 1
+	}
+	_, _ = stdout.Write(out)
+	return 0
+}
 
 func newLogger(level, format string, w io.Writer) *slog.Logger {
 	var lv slog.Level
