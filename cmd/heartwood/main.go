@@ -200,6 +200,10 @@ func runAgent(ctx context.Context, args, environ []string, stderr io.Writer) int
 		return configFailed(stderr, "run", err)
 	}
 	logger := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	// Repeats held back when the agent stops are counted in a last line.
+	if th, ok := logger.Handler().(*logthrottle.Handler); ok {
+		defer th.Flush(context.WithoutCancel(ctx))
+	}
 	a, err := agent.New(cfg, agent.BuildInfo{Version: version, Revision: revision}, logger)
 	if err != nil {
 		logger.Error("cannot start", "err", err)

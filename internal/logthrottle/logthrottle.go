@@ -5,8 +5,10 @@
 package logthrottle
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -135,4 +137,24 @@ func summary(r *run, now time.Time, window time.Duration) slog.Record {
 	r.last.Attrs(func(a slog.Attr) bool { s.AddAttrs(a); return true })
 	s.AddAttrs(slog.Int("repeated", r.suppressed), slog.Duration("repeated_within", window))
 	return s
+}
+
+// Flush writes the summaries of every open window that held something
+// back, as at shutdown.
+func (h *Handler) Flush(ctx context.Context) {
+	now := time.Now()
+	st := h.st
+	st.mu.Lock()
+	var held []*run
+	for k, r := range st.runs {
+		delete(st.runs, k)
+		if r.suppressed > 0 {
+			held = append(held, r)
+		}
+	}
+	st.mu.Unlock()
+	slices.SortFunc(held, func(a, b *run) int { return cmp.Compare(a.seq, b.seq) })
+	for _, r := range held {
+		_ = r.next.Handle(ctx, summary(r, now, st.window))
+	}
 }

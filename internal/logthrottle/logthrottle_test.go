@@ -2,6 +2,7 @@ package logthrottle
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -70,6 +71,17 @@ func TestThrottle(t *testing.T) {
 			l.Info("tick")
 			l.Info("tick")
 		}, []string{`level=INFO msg=tick`, `level=INFO msg=tick`}},
+		{"flush writes what is held back", func(l *slog.Logger) {
+			l.Warn("b")
+			l.Warn("a")
+			l.Warn("a")
+			l.Warn("b")
+			l.Warn("c")
+			l.Handler().(*Handler).Flush(context.Background())
+			l.Warn("a")
+		}, []string{`level=WARN msg=b`, `level=WARN msg=a`, `level=WARN msg=c`,
+			`level=WARN msg=b repeated=1 repeated_within=1m0s`, `level=WARN msg=a repeated=1 repeated_within=1m0s`,
+			`level=WARN msg=a`}},
 		{"errors are throttled too, apart from warnings", func(l *slog.Logger) {
 			l.Error("x")
 			l.Warn("x")
