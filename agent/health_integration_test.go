@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"net/http"
 	"testing"
 	"time"
@@ -55,7 +54,7 @@ func TestIntegrationHealthDocuments(t *testing.T) {
 		c.Shipper.Template.Name = "hwtest-health-" + run
 		c.Shipper.Template.Patterns = []string{"logs-*-" + ns}
 		c.Shipper.Template.Namespace = ns
-		c.Shipper.Template.Priority = uniquePriority(run)
+		c.Shipper.Template.Priority = testenv.TemplatePriority(run)
 		c.Watchman.Enabled = true
 		c.Watchman.Interval = 500 * time.Millisecond
 		c.Watchman.KVPrefix = "heartwood-test/" + run + "/"
@@ -92,14 +91,14 @@ func TestIntegrationHealthDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	real := realProps(t, esURL, index)
-	want := roundTrip(t, esschema.Mappings(esschema.Agent, f))
+	real := testenv.ESMapping(t, esURL, index)
+	want := testenv.JSON(t, esschema.Mappings(esschema.Agent, f))
 	for _, d := range esschema.DiffMappings(want, real) {
 		t.Errorf("%s: %s", index, d)
 	}
-	sources, err := rawSources(esURL, index)
-	if err != nil || len(sources) == 0 {
-		t.Fatalf("sources: %d, %v", len(sources), err)
+	sources := testenv.ESSources(t, esURL, index)
+	if len(sources) == 0 {
+		t.Fatalf("no documents in %s", index)
 	}
 	for _, doc := range sources {
 		for _, bad := range esschema.CheckDocument(real, doc) {
@@ -107,7 +106,7 @@ func TestIntegrationHealthDocuments(t *testing.T) {
 		}
 	}
 	if f.TimeSeries {
-		body := esGet(t, esURL+"/"+index+"/_settings/index.mode?flat_settings=true")
+		body := testenv.ESDo(t, esURL, "GET", "/"+index+"/_settings/index.mode?flat_settings=true", "")
 		if !bytes.Contains(body, []byte(`"index.mode":"time_series"`)) {
 			t.Errorf("%s is not a time-series data stream although the cluster has them: %s", index, body)
 		}
@@ -158,9 +157,15 @@ type healthDoc struct {
 
 // healthDocs returns the index's health documents, oldest first.
 func healthDocs(esURL, index string) ([]healthDoc, error) {
-	body, err := search(esURL, index)
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Post(esURL+"/"+index+"/_search?ignore_unavailable=true", "application/json",
+		bytes.NewReader([]byte(`{"size":1000,"sort":[{"@timestamp":"asc"}],"query":{"match_all":{}}}`)))
 	if err != nil {
 		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("search %s: %s", index, resp.Status)
 	}
 	var res struct {
 		Hits struct {
@@ -169,7 +174,7 @@ func healthDocs(esURL, index string) ([]healthDoc, error) {
 			} `json:"hits"`
 		} `json:"hits"`
 	}
-	if err := json.Unmarshal(body, &res); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		return nil, err
 	}
 	out := make([]healthDoc, 0, len(res.Hits.Hits))
@@ -177,102 +182,4 @@ func healthDocs(esURL, index string) ([]healthDoc, error) {
 		out = append(out, h.Source)
 	}
 	return out, nil
-}
-
-func rawSources(esURL, index string) ([]map[string]any, error) {
-	body, err := search(esURL, index)
-	if err != nil {
-		return nil, err
-	}
-	var res struct {
-		Hits struct {
-			Hits []struct {
-				Source map[string]any `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := json.Unmarshal(body, &res); err != nil {
-		return nil, err
-	}
-	var out []map[string]any
-	for _, h := range res.Hits.Hits {
-		out = append(out, h.Source)
-	}
-	return out, nil
-}
-
-// search returns up to 1000 documents of index, oldest first.
-func search(esURL, index string) ([]byte, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Post(esURL+"/"+index+"/_search?ignore_unavailable=true", "application/json",
-		bytes.NewReader([]byte(`{"size":1000,"sort":[{"@timestamp":"asc"}],"query":{"match_all":{}}}`)))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("search %s: %s: %s", index, resp.Status, buf.Bytes())
-	}
-	return buf.Bytes(), nil
-}
-
-func esGet(t *testing.T, url string) []byte {
-	t.Helper()
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", url, resp.Status, buf.Bytes())
-	}
-	return buf.Bytes()
-}
-
-// realProps returns the properties of a data stream's newest backing
-// index.
-func realProps(t *testing.T, esURL, index string) map[string]any {
-	t.Helper()
-	var m map[string]struct {
-		Mappings struct {
-			Properties map[string]any `json:"properties"`
-		} `json:"mappings"`
-	}
-	if err := json.Unmarshal(esGet(t, esURL+"/"+index+"/_mapping"), &m); err != nil {
-		t.Fatal(err)
-	}
-	var latest string
-	for name := range m {
-		if name > latest {
-			latest = name
-		}
-	}
-	return m[latest].Mappings.Properties
-}
-
-func roundTrip(t *testing.T, v any) map[string]any {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// uniquePriority is a template priority of this run's own (even, so that
-// Heartwood's own streams' templates at +1 cannot tie either).
-func uniquePriority(run string) int {
-	h := fnv.New32a()
-	h.Write([]byte(run))
-	return 1000 + int(h.Sum32()%20000)*2
 }

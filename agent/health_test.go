@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/heartwood-ops/heartwood/agent/supervisor"
 	"github.com/heartwood-ops/heartwood/internal/esschema"
+	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/registrar"
 	"github.com/heartwood-ops/heartwood/shipper"
 	"github.com/heartwood-ops/heartwood/watchman"
@@ -31,19 +31,6 @@ func fullHealthInput() healthInput {
 		in.units = append(in.units, supervisor.State{Name: u, Running: true, Restarts: i})
 	}
 	return in
-}
-
-func jsonDoc(t *testing.T, doc map[string]any) map[string]any {
-	t.Helper()
-	b, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // leaves returns the dotted names of a mapping's typed fields below prefix.
@@ -73,9 +60,9 @@ func docLeaves(prefix string, doc map[string]any, out map[string]bool) {
 // written is mapped with a type its value fits, and every field the
 // template has for the health document is written.
 func TestHealthDocFitsTheTemplate(t *testing.T) {
-	doc := jsonDoc(t, healthDoc(fullHealthInput()))
+	doc := testenv.JSON(t, healthDoc(fullHealthInput()))
 	for _, f := range []esschema.Features{{}, {TimeSeries: true, MapperExtras: true, ConstantKeyword: true}} {
-		props := jsonDoc(t, esschema.Mappings(esschema.Agent, f))
+		props := testenv.JSON(t, esschema.Mappings(esschema.Agent, f))
 		if bad := esschema.CheckDocument(props, doc); len(bad) > 0 {
 			t.Errorf("features %+v: %v", f, bad)
 		}
@@ -136,7 +123,7 @@ func TestHealthDoc(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			doc := jsonDoc(t, healthDoc(tc.in))
+			doc := testenv.JSON(t, healthDoc(tc.in))
 			tc.check(t, doc["heartwood"].(map[string]any)["agent"].(map[string]any), doc)
 		})
 	}

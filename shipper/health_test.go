@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/heartwood-ops/heartwood/internal/poll"
-	"github.com/heartwood-ops/heartwood/shipper/checkpoint"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 
@@ -26,17 +25,7 @@ func (o figuringOutput) Figures() esout.Figures { return o.fig }
 func TestHealthKeepsTotalsOfRemovedContainers(t *testing.T) {
 	e := newEnv(t)
 	id := "9999999999990000000000000000000000000000000000000000000000000009"
-	p := e.addContainer(id, nil)
-	appendLines(t, p, "one\n", "two\n")
-	// A checkpoint in a file that no longer exists: the reader reports a gap.
-	st, err := checkpoint.Open(e.data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Set(id, checkpoint.Entry{File: checkpoint.FileID{Dev: 1, Ino: 1, FP: 1}, Offset: 10})
-	if err := st.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	p := e.containerWithGap(id, "one\n", "two\n")
 	out := figuringOutput{newFakeOutput(), esout.Figures{Retried: 3, DeadLettered: 2, DeadLetterFailures: 1}}
 	s, stop := e.start(out)
 	defer stop()
@@ -54,4 +43,16 @@ func TestHealthKeepsTotalsOfRemovedContainers(t *testing.T) {
 	if h := s.Health(); h.Gaps != 1 || h.LostBytes != 42 || h.BehindBytes != 0 || h.LagSeconds != 0 {
 		t.Errorf("after the container was removed: %+v", h)
 	}
+}
+
+// Lines read and not acknowledged are behind.
+func TestHealthBehindBytes(t *testing.T) {
+	e := newEnv(t)
+	p := e.addContainer("7777777777770000000000000000000000000000000000000000000000000007", nil)
+	appendLines(t, p, "one\n", "two\n", "three\n")
+	out := newFakeOutput()
+	out.stopAcks = true
+	s, stop := e.start(out)
+	defer stop()
+	poll.UntilTrue(t, 20*time.Second, "unacknowledged lines counted as behind", func() bool { return s.Health().BehindBytes > 0 })
 }
