@@ -4,6 +4,7 @@
 //
 //	heartwood run [flags]            run the agent
 //	heartwood config check [flags]   validate the configuration and print it
+//	heartwood config example         print a configuration file with every setting
 //	heartwood ps                     list containers as the local agent sees them
 //	heartwood pause NAME|ID          pause a container through the local agent
 //	heartwood wake [--force] NAME|ID wake a paused container through the local agent
