@@ -1,7 +1,10 @@
 // Package logthrottle keeps a failing dependency from flooding the log: a
-// slog handler that writes the first of a run of identical warnings (same
-// logger attributes, level and message) and holds back the repeats for a
-// window, then writes one summary line with how many it held back.
+// slog handler that writes the first of a run of identical warnings and
+// holds back the repeats for a window, then writes one summary line with
+// how many it held back. Identical means the same logger attributes, level,
+// message and textual attributes (strings, errors, booleans): numbers,
+// durations and times, such as a retry delay or an attempt count, may
+// differ.
 package logthrottle
 
 import (
@@ -76,7 +79,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	ended := st.endedLocked(now)
 	hold := false
 	if r.Level >= st.level {
-		key := h.key + "\x00" + r.Level.String() + "\x00" + r.Message
+		key := h.key + "\x00" + r.Level.String() + "\x00" + r.Message + identity(r)
 		if cur, ok := st.runs[key]; ok {
 			cur.suppressed++
 			cur.last = r.Clone()
@@ -99,6 +102,30 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		return nil
 	}
 	return h.next.Handle(ctx, r)
+}
+
+// identity renders the attributes of r that make it another message.
+func identity(r slog.Record) string {
+	var b strings.Builder
+	r.Attrs(func(a slog.Attr) bool {
+		writeIdentity(&b, "", a)
+		return true
+	})
+	return b.String()
+}
+
+func writeIdentity(b *strings.Builder, prefix string, a slog.Attr) {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindDuration, slog.KindTime:
+		return
+	case slog.KindGroup:
+		for _, g := range v.Group() {
+			writeIdentity(b, prefix+a.Key+".", g)
+		}
+		return
+	}
+	b.WriteString("\x00" + prefix + a.Key + "=" + v.String())
 }
 
 // endedLocked removes the runs whose window has passed and returns those

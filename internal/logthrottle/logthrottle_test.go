@@ -3,6 +3,7 @@ package logthrottle
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -67,6 +68,16 @@ func TestThrottle(t *testing.T) {
 			l.With("subsystem", "registrar").Warn("unreachable")
 			l.With("subsystem", "registrar").Warn("unreachable")
 		}, []string{`level=WARN msg=unreachable subsystem=shipper`, `level=WARN msg=unreachable subsystem=registrar`}},
+		{"other errors are other messages; delays and counts are not", func(l *slog.Logger) {
+			l.Warn("token unusable", "err", errors.New("file is empty"), "retry_in", time.Second)
+			l.Warn("token unusable", "err", errors.New("file is empty"), "retry_in", 2*time.Second, "n", 2)
+			l.Warn("token unusable", "err", errors.New("shorter than 16 bytes"))
+			l.Warn("token unusable", "err", errors.New("shorter than 16 bytes"), slog.Group("g", "ok", false))
+		}, []string{
+			`level=WARN msg="token unusable" err="file is empty" retry_in=1s`,
+			`level=WARN msg="token unusable" err="shorter than 16 bytes"`,
+			`level=WARN msg="token unusable" err="shorter than 16 bytes" g.ok=false`,
+		}},
 		{"levels below warn pass", func(l *slog.Logger) {
 			l.Info("tick")
 			l.Info("tick")
