@@ -13,17 +13,38 @@ data "aws_iam_policy_document" "ec2_assume" {
   }
 }
 
-data "aws_iam_policy_document" "manager" {
+locals {
+  # The parameters each role reads, and those it writes: the join tokens,
+  # which the first manager replaces after `docker swarm init`.
+  role_parameters = {
+    manager = {
+      read  = [local.manager_token_arn, local.worker_token_arn, local.gossip_key_arn]
+      write = [local.manager_token_arn, local.worker_token_arn]
+    }
+    worker = {
+      read  = [local.worker_token_arn, local.gossip_key_arn]
+      write = []
+    }
+  }
+}
+
+# The policy of each role, "cluster-bootstrap".
+data "aws_iam_policy_document" "cluster_bootstrap" {
+  for_each = local.role_parameters
+
   statement {
     sid       = "ReadClusterParameters"
     actions   = ["ssm:GetParameter"]
-    resources = [local.manager_token_arn, local.worker_token_arn, local.gossip_key_arn]
+    resources = each.value.read
   }
 
-  statement {
-    sid       = "WriteJoinTokens"
-    actions   = ["ssm:PutParameter"]
-    resources = [local.manager_token_arn, local.worker_token_arn]
+  dynamic "statement" {
+    for_each = length(each.value.write) > 0 ? [each.value.write] : []
+    content {
+      sid       = "WriteJoinTokens"
+      actions   = ["ssm:PutParameter"]
+      resources = statement.value
+    }
   }
 
   statement {
@@ -33,48 +54,26 @@ data "aws_iam_policy_document" "manager" {
     condition {
       test     = "StringEquals"
       variable = "kms:EncryptionContext:PARAMETER_ARN"
-      values   = [local.manager_token_arn, local.worker_token_arn, local.gossip_key_arn]
+      values   = each.value.read
     }
   }
 
-  statement {
-    sid       = "EncryptJoinTokens"
-    actions   = ["kms:Encrypt"]
-    resources = [aws_kms_key.params.arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:EncryptionContext:PARAMETER_ARN"
-      values   = [local.manager_token_arn, local.worker_token_arn]
+  dynamic "statement" {
+    for_each = length(each.value.write) > 0 ? [each.value.write] : []
+    content {
+      sid       = "EncryptJoinTokens"
+      actions   = ["kms:Encrypt"]
+      resources = [aws_kms_key.params.arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:PARAMETER_ARN"
+        values   = statement.value
+      }
     }
   }
 
   # Consul cloud auto-join and the managers' node labeller look instances up
   # by tag. EC2 Describe* actions cannot be limited to resources.
-  statement {
-    sid       = "FindClusterInstances"
-    actions   = ["ec2:DescribeInstances"]
-    resources = ["*"]
-  }
-}
-
-data "aws_iam_policy_document" "worker" {
-  statement {
-    sid       = "ReadClusterParameters"
-    actions   = ["ssm:GetParameter"]
-    resources = [local.worker_token_arn, local.gossip_key_arn]
-  }
-
-  statement {
-    sid       = "DecryptClusterParameters"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.params.arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:EncryptionContext:PARAMETER_ARN"
-      values   = [local.worker_token_arn, local.gossip_key_arn]
-    }
-  }
-
   statement {
     sid       = "FindClusterInstances"
     actions   = ["ec2:DescribeInstances"]
@@ -111,13 +110,13 @@ resource "aws_iam_role" "worker" {
 resource "aws_iam_role_policy" "manager" {
   name   = "cluster-bootstrap"
   role   = aws_iam_role.manager.id
-  policy = data.aws_iam_policy_document.manager.json
+  policy = data.aws_iam_policy_document.cluster_bootstrap["manager"].json
 }
 
 resource "aws_iam_role_policy" "worker" {
   name   = "cluster-bootstrap"
   role   = aws_iam_role.worker.id
-  policy = data.aws_iam_policy_document.worker.json
+  policy = data.aws_iam_policy_document.cluster_bootstrap["worker"].json
 }
 
 resource "aws_iam_role_policy" "manager_session_manager" {
