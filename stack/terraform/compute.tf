@@ -6,7 +6,7 @@ locals {
   # What the worker groups share.
   worker = {
     swarm_role         = "worker"
-    instance_profile   = aws_iam_instance_profile.worker.name
+    instance_profile   = aws_iam_instance_profile.node["worker"].name
     security_group_ids = [aws_security_group.nodes.id]
   }
 
@@ -19,7 +19,7 @@ locals {
       desired            = var.manager_count
       max                = var.manager_count
       swarm_role         = "manager"
-      instance_profile   = aws_iam_instance_profile.manager.name
+      instance_profile   = aws_iam_instance_profile.node["manager"].name
       security_group_ids = [aws_security_group.nodes.id, aws_security_group.managers.id]
       ami                = data.aws_ami.node
       labels             = var.node_labels.manager
@@ -167,11 +167,9 @@ resource "aws_autoscaling_group" "node" {
   }
 
   depends_on = [
-    aws_ssm_parameter.manager_token,
-    aws_ssm_parameter.worker_token,
+    aws_ssm_parameter.join_token,
     aws_ssm_parameter.gossip_key,
-    aws_iam_role_policy.manager,
-    aws_iam_role_policy.worker,
+    aws_iam_role_policy.cluster_bootstrap,
     aws_route.private_nat,
   ]
 }

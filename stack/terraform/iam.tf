@@ -97,48 +97,28 @@ data "aws_iam_policy_document" "session_manager" {
   }
 }
 
-resource "aws_iam_role" "manager" {
-  name               = "${local.name}-manager"
+resource "aws_iam_role" "node" {
+  for_each           = local.role_parameters
+  name               = "${local.name}-${each.key}"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
 }
 
-resource "aws_iam_role" "worker" {
-  name               = "${local.name}-worker"
-  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+resource "aws_iam_role_policy" "cluster_bootstrap" {
+  for_each = aws_iam_role.node
+  name     = "cluster-bootstrap"
+  role     = each.value.id
+  policy   = data.aws_iam_policy_document.cluster_bootstrap[each.key].json
 }
 
-resource "aws_iam_role_policy" "manager" {
-  name   = "cluster-bootstrap"
-  role   = aws_iam_role.manager.id
-  policy = data.aws_iam_policy_document.cluster_bootstrap["manager"].json
+resource "aws_iam_role_policy" "session_manager" {
+  for_each = { for role, r in aws_iam_role.node : role => r if var.enable_session_manager }
+  name     = "session-manager"
+  role     = each.value.id
+  policy   = data.aws_iam_policy_document.session_manager.json
 }
 
-resource "aws_iam_role_policy" "worker" {
-  name   = "cluster-bootstrap"
-  role   = aws_iam_role.worker.id
-  policy = data.aws_iam_policy_document.cluster_bootstrap["worker"].json
-}
-
-resource "aws_iam_role_policy" "manager_session_manager" {
-  count  = var.enable_session_manager ? 1 : 0
-  name   = "session-manager"
-  role   = aws_iam_role.manager.id
-  policy = data.aws_iam_policy_document.session_manager.json
-}
-
-resource "aws_iam_role_policy" "worker_session_manager" {
-  count  = var.enable_session_manager ? 1 : 0
-  name   = "session-manager"
-  role   = aws_iam_role.worker.id
-  policy = data.aws_iam_policy_document.session_manager.json
-}
-
-resource "aws_iam_instance_profile" "manager" {
-  name = "${local.name}-manager"
-  role = aws_iam_role.manager.name
-}
-
-resource "aws_iam_instance_profile" "worker" {
-  name = "${local.name}-worker"
-  role = aws_iam_role.worker.name
+resource "aws_iam_instance_profile" "node" {
+  for_each = aws_iam_role.node
+  name     = "${local.name}-${each.key}"
+  role     = each.value.name
 }
