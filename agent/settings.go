@@ -2,7 +2,6 @@ package agent
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -75,20 +74,17 @@ func DefaultCore() Core {
 
 // Validate checks the settings and says what to fix.
 func (c *Core) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
-	}
+	p := config.NewProblems("")
 	if u, err := url.Parse(c.DockerHost); err != nil || (u.Scheme != "unix" && u.Scheme != "tcp" && u.Scheme != "http" && u.Scheme != "https") {
-		bad("docker-host", "want unix:///path/to/docker.sock or tcp://host:port, got %q", c.DockerHost)
+		p.Add("docker-host", "want unix:///path/to/docker.sock or tcp://host:port, got %q", c.DockerHost)
 	}
 	if c.ConsulAddr == "" {
-		bad("consul-addr", "must not be empty")
+		p.Add("consul-addr", "must not be empty")
 	} else if addr := strings.TrimPrefix(strings.TrimPrefix(c.ConsulAddr, "http://"), "https://"); !validHostPort(addr) {
-		bad("consul-addr", "want host:port, got %q", c.ConsulAddr)
+		p.Add("consul-addr", "want host:port, got %q", c.ConsulAddr)
 	}
 	if c.ConsulToken != "" && c.ConsulTokenFile != "" {
-		bad("consul-token-file", "set either consul-token or consul-token-file, not both")
+		p.Add("consul-token-file", "set either consul-token or consul-token-file, not both")
 	}
 	for _, f := range []struct{ name, path string }{
 		{"consul-token-file", c.ConsulTokenFile}, {"consul-ca-file", c.ConsulCAFile},
@@ -100,77 +96,75 @@ func (c *Core) Validate() error {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			bad(f.name, "cannot read %s: %v", f.path, errors.Unwrap(err))
+			p.Add(f.name, "cannot read %s: %v", f.path, errors.Unwrap(err))
 		}
 	}
 	if (c.ConsulCertFile == "") != (c.ConsulKeyFile == "") {
-		bad("consul-cert-file", "consul-cert-file and consul-key-file go together")
+		p.Add("consul-cert-file", "consul-cert-file and consul-key-file go together")
 	}
 	if len(c.ESURL) == 0 {
-		bad("es-url", "give at least one Elasticsearch URL")
+		p.Add("es-url", "give at least one Elasticsearch URL")
 	}
 	for _, raw := range c.ESURL {
 		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("es-url", "want http(s)://host:port, got %q", config.RedactURL(raw))
+			p.Add("es-url", "want http(s)://host:port, got %q", config.RedactURL(raw))
 		}
 	}
 	if c.ESAPIKey != "" && c.ESAPIKeyFile != "" {
-		bad("es-api-key-file", "set either es-api-key or es-api-key-file, not both")
+		p.Add("es-api-key-file", "set either es-api-key or es-api-key-file, not both")
 	}
 	if c.ESPassword != "" && c.ESPasswordFile != "" {
-		bad("es-password-file", "set either es-password or es-password-file, not both")
+		p.Add("es-password-file", "set either es-password or es-password-file, not both")
 	}
 	hasKey := c.ESAPIKey != "" || c.ESAPIKeyFile != ""
 	hasPassword := c.ESPassword != "" || c.ESPasswordFile != ""
 	if hasKey && (c.ESUsername != "" || hasPassword) {
-		bad("es-api-key", "use either an API key or a username and password, not both")
+		p.Add("es-api-key", "use either an API key or a username and password, not both")
 	}
 	if (c.ESUsername == "") != !hasPassword {
-		bad("es-username", "es-username and es-password (or es-password-file) go together")
+		p.Add("es-username", "es-username and es-password (or es-password-file) go together")
 	}
 	if !validHostPort(c.Listen) {
-		bad("listen", "want host:port such as 127.0.0.1:9321, got %q", c.Listen)
+		p.Add("listen", "want host:port such as 127.0.0.1:9321, got %q", c.Listen)
 	} else if !c.ListenIsLoopback() && c.APIToken == "" && c.APITokenFile == "" {
-		bad("listen", "%s is reachable from other hosts: set api-token or api-token-file so pause/wake need a bearer token", c.Listen)
+		p.Add("listen", "%s is reachable from other hosts: set api-token or api-token-file so pause/wake need a bearer token", c.Listen)
 	}
 	if c.APIToken != "" && c.APITokenFile != "" {
-		bad("api-token-file", "set either api-token or api-token-file, not both")
+		p.Add("api-token-file", "set either api-token or api-token-file, not both")
 	}
 	if c.APIToken != "" {
 		if _, err := checkAPIToken(c.APIToken); err != nil {
-			bad("api-token", "%v", err)
+			p.Add("api-token", "%v", err)
 		}
 	}
 	if c.APITokenFile != "" {
 		if b, err := os.ReadFile(c.APITokenFile); err == nil {
 			if _, err := checkAPIToken(string(b)); err != nil {
-				bad("api-token-file", "%s %v", c.APITokenFile, err)
+				p.Add("api-token-file", "%s %v", c.APITokenFile, err)
 			}
 		}
 	}
 	if c.DataDir == "" {
-		bad("data-dir", "must not be empty")
+		p.Add("data-dir", "must not be empty")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log-level", "want debug, info, warn or error, got %q", c.LogLevel)
+		p.Add("log-level", "want debug, info, warn or error, got %q", c.LogLevel)
 	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
-		bad("log-format", "want text or json, got %q", c.LogFormat)
+		p.Add("log-format", "want text or json, got %q", c.LogFormat)
 	}
 	if c.MemoryLimit < 0 || (c.MemoryLimit > 0 && c.MemoryLimit < 16<<20) {
-		bad("memory-limit", "want 0 (off) or at least 16MiB, got %s", c.MemoryLimit)
+		p.Add("memory-limit", "want 0 (off) or at least 16MiB, got %s", c.MemoryLimit)
 	}
 	if c.HealthInterval < 0 || (c.HealthInterval > 0 && c.HealthInterval < time.Second) {
-		bad("health-interval", "want 0 (off) or at least 1s, got %s", c.HealthInterval)
+		p.Add("health-interval", "want 0 (off) or at least 1s, got %s", c.HealthInterval)
 	}
-	if c.ShutdownTimeout <= 0 {
-		bad("shutdown-timeout", "must be > 0, got %s", c.ShutdownTimeout)
-	}
-	return errors.Join(errs...)
+	p.Positive("shutdown-timeout", c.ShutdownTimeout)
+	return p.Err()
 }
 
 // ListenIsLoopback reports whether the API is reachable only from this host.

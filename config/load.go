@@ -6,9 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -98,12 +99,7 @@ func (l *Loader) Load(environ []string) error {
 	if err := l.LoadEnv(environ); err != nil {
 		return err
 	}
-	names := make([]string, 0, len(l.flagValues))
-	for name := range l.flagValues {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(l.flagValues)) {
 		f := l.byName[name]
 		vals := l.flagValues[name]
 		if f.Value.Kind() == reflect.Slice {

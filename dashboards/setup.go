@@ -7,14 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"mime/multipart"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/heartwood-ops/heartwood/internal/backoff"
+	"github.com/heartwood-ops/heartwood/internal/httpclient"
 	"github.com/heartwood-ops/heartwood/internal/jsonsubset"
 )
 
@@ -52,39 +51,25 @@ func (e *StatusError) Error() string {
 }
 
 func (k Kibana) do(ctx context.Context, method, path, ctype string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(k.URL, "/")+path, bytes.NewReader(body))
+	creds := httpclient.Credentials(k.APIKey, k.Username, k.Password)
+	e := httpclient.Endpoint{URL: k.URL, Header: func(h http.Header) {
+		h.Set("kbn-xsrf", "true")
+		if creds != nil {
+			creds(h)
+		}
+	}}
+	if k.Client != nil {
+		e.Client = k.Client
+	}
+	a, err := e.Do(ctx, method, path, ctype, body, 16<<20)
 	if err != nil {
-		return 0, nil, err
+		return a.Status, nil, err
 	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	req.Header.Set("kbn-xsrf", "true")
-	switch {
-	case k.APIKey != "":
-		req.Header.Set("Authorization", "ApiKey "+k.APIKey)
-	case k.Username != "":
-		req.SetBasicAuth(k.Username, k.Password)
-	}
-	hc := k.Client
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return resp.StatusCode, nil, err
-	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt != "application/json" {
+	if mt := a.MediaType(); mt != "application/json" {
 		// An HTML login page, a proxy's error page: never pass it on.
-		return resp.StatusCode, nil, fmt.Errorf("%w: %s %s answered %d with %q", ErrNotKibana, method, path, resp.StatusCode, mt)
+		return a.Status, nil, fmt.Errorf("%w: %s %s answered %d with %q", ErrNotKibana, method, path, a.Status, mt)
 	}
-	return resp.StatusCode, raw, nil
+	return a.Status, a.Body, nil
 }
 
 // statusErr builds the error for an unexpected status from a JSON answer.
@@ -93,11 +78,7 @@ func statusErr(op string, status int, raw []byte) error {
 		Message string `json:"message"`
 	}
 	_ = json.Unmarshal(raw, &m)
-	msg := m.Message
-	if len(msg) > 300 {
-		msg = msg[:300] + "…"
-	}
-	return &StatusError{Op: op, Status: status, Message: msg}
+	return &StatusError{Op: op, Status: status, Message: httpclient.Excerpt(m.Message, 300)}
 }
 
 // Version returns Kibana's version once its status API says it is

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -67,12 +68,7 @@ func fromInspect(in container.InspectResponse) *Container {
 	var bound nat.PortMap
 	if ns := in.NetworkSettings; ns != nil {
 		bound = ns.Ports
-		names := make([]string, 0, len(ns.Networks))
-		for name := range ns.Networks {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
+		for _, name := range slices.Sorted(maps.Keys(ns.Networks)) {
 			ep := ns.Networks[name]
 			if ep == nil {
 				continue

@@ -1,10 +1,20 @@
 package inventory
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
 )
+
+// Source is the inventory as the subsystems consume it; *Inventory and
+// inventorytest.Fake satisfy it. Subscribe returns only after the
+// inventory's first full sync, so an empty snapshot is never mistaken for a
+// node without containers.
+type Source interface {
+	Subscribe(ctx context.Context) (Subscription, error)
+	Get(id string) (*Container, bool)
+}
 
 // Subscription is how a subsystem consumes the inventory: the containers at
 // the moment it subscribed, then every later change, in order, exactly once.

@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heartwood-ops/heartwood/internal/metricset"
 )
 
 type metrics struct {
@@ -14,38 +16,17 @@ type metrics struct {
 }
 
 func newMetrics(inv *Inventory, reg prometheus.Registerer) *metrics {
+	set := metricset.New("heartwood_inventory_")
 	m := &metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "heartwood_inventory_docker_events_total",
-			Help: "Docker container events received, by action.",
-		}, []string{"action"}),
-		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "heartwood_inventory_changes_total",
-			Help: "Changes published to subscribers, by kind.",
-		}, []string{"kind"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "heartwood_inventory_docker_errors_total",
-			Help: "Failed Docker API calls, by operation.",
-		}, []string{"op"}),
-		syncs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "heartwood_inventory_syncs_total",
-			Help: "Full container list syncs with Docker (one at start, one after each reconnect).",
-		}),
-		disconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "heartwood_inventory_docker_disconnects_total",
-			Help: "Times the Docker event stream was lost.",
-		}),
-		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "heartwood_inventory_sync_duration_seconds",
-			Help:    "Duration of full container syncs with Docker.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
-		}),
+		events:       set.CounterVec("docker_events_total", "Docker container events received, by action.", "action"),
+		changes:      set.CounterVec("changes_total", "Changes published to subscribers, by kind.", "kind"),
+		errors:       set.CounterVec("docker_errors_total", "Failed Docker API calls, by operation.", "op"),
+		syncs:        set.Counter("syncs_total", "Full container list syncs with Docker (one at start, one after each reconnect)."),
+		disconnects:  set.Counter("docker_disconnects_total", "Times the Docker event stream was lost."),
+		syncDuration: set.Histogram("sync_duration_seconds", "Duration of full container syncs with Docker.", prometheus.ExponentialBuckets(0.005, 2.5, 10)),
 	}
-	if reg == nil {
-		return m
-	}
-	reg.MustRegister(m.events, m.changes, m.errors, m.syncs, m.disconnects, m.syncDuration,
-		&stateCollector{inv: inv})
+	set.Add(&stateCollector{inv: inv})
+	set.MustRegister(reg)
 	return m
 }
 

@@ -1,11 +1,11 @@
 package registrar
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/config"
 )
 
 // Deregistration policies for containers that stop.
@@ -68,50 +68,37 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid setting, naming its key.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("registrar.%s: "+format, append([]any{key}, args...)...))
-	}
+	p := config.NewProblems("registrar")
 	if c.IP != "" && net.ParseIP(c.IP) == nil {
-		bad("ip", "must be an IP address, got %q", c.IP)
+		p.Add("ip", "must be an IP address, got %q", c.IP)
 	}
 	switch c.Deregister {
 	case DeregisterAlways, DeregisterOnSuccess, DeregisterNever:
 	default:
-		bad("deregister", "must be always, on-success or never, got %q", c.Deregister)
+		p.Add("deregister", "must be always, on-success or never, got %q", c.Deregister)
 	}
-	if c.ReconcileInterval <= 0 {
-		bad("reconcile-interval", "must be > 0, got %s", c.ReconcileInterval)
-	}
-	if c.RetryInterval <= 0 {
-		bad("retry-interval", "must be > 0, got %s", c.RetryInterval)
-	}
+	p.Positive("reconcile-interval", c.ReconcileInterval)
+	p.Positive("retry-interval", c.RetryInterval)
 	if c.RetryMaxInterval < c.RetryInterval {
-		bad("retry-max-interval", "must be >= retry-interval (%s), got %s", c.RetryInterval, c.RetryMaxInterval)
+		p.Add("retry-max-interval", "must be >= retry-interval (%s), got %s", c.RetryInterval, c.RetryMaxInterval)
 	}
-	if c.CheckInterval <= 0 {
-		bad("check-interval", "must be > 0, got %s", c.CheckInterval)
-	}
-	if c.DrainTimeout <= 0 {
-		bad("drain-timeout", "must be > 0, got %s", c.DrainTimeout)
-	}
-	if c.ConsulTimeout <= 0 {
-		bad("consul-timeout", "must be > 0, got %s", c.ConsulTimeout)
-	}
+	p.Positive("check-interval", c.CheckInterval)
+	p.Positive("drain-timeout", c.DrainTimeout)
+	p.Positive("consul-timeout", c.ConsulTimeout)
 	if c.WriteConcurrency < 1 || c.WriteConcurrency > 64 {
-		bad("write-concurrency", "must be 1..64, got %d", c.WriteConcurrency)
+		p.Add("write-concurrency", "must be 1..64, got %d", c.WriteConcurrency)
 	}
 	for _, t := range c.Tags {
 		if strings.Contains(t, "{{") {
-			bad("tags", "templates are not supported, got %q", t)
+			p.Add("tags", "templates are not supported, got %q", t)
 		} else if strings.TrimSpace(t) == "" {
-			bad("tags", "empty tag")
+			p.Add("tags", "empty tag")
 		}
 	}
 	for _, l := range c.RequireLabels {
 		if k, _, _ := strings.Cut(l, "="); k == "" {
-			bad("require-labels", "empty label key in %q", l)
+			p.Add("require-labels", "empty label key in %q", l)
 		}
 	}
-	return errors.Join(errs...)
+	return p.Err()
 }

@@ -13,7 +13,6 @@
 package registrar
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,19 +27,10 @@ import (
 	"github.com/heartwood-ops/heartwood/registrar/translate"
 )
 
-// Source is the container inventory as the registrar uses it;
-// *inventory.Inventory and inventorytest.Fake satisfy it. Subscribe returns
-// only after the inventory's first full sync, so an empty snapshot is never
-// mistaken for a node without containers.
-type Source interface {
-	Subscribe(ctx context.Context) (inventory.Subscription, error)
-	Get(id string) (*inventory.Container, bool)
-}
-
 // Deps are the registrar's collaborators.
 type Deps struct {
 	// Source is the node's container inventory.
-	Source Source
+	Source inventory.Source
 	// Consul is a client for the local Consul agent.
 	Consul *consulapi.Client
 	// NodeName is the node hostname used in service IDs
@@ -57,7 +47,7 @@ type Deps struct {
 // Create it with New and run it with Run.
 type Registrar struct {
 	cfg   Config
-	src   Source
+	src   inventory.Source
 	agent agentAPI
 	node  string
 	log   *slog.Logger

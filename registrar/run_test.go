@@ -34,7 +34,7 @@ type runHarness struct {
 
 // startRun runs a registrar on src inside the test's synctest bubble; it
 // stops at the end of the test.
-func startRun(t *testing.T, mod func(*Config), agent *fakeAgent, src Source) *runHarness {
+func startRun(t *testing.T, mod func(*Config), agent *fakeAgent, src inventory.Source) *runHarness {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.IP = "10.0.0.1"

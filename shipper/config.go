@@ -166,79 +166,66 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field, naming its key.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("shipper."+key+": "+format, args...))
-	}
+	p := config.NewProblems("shipper")
 	if c.ContainersRoot == "" {
-		bad("containers-root", "must not be empty")
+		p.Add("containers-root", "must not be empty")
 	}
 	if err := validDataStreamPart(c.Dataset); err != nil {
-		bad("dataset", "%v", err)
+		p.Add("dataset", "%v", err)
 	}
 	if err := validDataStreamPart(c.Namespace); err != nil {
-		bad("namespace", "%v", err)
+		p.Add("namespace", "%v", err)
 	}
 	if c.MaxEventBytes < 1024 {
-		bad("max-event-bytes", "must be at least 1KiB, got %v", c.MaxEventBytes)
+		p.Add("max-event-bytes", "must be at least 1KiB, got %v", c.MaxEventBytes)
 	}
 	if c.BatchBytes < 1024 {
-		bad("batch-bytes", "must be at least 1KiB, got %v", c.BatchBytes)
+		p.Add("batch-bytes", "must be at least 1KiB, got %v", c.BatchBytes)
 	}
 	if c.MaxInflightBytes < c.BatchBytes {
-		bad("max-inflight-bytes", "must be at least batch-bytes (%v), got %v", c.BatchBytes, c.MaxInflightBytes)
+		p.Add("max-inflight-bytes", "must be at least batch-bytes (%v), got %v", c.BatchBytes, c.MaxInflightBytes)
 	}
 	if c.Output.MaxInflightBytes != 0 && c.Output.MaxInflightBytes < c.BatchBytes {
-		bad("output.max-inflight-bytes", "(deprecated: use shipper.max-inflight-bytes) must be at least batch-bytes (%v), got %v", c.BatchBytes, c.Output.MaxInflightBytes)
+		p.Add("output.max-inflight-bytes", "(deprecated: use shipper.max-inflight-bytes) must be at least batch-bytes (%v), got %v", c.BatchBytes, c.Output.MaxInflightBytes)
 	}
 	if c.Multiline.MaxLines <= 0 {
-		bad("multiline.max-lines", "must be > 0, got %d", c.Multiline.MaxLines)
+		p.Add("multiline.max-lines", "must be > 0, got %d", c.Multiline.MaxLines)
 	}
-	if c.Multiline.Timeout <= 0 {
-		bad("multiline.timeout", "must be > 0, got %v", c.Multiline.Timeout)
-	}
-	if c.CheckpointInterval <= 0 {
-		bad("checkpoint-interval", "must be > 0, got %v", c.CheckpointInterval)
-	}
-	if c.PollInterval <= 0 {
-		bad("poll-interval", "must be > 0, got %v", c.PollInterval)
-	}
-	if c.RemovalGrace <= 0 {
-		bad("removal-grace", "must be > 0, got %v", c.RemovalGrace)
-	}
+	p.Positive("multiline.timeout", c.Multiline.Timeout)
+	p.Positive("checkpoint-interval", c.CheckpointInterval)
+	p.Positive("poll-interval", c.PollInterval)
+	p.Positive("removal-grace", c.RemovalGrace)
 	if c.MaxRemovedReaders <= 0 {
-		bad("max-removed-readers", "must be > 0, got %d", c.MaxRemovedReaders)
+		p.Add("max-removed-readers", "must be > 0, got %d", c.MaxRemovedReaders)
 	}
 	if c.MaxDeletedFiles < 0 {
-		bad("max-deleted-files", "must be >= 0, got %d", c.MaxDeletedFiles)
+		p.Add("max-deleted-files", "must be >= 0, got %d", c.MaxDeletedFiles)
 	}
 	if c.HeadroomWarn <= 0 || c.HeadroomWarn > 1 {
-		bad("headroom-warn", "must be in (0, 1], got %v", c.HeadroomWarn)
+		p.Add("headroom-warn", "must be in (0, 1], got %v", c.HeadroomWarn)
 	}
 	for k, d := range map[string]time.Duration{"logs": c.Retention.Logs, "decisions": c.Retention.Decisions,
 		"dead-letters": c.Retention.DeadLetters, "metrics": c.Retention.Metrics} {
 		if d < 0 || d > 0 && d < time.Hour {
-			bad("retention."+k, "must be 0 (keep) or at least 1h, got %v", d)
+			p.Add("retention."+k, "must be 0 (keep) or at least 1h, got %v", d)
 		}
 	}
 	if c.Template.Install {
 		if c.Template.Name == "" {
-			bad("template.name", "must not be empty")
+			p.Add("template.name", "must not be empty")
 		}
-		for _, p := range c.Template.Patterns {
-			ds, ns, _ := strings.Cut(strings.TrimPrefix(p, "logs-"), "-")
-			if !strings.HasPrefix(p, "logs-") || ds == "" || ds == "*" && (ns == "" || ns == "*") {
-				bad("template.patterns", "%q: want logs-<dataset>-* (or logs-*-<namespace>), never all of logs-*", p)
+		for _, pattern := range c.Template.Patterns {
+			ds, ns, _ := strings.Cut(strings.TrimPrefix(pattern, "logs-"), "-")
+			if !strings.HasPrefix(pattern, "logs-") || ds == "" || ds == "*" && (ns == "" || ns == "*") {
+				p.Add("template.patterns", "%q: want logs-<dataset>-* (or logs-*-<namespace>), never all of logs-*", pattern)
 			}
 		}
 		if c.Template.Priority <= 100 {
-			bad("template.priority", "must be above 100 (Elastic's built-in logs template), got %d", c.Template.Priority)
+			p.Add("template.priority", "must be above 100 (Elastic's built-in logs template), got %d", c.Template.Priority)
 		}
 	}
-	if err := c.Output.writerConfig().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("shipper.output.%w", err))
-	}
-	return errors.Join(errs...)
+	p.Include("output", c.Output.writerConfig().Validate())
+	return p.Err()
 }
 
 // validDataStreamPart checks a dataset or namespace against Elasticsearch's

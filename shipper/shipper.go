@@ -27,14 +27,6 @@ import (
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
 
-// Source is the container inventory; *inventory.Inventory and
-// inventorytest.Fake satisfy it. Subscribe returns after the inventory's
-// first full sync.
-type Source interface {
-	Subscribe(ctx context.Context) (inventory.Subscription, error)
-	Get(id string) (*inventory.Container, bool)
-}
-
 // DockerLogs reads a container's logs through the Docker API, for log
 // drivers without a readable file; *client.Client satisfies it.
 type DockerLogs interface {
@@ -52,7 +44,7 @@ type Output interface {
 
 // Deps are the shipper's collaborators.
 type Deps struct {
-	Source Source
+	Source inventory.Source
 	// ES is the Elasticsearch client the output writes with.
 	ES *elasticsearch.Client
 	// Output replaces the Elasticsearch writer built from ES (tests,

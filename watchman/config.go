@@ -1,12 +1,12 @@
 package watchman
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/config"
 	"github.com/heartwood-ops/heartwood/watchman/policy"
 )
 
@@ -66,67 +66,60 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field, naming its key.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("watchman.%s: "+format, append([]any{key}, args...)...))
-	}
+	p := config.NewProblems("watchman")
 	if c.Interval < 100*time.Millisecond {
-		bad("interval", "must be >= 100ms, got %s", c.Interval)
+		p.Add("interval", "must be >= 100ms, got %s", c.Interval)
 	}
 	if c.ESInterval != 0 && c.ESInterval < time.Second {
-		bad("es-interval", "must be 0 (off) or >= 1s, got %s", c.ESInterval)
+		p.Add("es-interval", "must be 0 (off) or >= 1s, got %s", c.ESInterval)
 	}
 	if c.ProcRoot == "" {
-		bad("proc-root", "must not be empty")
+		p.Add("proc-root", "must not be empty")
 	}
 	if c.CgroupRoot == "" {
-		bad("cgroup-root", "must not be empty")
+		p.Add("cgroup-root", "must not be empty")
 	}
-	if c.Window <= 0 {
-		bad("window", "must be > 0, got %s", c.Window)
-	}
+	p.Positive("window", c.Window)
 	if c.MinAge < 0 {
-		bad("min-age", "must be >= 0, got %s", c.MinAge)
+		p.Add("min-age", "must be >= 0, got %s", c.MinAge)
 	}
 	if c.CPU < 0 {
-		bad("cpu", "must be >= 0, got %g", c.CPU)
+		p.Add("cpu", "must be >= 0, got %g", c.CPU)
 	}
 	if c.Net < 0 {
-		bad("net", "must be >= 0, got %g", c.Net)
+		p.Add("net", "must be >= 0, got %g", c.Net)
 	}
 	if c.Disk < 0 {
-		bad("disk", "must be >= 0, got %g", c.Disk)
+		p.Add("disk", "must be >= 0, got %g", c.Disk)
 	}
 	if c.GPU < 0 || c.GPU > 100 {
-		bad("gpu", "must be between 0 and 100, got %g", c.GPU)
+		p.Add("gpu", "must be between 0 and 100, got %g", c.GPU)
 	}
 	if c.Pressure < 0 || c.Pressure > 1 {
-		bad("pressure", "must be between 0 and 1, got %g", c.Pressure)
+		p.Add("pressure", "must be between 0 and 1, got %g", c.Pressure)
 	}
 	if _, err := policy.ParseAction(c.Action); err != nil {
-		bad("action", "%v", err)
+		p.Add("action", "%v", err)
 	}
 	if c.MaxPausesPerMinute < 0 {
-		bad("max-pauses-per-minute", "must be >= 0, got %d", c.MaxPausesPerMinute)
+		p.Add("max-pauses-per-minute", "must be >= 0, got %d", c.MaxPausesPerMinute)
 	}
 	for _, e := range c.Exclude {
 		if strings.TrimSpace(e) == "" {
-			bad("exclude", "empty entry")
+			p.Add("exclude", "empty entry")
 		}
 	}
 	if c.KVPrefix != "" && strings.HasPrefix(c.KVPrefix, "/") {
-		bad("kv-prefix", "must not start with '/', got %q", c.KVPrefix)
+		p.Add("kv-prefix", "must not start with '/', got %q", c.KVPrefix)
 	}
 	if c.WakePoll < 5*time.Millisecond || c.WakePoll > 10*time.Second {
-		bad("wake-poll", "must be between 5ms and 10s, got %s", c.WakePoll)
+		p.Add("wake-poll", "must be between 5ms and 10s, got %s", c.WakePoll)
 	}
 	if _, err := parsePeers(c.HealthCheckPeers); err != nil {
-		bad("health-check-peers", "%v", err)
+		p.Add("health-check-peers", "%v", err)
 	}
-	if c.WakeHealthTimeout <= 0 {
-		bad("wake-health-timeout", "must be > 0, got %s", c.WakeHealthTimeout)
-	}
-	return errors.Join(errs...)
+	p.Positive("wake-health-timeout", c.WakeHealthTimeout)
+	return p.Err()
 }
 
 // defaults returns the policy defaults the configuration describes.

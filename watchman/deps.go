@@ -10,14 +10,6 @@ import (
 	"github.com/heartwood-ops/heartwood/inventory"
 )
 
-// Source is the container inventory; *inventory.Inventory and
-// inventorytest.Fake satisfy it. Subscribe returns after the inventory's
-// first full sync.
-type Source interface {
-	Subscribe(ctx context.Context) (inventory.Subscription, error)
-	Get(id string) (*inventory.Container, bool)
-}
-
 // Docker is the part of the Docker API client the watchman uses;
 // *client.Client satisfies it.
 type Docker interface {
@@ -55,7 +47,7 @@ type KV interface {
 // Deps are the watchman's collaborators. Source and Docker are required;
 // the others may be nil.
 type Deps struct {
-	Source     Source
+	Source     inventory.Source
 	Docker     Docker
 	Maintainer Maintainer
 	Events     EventSink

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heartwood-ops/heartwood/internal/metricset"
 )
 
 // metrics holds the watchman's own instruments; the per-container figures
@@ -22,36 +24,28 @@ type metrics struct {
 }
 
 func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
-	const ns, sub = "heartwood", "watchman"
-	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
-	}
-	c := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
-	}
+	set := metricset.New("heartwood_watchman_")
 	m := &metrics{
-		pauses:          cv("pauses_total", "Containers paused or stopped by the watchman, by reason (idle, api).", "reason"),
-		wakes:           cv("wakes_total", "Containers woken, by trigger (api, connect, manual, rollback, ...).", "trigger"),
-		decisions:       cv("decisions_total", "Idle decisions by outcome (pause, stop, notify, deferred, refused, failed).", "action"),
-		events:          cv("events_total", "Decision events recorded, by action.", "action"),
-		sampleErrors:    cv("sample_errors_total", "Samples that failed for a reason other than the container going away, by source.", "source"),
-		panics:          cv("panics_total", "Panics recovered in watchman actions (pause, wake, connection watch, sample, ...), by where.", "where"),
-		stateFileErrors: cv("state_file_errors_total", "Problems with the record of paused containers in the data directory (read, write, quarantined).", "op"),
-		seriesDropped:   c("series_dropped_total", "Container series left out of a scrape because they could not be built (duplicate after label sanitizing, invalid value)."),
-		wakeDuration:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "wake_duration_seconds", Help: "Time from a wake trigger to the container running again.", Buckets: []float64{.01, .025, .05, .1, .15, .25, .5, 1, 2.5, 5, 10}}, []string{"trigger"}),
-		wouldPause:      c("would_pause_total", "Pauses (or stops) not done because of dry-run."),
-		eventsDropped:   c("events_dropped_total", "Decision events that could not be shipped."),
-		samplesShipped:  c("es_samples_total", "Utilization samples written to Elasticsearch."),
-		samplesDropped:  c("es_samples_dropped_total", "Utilization samples that could not be written to Elasticsearch."),
-		policyErrors:    c("policy_errors_total", "Malformed heartwood.watchman.* label sets seen."),
-		kvErrors:        c("kv_errors_total", "Failed or invalid reads of the KV settings."),
-		skipped:         c("samples_skipped_total", "Samples skipped because the container went away."),
-		dockerSamples:   c("docker_stats_fallback_total", "Samples taken through the Docker stats API because the cgroup could not be read."),
-		tickCPU:         c("tick_cpu_seconds_total", "CPU time (user+system) the sampling and decision ticks used."),
-		sampleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "container_sample_duration_seconds",
-			Help: "Time to read one container's cgroup and network files.", Buckets: prometheus.ExponentialBuckets(5e-6, 2, 14)}),
-		tickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "tick_duration_seconds",
-			Help: "Time to sample every container once and decide.", Buckets: prometheus.ExponentialBuckets(1e-4, 2, 16)}),
+		pauses:          set.CounterVec("pauses_total", "Containers paused or stopped by the watchman, by reason (idle, api).", "reason"),
+		wakes:           set.CounterVec("wakes_total", "Containers woken, by trigger (api, connect, manual, rollback, ...).", "trigger"),
+		decisions:       set.CounterVec("decisions_total", "Idle decisions by outcome (pause, stop, notify, deferred, refused, failed).", "action"),
+		events:          set.CounterVec("events_total", "Decision events recorded, by action.", "action"),
+		sampleErrors:    set.CounterVec("sample_errors_total", "Samples that failed for a reason other than the container going away, by source.", "source"),
+		panics:          set.CounterVec("panics_total", "Panics recovered in watchman actions (pause, wake, connection watch, sample, ...), by where.", "where"),
+		stateFileErrors: set.CounterVec("state_file_errors_total", "Problems with the record of paused containers in the data directory (read, write, quarantined).", "op"),
+		seriesDropped:   set.Counter("series_dropped_total", "Container series left out of a scrape because they could not be built (duplicate after label sanitizing, invalid value)."),
+		wakeDuration:    set.HistogramVec("wake_duration_seconds", "Time from a wake trigger to the container running again.", []float64{.01, .025, .05, .1, .15, .25, .5, 1, 2.5, 5, 10}, "trigger"),
+		wouldPause:      set.Counter("would_pause_total", "Pauses (or stops) not done because of dry-run."),
+		eventsDropped:   set.Counter("events_dropped_total", "Decision events that could not be shipped."),
+		samplesShipped:  set.Counter("es_samples_total", "Utilization samples written to Elasticsearch."),
+		samplesDropped:  set.Counter("es_samples_dropped_total", "Utilization samples that could not be written to Elasticsearch."),
+		policyErrors:    set.Counter("policy_errors_total", "Malformed heartwood.watchman.* label sets seen."),
+		kvErrors:        set.Counter("kv_errors_total", "Failed or invalid reads of the KV settings."),
+		skipped:         set.Counter("samples_skipped_total", "Samples skipped because the container went away."),
+		dockerSamples:   set.Counter("docker_stats_fallback_total", "Samples taken through the Docker stats API because the cgroup could not be read."),
+		tickCPU:         set.Counter("tick_cpu_seconds_total", "CPU time (user+system) the sampling and decision ticks used."),
+		sampleDuration:  set.Histogram("container_sample_duration_seconds", "Time to read one container's cgroup and network files.", prometheus.ExponentialBuckets(5e-6, 2, 14)),
+		tickDuration:    set.Histogram("tick_duration_seconds", "Time to sample every container once and decide.", prometheus.ExponentialBuckets(1e-4, 2, 16)),
 	}
 	// Known label values start at zero, so that rate() and alerts see the
 	// series before the first error.
@@ -61,14 +55,9 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 	for _, op := range []string{"read", "write", "quarantined"} {
 		m.stateFileErrors.WithLabelValues(op)
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pauses, m.wakes, m.decisions, m.events, m.sampleErrors, m.panics, m.stateFileErrors, m.seriesDropped, m.wakeDuration,
-			m.wouldPause, m.eventsDropped, m.samplesShipped, m.samplesDropped, m.policyErrors, m.kvErrors, m.skipped, m.dockerSamples, m.tickCPU,
-			m.sampleDuration, m.tickDuration, newCollector(w)} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("watchman: register metrics: %w", err)
-			}
-		}
+	set.Add(newCollector(w))
+	if err := set.Register(reg); err != nil {
+		return nil, fmt.Errorf("watchman: register metrics: %w", err)
 	}
 	return m, nil
 }

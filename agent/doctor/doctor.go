@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/internal/httpclient"
 )
 
 // Status is a check's outcome.
@@ -93,12 +95,7 @@ func Run(ctx context.Context, checks []Check, timeout time.Duration, w io.Writer
 // oneLine keeps a detail on one line and bounded, so that a server's error
 // page cannot flood the report.
 func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	const limit = 300
-	if len(s) > limit {
-		s = s[:limit] + "…"
-	}
-	return s
+	return httpclient.Excerpt(strings.Join(strings.Fields(s), " "), 300)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

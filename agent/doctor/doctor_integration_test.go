@@ -115,29 +115,29 @@ func TestIntegrationDoctorConsulACLs(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		r, err := root.do(ctx, method, path, body)
+		r, err := do(ctx, root, method, path, body)
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
-		if r.status != http.StatusOK {
-			t.Fatalf("%s %s: %d %s", method, path, r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
 		}
 		return r
 	}
 	poll.Until(t, 60*time.Second, "private Consul with ACLs up", func() (bool, string) {
-		r, err := root.do(context.Background(), http.MethodGet, "/v1/acl/token/self", nil)
+		r, err := do(context.Background(), root, http.MethodGet, "/v1/acl/token/self", nil)
 		if err != nil {
 			return false, err.Error()
 		}
-		return r.status == http.StatusOK, fmt.Sprintf("%d %s", r.status, r.body)
+		return r.Status == http.StatusOK, fmt.Sprintf("%d %s", r.Status, r.Body)
 	})
 	token := func(rules string) string {
 		p := call("PUT", "/v1/acl/policy", map[string]any{"Name": "p" + strconv.Itoa(len(rules)), "Rules": rules})
 		var pol struct{ ID string }
-		_ = json.Unmarshal(p.body, &pol)
+		_ = json.Unmarshal(p.Body, &pol)
 		tk := call("PUT", "/v1/acl/token", map[string]any{"Policies": []any{map[string]string{"ID": pol.ID}}})
 		var tok struct{ SecretID string }
-		_ = json.Unmarshal(tk.body, &tok)
+		_ = json.Unmarshal(tk.Body, &tok)
 		return tok.SecretID
 	}
 	full := token(`agent "doctor-node" { policy = "read" } node "doctor-node" { policy = "read" } service_prefix "" { policy = "write" }`)

@@ -1,103 +1,55 @@
 package doctor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/internal/httpclient"
 )
 
 // Doer sends HTTP requests; *http.Client is one.
-type Doer interface {
-	Do(*http.Request) (*http.Response, error)
-}
+type Doer = httpclient.Doer
 
-// Endpoint is a service's base URL with its credentials.
-type Endpoint struct {
-	URL string
-	// Header adds credentials to a request; nil for none.
-	Header func(h http.Header)
-	Client Doer
-}
+// Endpoint is a service's base URL with its credentials and client.
+type Endpoint = httpclient.Endpoint
 
 // reply is a bounded HTTP answer.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-	sent   time.Time
-	got    time.Time
-}
+type reply struct{ httpclient.Answer }
 
 // json reports whether the answer is JSON.
 func (r reply) json() bool {
-	mt, _, _ := mime.ParseMediaType(r.header.Get("Content-Type"))
+	mt := r.MediaType()
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 // text is the answer for a report: JSON or plain text, never an HTML
 // page.
 func (r reply) text() string {
-	if r.json() || strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
-		return oneLine(string(r.body))
+	if r.json() || strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+		return oneLine(string(r.Body))
 	}
-	return fmt.Sprintf("(%d bytes of %s)", len(r.body), r.header.Get("Content-Type"))
+	return fmt.Sprintf("(%d bytes of %s)", len(r.Body), r.Header.Get("Content-Type"))
 }
 
-func (e Endpoint) do(ctx context.Context, method, path string, body any) (reply, error) {
-	var rd io.Reader
+// do sends method path to e with body, if not nil, as JSON, and reads at
+// most 1 MiB of the answer.
+func do(ctx context.Context, e Endpoint, method, path string, body any) (reply, error) {
+	var b []byte
+	ctype := ""
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return reply{}, err
 		}
-		rd = bytes.NewReader(b)
+		ctype = "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(e.URL, "/")+path, rd)
-	if err != nil {
-		return reply{}, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if e.Header != nil {
-		e.Header(req.Header)
-	}
-	c := e.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	r := reply{sent: time.Now()}
-	resp, err := c.Do(req)
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	r.got = time.Now()
-	r.status, r.header = resp.StatusCode, resp.Header
-	r.body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return r, err
-}
-
-// BasicOrToken returns a Header function for the usual credentials: an
-// API key (Authorization: ApiKey), else a user and password, else none.
-func BasicOrToken(apiKey, user, password string) func(http.Header) {
-	switch {
-	case apiKey != "":
-		return func(h http.Header) { h.Set("Authorization", "ApiKey "+apiKey) }
-	case user != "":
-		return func(h http.Header) {
-			r := http.Request{Header: h}
-			r.SetBasicAuth(user, password)
-		}
-	}
-	return nil
+	a, err := e.Do(ctx, method, path, ctype, b, 1<<20)
+	return reply{a}, err
 }
 
 // Consul checks that the local Consul agent answers and that the token may
@@ -115,43 +67,43 @@ func Consul(e Endpoint, token, node string) Check {
 		}
 	}
 	return Check{Name: "consul", Run: func(ctx context.Context) Result {
-		r, err := e.do(ctx, http.MethodGet, "/v1/acl/token/self", nil)
+		r, err := do(ctx, e, http.MethodGet, "/v1/acl/token/self", nil)
 		if err != nil {
 			return fail("start the local Consul agent or set --consul-addr", "%s: %v", e.URL, err)
 		}
 		switch {
-		case r.status == http.StatusUnauthorized && strings.Contains(string(r.body), "ACL support disabled"):
-			a, err := e.do(ctx, http.MethodGet, "/v1/agent/self", nil)
-			if err != nil || a.status != http.StatusOK {
+		case r.Status == http.StatusUnauthorized && strings.Contains(string(r.Body), "ACL support disabled"):
+			a, err := do(ctx, e, http.MethodGet, "/v1/agent/self", nil)
+			if err != nil || a.Status != http.StatusOK {
 				return fail("check the local Consul agent's health", "%s: /v1/agent/self: %s", e.URL, errOrStatus(err, a))
 			}
 			return ok("%s: reachable, ACLs disabled", e.URL)
-		case r.status == http.StatusForbidden || r.status == http.StatusUnauthorized:
+		case r.Status == http.StatusForbidden || r.Status == http.StatusUnauthorized:
 			return fail("give the agent a valid token (--consul-token, --consul-token-file or $CONSUL_HTTP_TOKEN)",
 				"%s: token rejected: %s", e.URL, r.text())
-		case r.status != http.StatusOK:
-			return fail("check that --consul-addr is the Consul agent's HTTP API", "%s: /v1/acl/token/self: %d %s", e.URL, r.status, r.text())
+		case r.Status != http.StatusOK:
+			return fail("check that --consul-addr is the Consul agent's HTTP API", "%s: /v1/acl/token/self: %d %s", e.URL, r.Status, r.text())
 		}
 		var self struct {
 			AccessorID  string `json:"AccessorID"`
 			Description string `json:"Description"`
 		}
-		if err := json.Unmarshal(r.body, &self); err != nil {
+		if err := json.Unmarshal(r.Body, &self); err != nil {
 			return fail("check that --consul-addr is the Consul agent's HTTP API", "%s: unreadable token: %v", e.URL, err)
 		}
 		want := []struct{ Resource, Segment, Access string }{
 			{"agent", node, "read"}, {"node", node, "read"}, {"service", "heartwood-doctor-probe", "write"},
 		}
-		a, err := e.do(ctx, http.MethodPost, "/v1/internal/acl/authorize", want)
+		a, err := do(ctx, e, http.MethodPost, "/v1/internal/acl/authorize", want)
 		if err != nil {
 			return fail("check the local Consul agent's health", "%s: %v", e.URL, err)
 		}
-		if a.status != http.StatusOK {
+		if a.Status != http.StatusOK {
 			return warn("check the token's policies by hand: agent:read and node:read on this node, service:write",
-				"%s: token %s valid; its permissions cannot be checked here (%d)", e.URL, short(self.AccessorID), a.status)
+				"%s: token %s valid; its permissions cannot be checked here (%d)", e.URL, short(self.AccessorID), a.Status)
 		}
 		var allowed []struct{ Allow bool }
-		if err := json.Unmarshal(a.body, &allowed); err != nil || len(allowed) != len(want) {
+		if err := json.Unmarshal(a.Body, &allowed); err != nil || len(allowed) != len(want) {
 			return warn("check the token's policies by hand: agent:read and node:read on this node, service:write",
 				"%s: unreadable authorization answer", e.URL)
 		}
@@ -184,7 +136,7 @@ func errOrStatus(err error, r reply) string {
 	if err != nil {
 		return err.Error()
 	}
-	return fmt.Sprintf("%d %s", r.status, r.text())
+	return fmt.Sprintf("%d %s", r.Status, r.text())
 }
 
 // Elasticsearch checks that the cluster answers as Elasticsearch and,
@@ -194,21 +146,21 @@ func errOrStatus(err error, r reply) string {
 func Elasticsearch(e Endpoint, streams []string) Check {
 	credFix := "set --es-api-key or --es-username/--es-password (or their HEARTWOOD_ environment variables)"
 	return Check{Name: "elasticsearch", Run: func(ctx context.Context) Result {
-		r, err := e.do(ctx, http.MethodGet, "/_nodes/_local?filter_path=nodes.*.version", nil)
+		r, err := do(ctx, e, http.MethodGet, "/_nodes/_local?filter_path=nodes.*.version", nil)
 		if err != nil {
 			return fail("start Elasticsearch or set --es-url", "%s: %v", e.URL, err)
 		}
-		if r.status == http.StatusUnauthorized {
+		if r.Status == http.StatusUnauthorized {
 			return fail(credFix, "%s: credentials rejected (401)", e.URL)
 		}
-		if r.header.Get("X-Elastic-Product") != "Elasticsearch" {
-			return fail("point --es-url at Elasticsearch", "%s: %d, not Elasticsearch: %s", e.URL, r.status, r.text())
+		if r.Header.Get("X-Elastic-Product") != "Elasticsearch" {
+			return fail("point --es-url at Elasticsearch", "%s: %d, not Elasticsearch: %s", e.URL, r.Status, r.text())
 		}
 		version := "version unknown (no monitor privilege)"
 		var nodes struct {
 			Nodes map[string]struct{ Version string } `json:"nodes"`
 		}
-		if r.status == http.StatusOK && json.Unmarshal(r.body, &nodes) == nil {
+		if r.Status == http.StatusOK && json.Unmarshal(r.Body, &nodes) == nil {
 			for _, n := range nodes.Nodes {
 				version = "Elasticsearch " + n.Version
 			}
@@ -217,18 +169,18 @@ func Elasticsearch(e Endpoint, streams []string) Check {
 			"cluster": []string{"monitor", "manage_index_templates"},
 			"index":   []any{map[string]any{"names": streams, "privileges": []string{"create_doc", "auto_configure"}}},
 		}
-		p, err := e.do(ctx, http.MethodPost, "/_security/user/_has_privileges", body)
+		p, err := do(ctx, e, http.MethodPost, "/_security/user/_has_privileges", body)
 		if err != nil {
 			return fail("check Elasticsearch's health", "%s: %v", e.URL, err)
 		}
 		if securityOff(p) {
 			return ok("%s: %s, security off", e.URL, version)
 		}
-		if p.status == http.StatusUnauthorized {
+		if p.Status == http.StatusUnauthorized {
 			return fail(credFix, "%s: credentials rejected (401)", e.URL)
 		}
-		if p.status != http.StatusOK {
-			return fail("check Elasticsearch's health", "%s: _has_privileges: %d %s", e.URL, p.status, p.text())
+		if p.Status != http.StatusOK {
+			return fail("check Elasticsearch's health", "%s: _has_privileges: %d %s", e.URL, p.Status, p.text())
 		}
 		var hp struct {
 			Username string                     `json:"username"`
@@ -236,7 +188,7 @@ func Elasticsearch(e Endpoint, streams []string) Check {
 			Cluster  map[string]bool            `json:"cluster"`
 			Index    map[string]map[string]bool `json:"index"`
 		}
-		if err := json.Unmarshal(p.body, &hp); err != nil {
+		if err := json.Unmarshal(p.Body, &hp); err != nil {
 			return fail("check Elasticsearch's health", "%s: unreadable _has_privileges answer: %v", e.URL, err)
 		}
 		if hp.All {
@@ -259,9 +211,9 @@ func Elasticsearch(e Endpoint, streams []string) Check {
 // securityOff reports whether an answer of a security API says that
 // security is disabled or not installed.
 func securityOff(r reply) bool {
-	b := strings.ToLower(string(r.body))
+	b := strings.ToLower(string(r.Body))
 	switch {
-	case r.status == http.StatusBadRequest && strings.Contains(b, "no handler found"):
+	case r.Status == http.StatusBadRequest && strings.Contains(b, "no handler found"):
 		return true // the security plugin is not installed
 	case strings.Contains(b, "security must be explicitly enabled"), strings.Contains(b, "security is not enabled"):
 		return true
@@ -312,11 +264,11 @@ type TimeSource struct {
 // GET path (Consul sends one; one-second resolution).
 func DateHeader(name string, e Endpoint, path string) TimeSource {
 	return TimeSource{Name: name, Fetch: func(ctx context.Context) (time.Time, time.Duration, error) {
-		r, err := e.do(ctx, http.MethodGet, path, nil)
+		r, err := do(ctx, e, http.MethodGet, path, nil)
 		if err != nil {
 			return time.Time{}, 0, err
 		}
-		d, err := http.ParseTime(r.header.Get("Date"))
+		d, err := http.ParseTime(r.Header.Get("Date"))
 		if err != nil {
 			return time.Time{}, 0, fmt.Errorf("no Date header")
 		}
@@ -328,15 +280,15 @@ func DateHeader(name string, e Endpoint, path string) TimeSource {
 // (milliseconds; Elasticsearch sends no Date header).
 func ESNodeTime(e Endpoint) TimeSource {
 	return TimeSource{Name: "elasticsearch", Fetch: func(ctx context.Context) (time.Time, time.Duration, error) {
-		r, err := e.do(ctx, http.MethodGet, "/_nodes/_local/stats/os?filter_path=nodes.*.timestamp", nil)
+		r, err := do(ctx, e, http.MethodGet, "/_nodes/_local/stats/os?filter_path=nodes.*.timestamp", nil)
 		if err != nil {
 			return time.Time{}, 0, err
 		}
 		var st struct {
 			Nodes map[string]struct{ Timestamp int64 } `json:"nodes"`
 		}
-		if r.status != http.StatusOK || json.Unmarshal(r.body, &st) != nil {
-			return time.Time{}, 0, fmt.Errorf("node stats: %d", r.status)
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &st) != nil {
+			return time.Time{}, 0, fmt.Errorf("node stats: %d", r.Status)
 		}
 		for _, n := range st.Nodes {
 			return time.UnixMilli(n.Timestamp), time.Millisecond, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heartwood-ops/heartwood/internal/backoff"
+	"github.com/heartwood-ops/heartwood/internal/metricset"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -77,22 +78,15 @@ func New(opts Options) *Supervisor {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
+	set := metricset.New("heartwood_subsystem_")
 	s := &Supervisor{
-		opts:   opts,
-		log:    opts.Logger,
-		states: make(map[string]*State),
-		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "heartwood_subsystem_restarts_total",
-			Help: "Times a failed subsystem was restarted.",
-		}, []string{"subsystem"}),
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "heartwood_subsystem_up",
-			Help: "1 while the subsystem runs, 0 while it waits to be restarted.",
-		}, []string{"subsystem"}),
+		opts:     opts,
+		log:      opts.Logger,
+		states:   make(map[string]*State),
+		restarts: set.CounterVec("restarts_total", "Times a failed subsystem was restarted.", "subsystem"),
+		up:       set.GaugeVec("up", "1 while the subsystem runs, 0 while it waits to be restarted.", "subsystem"),
 	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(s.restarts, s.up)
-	}
+	set.MustRegister(opts.Registerer)
 	return s
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/heartwood-ops/heartwood/agent/doctor"
 	"github.com/heartwood-ops/heartwood/dashboards"
 	"github.com/heartwood-ops/heartwood/internal/esschema"
+	"github.com/heartwood-ops/heartwood/internal/httpclient"
 	"github.com/heartwood-ops/heartwood/watchman"
 )
 
@@ -84,7 +85,7 @@ func doctorChecks(cfg agent.Config, kb kibanaFlags, timeout time.Duration) ([]do
 	if len(cfg.ESURL) > 0 {
 		esURL = cfg.ESURL[0]
 	}
-	es := doctor.Endpoint{URL: esURL, Client: esHC, Header: doctor.BasicOrToken(cfg.ESAPIKey, cfg.ESUsername, cfg.ESPassword)}
+	es := doctor.Endpoint{URL: esURL, Client: esHC, Header: httpclient.Credentials(cfg.ESAPIKey, cfg.ESUsername, cfg.ESPassword)}
 	kibana := dashboards.Kibana{URL: kb.url, APIKey: kb.apiKey, Username: kb.user, Password: kb.pass, Client: kbHC}
 	sh := cfg.Shipper
 	streams := []string{

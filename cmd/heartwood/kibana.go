@@ -3,12 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
-
-	"github.com/heartwood-ops/heartwood/agent/doctor"
 )
 
 // kibanaFlags are the Kibana connection settings of setup and doctor.
@@ -78,9 +75,4 @@ func checkURL(s string) error {
 		return fmt.Errorf("want a base URL without query or fragment, such as https://kibana:5601/s/ops")
 	}
 	return nil
-}
-
-// header returns the function adding the credentials to a request.
-func (k kibanaFlags) header() func(http.Header) {
-	return doctor.BasicOrToken(k.apiKey, k.user, k.pass)
 }

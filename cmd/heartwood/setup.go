@@ -16,6 +16,7 @@ import (
 	"github.com/heartwood-ops/heartwood/agent/doctor"
 	"github.com/heartwood-ops/heartwood/dashboards"
 	"github.com/heartwood-ops/heartwood/internal/esschema"
+	"github.com/heartwood-ops/heartwood/internal/httpclient"
 )
 
 // setupStep is one thing setup installs. run reports whether it changed
@@ -81,7 +82,7 @@ func setup(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 			fmt.Fprintf(stderr, "heartwood setup: --es-ca-file: %v\n", err)
 			return 2
 		}
-		es := esschema.HTTP{URL: cfg.ESURL[0], Client: hc, Header: doctor.BasicOrToken(cfg.ESAPIKey, cfg.ESUsername, cfg.ESPassword)}
+		es := esschema.HTTP{URL: cfg.ESURL[0], Client: hc, Header: httpclient.Credentials(cfg.ESAPIKey, cfg.ESUsername, cfg.ESPassword)}
 		steps = append(steps, esSteps(es, cfg, wait)...)
 	}
 	if kb.url != "" {

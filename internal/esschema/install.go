@@ -1,12 +1,10 @@
 package esschema
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heartwood-ops/heartwood/internal/backoff"
+	"github.com/heartwood-ops/heartwood/internal/httpclient"
 	"github.com/heartwood-ops/heartwood/internal/jsonsubset"
 )
 
@@ -33,25 +32,12 @@ type HTTP struct {
 
 // Do implements Client.
 func (h HTTP) Do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(h.URL, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
+	e := httpclient.Endpoint{URL: h.URL, Header: h.Header}
+	if h.Client != nil {
+		e.Client = h.Client
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if h.Header != nil {
-		h.Header(req.Header)
-	}
-	hc := h.Client
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	return resp.StatusCode, b, err
+	a, err := e.Do(ctx, method, path, "application/json", body, 8<<20)
+	return a.Status, a.Body, err
 }
 
 // DefaultPriority is the index templates' priority: above Elastic's
@@ -320,11 +306,7 @@ func reason(body []byte) string {
 	if json.Unmarshal(body, &e) == nil && e.Error.Reason != "" {
 		return e.Error.Type + ": " + e.Error.Reason
 	}
-	s := string(body)
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
+	return httpclient.Excerpt(string(body), 300)
 }
 
 // orphans returns the data streams that the logs index template manages

@@ -27,6 +27,9 @@ die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$CACHE" "$RUN"
 
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
 wait_for() { # name timeout_s cmd...
   local timeout=$2; shift 2 # $1 names what is awaited, for the reader
   local deadline=$((SECONDS + timeout))
@@ -34,20 +37,6 @@ wait_for() { # name timeout_s cmd...
     if ((SECONDS >= deadline)); then return 1; fi
     sleep 0.5
   done
-}
-
-apt_updated=0
-apt_install() {
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  ((${#missing[@]})) || return 0
-  if ((apt_updated == 0)); then
-    log "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    apt_updated=1
-  fi
-  log "apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # ---------------------------------------------------------------- docker

@@ -44,19 +44,8 @@ die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$WORK"
 
-apt_updated=0
-apt_install() {
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  ((${#missing[@]})) || return 0
-  if ((apt_updated == 0)); then
-    log "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    apt_updated=1
-  fi
-  log "apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=../lib.sh
+. "$STACK_DIR/lib.sh"
 
 deps() {
   # dockerd itself and the Consul binary come from the dev services script.
@@ -136,10 +125,13 @@ go_binary() {
   echo "$bin"
 }
 
-# build_image NAME CONTEXT_DIR [EXTRA_FILE:DEST ...]: docker build of
-# CONTEXT_DIR/Dockerfile FROM the base, tagged with the hash of the context,
-# the base tag and the extra files (copied into a staging context).
+# build_image [--target STAGE] NAME CONTEXT_DIR [EXTRA_FILE:DEST ...]: docker
+# build of CONTEXT_DIR/Dockerfile FROM the base (up to STAGE, if given),
+# tagged with the hash of the context, the base tag and the extra files
+# (copied into a staging context).
 build_image() {
+  local target=()
+  if [[ $1 == --target ]]; then target=(--target "$2"); shift 2; fi
   local name=$1 dir=$2; shift 2
   local files=() extra
   mapfile -t files < <(find "$dir" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort)
@@ -155,10 +147,16 @@ build_image() {
   rm -rf "$ctx"; mkdir -p "$ctx"; cp -r "$dir"/. "$ctx"/
   for extra in "$@"; do cp -r "${extra%%:*}" "$ctx/${extra#*:}"; done
   log "image $tag: building"
-  docker build -q --build-arg BASE="$BASE_IMAGE" --label org.heartwood.inputs="$hash" -t "$tag" "$ctx" >"$WORK/build-$name.log" 2>&1 ||
+  docker build -q --build-arg BASE="$BASE_IMAGE" "${target[@]}" --label org.heartwood.inputs="$hash" -t "$tag" "$ctx" >"$WORK/build-$name.log" 2>&1 ||
     { tail -n 30 "$WORK/build-$name.log" >&2; die "docker build of $name failed"; }
   rm -rf "$ctx"
   echo "$tag" >"$WORK/tag-$name"
+}
+
+# build_service NAME: the Python service in stack/NAME, built to its stage of
+# the services' shared stack/apps.Dockerfile.
+build_service() {
+  build_image --target "$1" "$1" "$STACK_DIR/$1" "$STACK_DIR/apps.Dockerfile:Dockerfile"
 }
 
 # Heartwood's own image: `make image` (tag = the repository version). It is
@@ -190,7 +188,7 @@ images() {
   build_image elasticsearch "$LOCAL_DIR/images/elasticsearch" "$es_home:elasticsearch"
   local d
   for d in postgres redis influxdb; do build_image "$d" "$LOCAL_DIR/images/$d"; done
-  for d in web trainer simulator; do build_image "$d" "$STACK_DIR/$d"; done
+  for d in web trainer simulator; do build_service "$d"; done
   build_heartwood
 }
 

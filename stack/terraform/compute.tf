@@ -3,49 +3,41 @@
 # (the web tier and the data services) and GPU workers (training engines).
 
 locals {
+  # What the worker groups share.
+  worker = {
+    swarm_role         = "worker"
+    instance_profile   = aws_iam_instance_profile.node["worker"].name
+    security_group_ids = [aws_security_group.nodes.id]
+  }
+
+  # Each group: its instance type and sizes (the workers' straight from their
+  # variables), image, role and the Swarm node labels of its instances.
   node_groups = {
     manager = {
-      swarm_role         = "manager"
       instance_type      = var.manager_instance_type
-      ami_id             = data.aws_ami.node.id
-      root_device_name   = data.aws_ami.node.root_device_name
       min                = var.manager_count
       desired            = var.manager_count
       max                = var.manager_count
-      instance_profile   = aws_iam_instance_profile.manager.name
+      swarm_role         = "manager"
+      instance_profile   = aws_iam_instance_profile.node["manager"].name
       security_group_ids = [aws_security_group.nodes.id, aws_security_group.managers.id]
+      ami                = data.aws_ami.node
       labels             = var.node_labels.manager
       target_group_arns  = []
       gpu                = false
     }
-    cpu = {
-      swarm_role         = "worker"
-      instance_type      = var.cpu_workers.instance_type
-      ami_id             = data.aws_ami.node.id
-      root_device_name   = data.aws_ami.node.root_device_name
-      min                = var.cpu_workers.min
-      desired            = var.cpu_workers.desired
-      max                = var.cpu_workers.max
-      instance_profile   = aws_iam_instance_profile.worker.name
-      security_group_ids = [aws_security_group.nodes.id]
-      labels             = var.node_labels.cpu
-      target_group_arns  = [aws_lb_target_group.web.arn]
-      gpu                = false
-    }
-    gpu = {
-      swarm_role         = "worker"
-      instance_type      = var.gpu_workers.instance_type
-      ami_id             = data.aws_ami.gpu.id
-      root_device_name   = data.aws_ami.gpu.root_device_name
-      min                = var.gpu_workers.min
-      desired            = var.gpu_workers.desired
-      max                = var.gpu_workers.max
-      instance_profile   = aws_iam_instance_profile.worker.name
-      security_group_ids = [aws_security_group.nodes.id]
-      labels             = var.node_labels.gpu
-      target_group_arns  = []
-      gpu                = true
-    }
+    cpu = merge(var.cpu_workers, local.worker, {
+      ami               = data.aws_ami.node
+      labels            = var.node_labels.cpu
+      target_group_arns = [aws_lb_target_group.web.arn]
+      gpu               = false
+    })
+    gpu = merge(var.gpu_workers, local.worker, {
+      ami               = data.aws_ami.gpu
+      labels            = var.node_labels.gpu
+      target_group_arns = []
+      gpu               = true
+    })
   }
 
   # The bootstrap scripts, gzip+base64 for cloud-init's write_files.
@@ -85,7 +77,7 @@ resource "aws_launch_template" "node" {
 
   name_prefix            = "${local.name}-${each.key}-"
   description            = "Heartwood ${each.key} nodes"
-  image_id               = each.value.ami_id
+  image_id               = each.value.ami.id
   instance_type          = each.value.instance_type
   vpc_security_group_ids = each.value.security_group_ids
   user_data              = base64encode(local.user_data[each.key])
@@ -104,7 +96,7 @@ resource "aws_launch_template" "node" {
   }
 
   block_device_mappings {
-    device_name = each.value.root_device_name
+    device_name = each.value.ami.root_device_name
 
     ebs {
       volume_size           = var.root_volume_gb
@@ -175,11 +167,9 @@ resource "aws_autoscaling_group" "node" {
   }
 
   depends_on = [
-    aws_ssm_parameter.manager_token,
-    aws_ssm_parameter.worker_token,
+    aws_ssm_parameter.join_token,
     aws_ssm_parameter.gossip_key,
-    aws_iam_role_policy.manager,
-    aws_iam_role_policy.worker,
+    aws_iam_role_policy.cluster_bootstrap,
     aws_route.private_nat,
   ]
 }

@@ -13,17 +13,38 @@ data "aws_iam_policy_document" "ec2_assume" {
   }
 }
 
-data "aws_iam_policy_document" "manager" {
+locals {
+  # The parameters each role reads, and those it writes: the join tokens,
+  # which the first manager replaces after `docker swarm init`.
+  role_parameters = {
+    manager = {
+      read  = [local.manager_token_arn, local.worker_token_arn, local.gossip_key_arn]
+      write = [local.manager_token_arn, local.worker_token_arn]
+    }
+    worker = {
+      read  = [local.worker_token_arn, local.gossip_key_arn]
+      write = []
+    }
+  }
+}
+
+# The policy of each role, "cluster-bootstrap".
+data "aws_iam_policy_document" "cluster_bootstrap" {
+  for_each = local.role_parameters
+
   statement {
     sid       = "ReadClusterParameters"
     actions   = ["ssm:GetParameter"]
-    resources = [local.manager_token_arn, local.worker_token_arn, local.gossip_key_arn]
+    resources = each.value.read
   }
 
-  statement {
-    sid       = "WriteJoinTokens"
-    actions   = ["ssm:PutParameter"]
-    resources = [local.manager_token_arn, local.worker_token_arn]
+  dynamic "statement" {
+    for_each = length(each.value.write) > 0 ? [each.value.write] : []
+    content {
+      sid       = "WriteJoinTokens"
+      actions   = ["ssm:PutParameter"]
+      resources = statement.value
+    }
   }
 
   statement {
@@ -33,48 +54,26 @@ data "aws_iam_policy_document" "manager" {
     condition {
       test     = "StringEquals"
       variable = "kms:EncryptionContext:PARAMETER_ARN"
-      values   = [local.manager_token_arn, local.worker_token_arn, local.gossip_key_arn]
+      values   = each.value.read
     }
   }
 
-  statement {
-    sid       = "EncryptJoinTokens"
-    actions   = ["kms:Encrypt"]
-    resources = [aws_kms_key.params.arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:EncryptionContext:PARAMETER_ARN"
-      values   = [local.manager_token_arn, local.worker_token_arn]
+  dynamic "statement" {
+    for_each = length(each.value.write) > 0 ? [each.value.write] : []
+    content {
+      sid       = "EncryptJoinTokens"
+      actions   = ["kms:Encrypt"]
+      resources = [aws_kms_key.params.arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:PARAMETER_ARN"
+        values   = statement.value
+      }
     }
   }
 
   # Consul cloud auto-join and the managers' node labeller look instances up
   # by tag. EC2 Describe* actions cannot be limited to resources.
-  statement {
-    sid       = "FindClusterInstances"
-    actions   = ["ec2:DescribeInstances"]
-    resources = ["*"]
-  }
-}
-
-data "aws_iam_policy_document" "worker" {
-  statement {
-    sid       = "ReadClusterParameters"
-    actions   = ["ssm:GetParameter"]
-    resources = [local.worker_token_arn, local.gossip_key_arn]
-  }
-
-  statement {
-    sid       = "DecryptClusterParameters"
-    actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.params.arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:EncryptionContext:PARAMETER_ARN"
-      values   = [local.worker_token_arn, local.gossip_key_arn]
-    }
-  }
-
   statement {
     sid       = "FindClusterInstances"
     actions   = ["ec2:DescribeInstances"]
@@ -98,48 +97,28 @@ data "aws_iam_policy_document" "session_manager" {
   }
 }
 
-resource "aws_iam_role" "manager" {
-  name               = "${local.name}-manager"
+resource "aws_iam_role" "node" {
+  for_each           = local.role_parameters
+  name               = "${local.name}-${each.key}"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
 }
 
-resource "aws_iam_role" "worker" {
-  name               = "${local.name}-worker"
-  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+resource "aws_iam_role_policy" "cluster_bootstrap" {
+  for_each = aws_iam_role.node
+  name     = "cluster-bootstrap"
+  role     = each.value.id
+  policy   = data.aws_iam_policy_document.cluster_bootstrap[each.key].json
 }
 
-resource "aws_iam_role_policy" "manager" {
-  name   = "cluster-bootstrap"
-  role   = aws_iam_role.manager.id
-  policy = data.aws_iam_policy_document.manager.json
+resource "aws_iam_role_policy" "session_manager" {
+  for_each = { for role, r in aws_iam_role.node : role => r if var.enable_session_manager }
+  name     = "session-manager"
+  role     = each.value.id
+  policy   = data.aws_iam_policy_document.session_manager.json
 }
 
-resource "aws_iam_role_policy" "worker" {
-  name   = "cluster-bootstrap"
-  role   = aws_iam_role.worker.id
-  policy = data.aws_iam_policy_document.worker.json
-}
-
-resource "aws_iam_role_policy" "manager_session_manager" {
-  count  = var.enable_session_manager ? 1 : 0
-  name   = "session-manager"
-  role   = aws_iam_role.manager.id
-  policy = data.aws_iam_policy_document.session_manager.json
-}
-
-resource "aws_iam_role_policy" "worker_session_manager" {
-  count  = var.enable_session_manager ? 1 : 0
-  name   = "session-manager"
-  role   = aws_iam_role.worker.id
-  policy = data.aws_iam_policy_document.session_manager.json
-}
-
-resource "aws_iam_instance_profile" "manager" {
-  name = "${local.name}-manager"
-  role = aws_iam_role.manager.name
-}
-
-resource "aws_iam_instance_profile" "worker" {
-  name = "${local.name}-worker"
-  role = aws_iam_role.worker.name
+resource "aws_iam_instance_profile" "node" {
+  for_each = aws_iam_role.node
+  name     = "${local.name}-${each.key}"
+  role     = each.value.name
 }

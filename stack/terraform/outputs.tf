@@ -55,10 +55,7 @@ output "nodes_security_group_id" {
 
 output "join_token_parameters" {
   description = "Parameter Store names of the Swarm join tokens (SecureString)."
-  value = {
-    manager = aws_ssm_parameter.manager_token.name
-    worker  = aws_ssm_parameter.worker_token.name
-  }
+  value       = { for role, p in aws_ssm_parameter.join_token : role => p.name }
 }
 
 output "parameters_kms_key_arn" {
@@ -68,8 +65,5 @@ output "parameters_kms_key_arn" {
 
 output "instance_role_names" {
   description = "IAM roles of the managers and the workers."
-  value = {
-    manager = aws_iam_role.manager.name
-    worker  = aws_iam_role.worker.name
-  }
+  value       = { for role, r in aws_iam_role.node : role => r.name }
 }

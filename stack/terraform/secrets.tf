@@ -15,21 +15,14 @@ resource "aws_kms_alias" "params" {
   target_key_id = aws_kms_key.params.key_id
 }
 
-resource "aws_ssm_parameter" "manager_token" {
-  name        = local.manager_token_param
-  description = "Swarm manager join token (written by the first manager)"
-  type        = "SecureString"
-  key_id      = aws_kms_key.params.arn
-  value       = local.token_placeholder
-
-  lifecycle {
-    ignore_changes = [value]
+resource "aws_ssm_parameter" "join_token" {
+  for_each = {
+    manager = local.manager_token_param
+    worker  = local.worker_token_param
   }
-}
 
-resource "aws_ssm_parameter" "worker_token" {
-  name        = local.worker_token_param
-  description = "Swarm worker join token (written by the first manager)"
+  name        = each.value
+  description = "Swarm ${each.key} join token (written by the first manager)"
   type        = "SecureString"
   key_id      = aws_kms_key.params.arn
   value       = local.token_placeholder
