@@ -42,6 +42,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -386,12 +387,20 @@ func startAgent(ctx context.Context, bin, node, label, consulAddr string) (*agen
 		return nil, err
 	}
 	a := &agent{api: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, done: make(chan error, 1)}
-	a.cmd = exec.Command(bin, "run", "--listen", a.api, "--data-dir", dir, "--node-name", node,
-		"--log-level", "warn", "--consul-addr", consulAddr,
+	// As users run it: info logs (one line per registration), here into
+	// a file that is shown if the agent fails.
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer logf.Close()
+	a.cmd = exec.Command(bin, "run", "--listen", a.api, "--data-dir", filepath.Join(dir, "data"), "--node-name", node,
+		"--consul-addr", consulAddr,
 		"--shipper.enabled=false", "--watchman.enabled=false",
 		"--registrar.require-labels", label, "--registrar.ip", "127.0.0.1",
 		"--registrar.deregister-on-shutdown")
-	a.cmd.Stdout, a.cmd.Stderr = os.Stdout, os.Stderr
+	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	if err := a.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -409,8 +418,9 @@ func startAgent(ctx context.Context, bin, node, label, consulAddr string) (*agen
 		select {
 		case err := <-a.done:
 			a.done <- err
+			out, _ := os.ReadFile(logf.Name())
 			a.stop()
-			return nil, fmt.Errorf("agent exited before it was ready: %v", err)
+			return nil, fmt.Errorf("agent exited before it was ready: %v\n%s", err, out)
 		case <-ctx.Done():
 			a.stop()
 			return nil, ctx.Err()
