@@ -14,9 +14,10 @@
 #              with a published port and remove it again, one after the
 #              other (containers default: 2 loops)
 #   shipper    containers (default 50) each print ten ~100-byte lines a
-#              second into the namespace of this run (logs-*-<run>); the
-#              documents are deleted at the end (this Elasticsearch cannot
-#              delete a data stream: the empty stream stays)
+#              second into the namespace of this run (logs-*-<run>), with
+#              index templates of its own; the documents are deleted at the
+#              end (this Elasticsearch cannot delete a data stream: the
+#              empty stream and its template stay)
 #   watchman   containers (default 200) idle `sleep` containers on the
 #              default bridge network, sampled every second, with /metrics
 #              scraped every 15 s
@@ -47,8 +48,19 @@ cleanup() {
   if [[ -n ${AGENT:-} ]]; then kill "$AGENT" 2>/dev/null || true; wait "$AGENT" 2>/dev/null || true; fi
   docker ps -aq --filter "label=$LABEL" | xargs -r docker rm -f >/dev/null
   if [[ $SUB == shipper ]]; then
-    curl -s -o /dev/null -X POST "$ES/logs-*-$RUN/_delete_by_query?refresh=true&conflicts=proceed" \
-      -H 'Content-Type: application/json' -d '{"query":{"match_all":{}}}' || true
+    # This Elasticsearch can neither delete a data stream nor delete by
+    # query: roll each stream of this run over and delete its old backing
+    # indices, which leaves empty streams.
+    old=$(curl -s "$ES/_cat/indices/.ds-*-$RUN-*?h=index" || true)
+    for stream in $(sed -E 's/^\.ds-(.*)-[0-9]{4}\.[0-9]{2}\.[0-9]{2}-[0-9]+$/\1/' <<<"$old" | sort -u); do
+      curl -s -o /dev/null -X POST "$ES/$stream/_rollover" || true
+    done
+    for idx in $old; do curl -s -o /dev/null -X DELETE "$ES/$idx" || true; done
+    # Templates no data stream uses are deleted; the others stay with their
+    # (now empty) streams.
+    for t in $(curl -s "$ES/_index_template/$RUN*?filter_path=index_templates.name" | grep -o "\"$RUN[^\"]*\"" | tr -d '"'); do
+      curl -s -o /dev/null -X DELETE "$ES/_index_template/$t" || true
+    done
   fi
   rm -rf "$DATA"
 }
@@ -67,7 +79,13 @@ case $SUB in
     args+=(--registrar.enabled=true --registrar.require-labels "$LABEL" --registrar.ip 127.0.0.1
       --registrar.deregister-on-shutdown) ;;
   shipper)
-    args+=(--shipper.enabled=true --shipper.selector "$LABEL" --shipper.namespace "$RUN")
+    # Templates of this run only (name, patterns, namespace and a priority
+    # of their own), so that other users of the shared Elasticsearch are
+    # neither affected nor in the way.
+    args+=(--shipper.enabled=true --shipper.selector "$LABEL" --shipper.namespace "$RUN"
+      --shipper.output.dead-letter.namespace "$RUN"
+      --shipper.template.name "$RUN" --shipper.template.patterns "logs-*-$RUN"
+      --shipper.template.namespace "$RUN" --shipper.template.priority $((400000 + $(date +%s) % 100000)))
     for i in $(seq 1 "$N"); do
       docker run -d -q --label "$LABEL" --network none --name "$RUN-$i" "$IMAGE" sh -c \
         "i=0; while true; do i=\$((i+1)); echo \"$RUN container $i line \$i padding-padding-padding-padding-padding-padding-padding\"; sleep 0.1; done" >/dev/null
