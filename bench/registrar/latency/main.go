@@ -56,6 +56,8 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 	consulapi "github.com/hashicorp/consul/api"
+
+	"github.com/heartwood-ops/heartwood/bench/registrar/catalogwatch"
 )
 
 const (
@@ -125,31 +127,6 @@ type harness struct {
 	runID      string
 }
 
-// watch waits, with blocking queries on the catalog, until service name has
-// (present) or lacks instances on node, and returns when that was seen.
-// ready is closed after Consul's first answer, when the query is parked.
-func (h *harness) watch(ctx context.Context, name, node string, present bool, ready chan<- struct{}) (time.Time, error) {
-	var idx uint64
-	first := true
-	for {
-		q := (&consulapi.QueryOptions{WaitIndex: idx, WaitTime: 30 * time.Second,
-			Filter: fmt.Sprintf("ServiceMeta.heartwood_node == %q", node)}).WithContext(ctx)
-		svcs, meta, err := h.consul.Catalog().Service(name, "", q)
-		now := time.Now()
-		if err != nil {
-			return now, err
-		}
-		if first {
-			close(ready)
-			first = false
-		}
-		if (len(svcs) > 0) == present {
-			return now, nil
-		}
-		idx = meta.LastIndex
-	}
-}
-
 // parked starts watch in a goroutine, waits until its query is parked and
 // returns a channel that yields the time the state was seen.
 func (h *harness) parked(ctx context.Context, name, node string, present bool) (<-chan time.Time, <-chan error) {
@@ -157,7 +134,7 @@ func (h *harness) parked(ctx context.Context, name, node string, present bool) (
 	seen := make(chan time.Time, 1)
 	errc := make(chan error, 1)
 	go func() {
-		t, err := h.watch(ctx, name, node, present, ready)
+		t, err := catalogwatch.Watch(ctx, h.consul, name, node, present, ready)
 		if err != nil {
 			errc <- err
 			return
