@@ -42,6 +42,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -78,7 +79,10 @@ func main() {
 }
 
 func run(n int, bins []string, consulAddr string, breakdown bool, consulOnly int) error {
-	ctx := context.Background()
+	// Ctrl-C stops the run: the figures so far are printed and everything
+	// created is removed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return err
@@ -252,6 +256,28 @@ func (h *harness) measure(ctx context.Context, tag, bin string, n int, split boo
 		return err
 	}
 	var up, gone, toPut, putRT, putToSeen, toDel, toGet, getRT, getToPut []time.Duration
+	defer func() {
+		// Also after a failure or Ctrl-C: the starts measured so far.
+		fmt.Printf("\n%s (%s), %d of %d starts, load average %s\n", bin, variant, len(up), n, loadavg())
+		row("  start event → in catalog", up)
+		row("  die event → gone from catalog", gone)
+		if after, err := ag.histogram("heartwood_registrar_event_to_registered_seconds"); err == nil {
+			if c := after.count - before.count; c > 0 {
+				fmt.Printf("  registrar's own inventory change → write answered (its metric): mean %s over %d writes\n",
+					fmtDur(time.Duration((after.sum-before.sum)/float64(c)*float64(time.Second))), c)
+			}
+		}
+		if tp != nil {
+			row("  start event → register PUT sent (Docker, inventory, registrar)", toPut)
+			row("    of which start event → ownership GET sent", toGet)
+			row("    of which ownership GET round trip (Consul)", getRT)
+			row("    of which GET answered → PUT sent (registrar)", getToPut)
+			row("  register PUT round trip (Consul)", putRT)
+			row("  register PUT answered → in catalog (Consul)", putToSeen)
+			row("  die event → deregister PUT sent (Docker, inventory, registrar)", toDel)
+			fmt.Printf("  Consul requests per start/kill cycle: %s\n", tp.summary(max(len(up), 1)))
+		}
+	}()
 	for i := range n {
 		name := fmt.Sprintf("%s-%s-%d", h.runID, tag, i)
 		if split {
@@ -305,27 +331,6 @@ func (h *harness) measure(ctx context.Context, tag, bin string, n int, split boo
 			tp.reset()
 		}
 		_ = h.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
-	}
-	after, err := ag.histogram("heartwood_registrar_event_to_registered_seconds")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("\n%s (%s), n=%d, load average %s\n", bin, variant, n, loadavg())
-	row("  start event → in catalog", up)
-	row("  die event → gone from catalog", gone)
-	if c := after.count - before.count; c > 0 {
-		fmt.Printf("  registrar's own inventory change → write answered (its metric): mean %s over %d writes\n",
-			fmtDur(time.Duration((after.sum-before.sum)/float64(c)*float64(time.Second))), c)
-	}
-	if tp != nil {
-		row("  start event → register PUT sent (Docker, inventory, registrar)", toPut)
-		row("    of which start event → ownership GET sent", toGet)
-		row("    of which ownership GET round trip (Consul)", getRT)
-		row("    of which GET answered → PUT sent (registrar)", getToPut)
-		row("  register PUT round trip (Consul)", putRT)
-		row("  register PUT answered → in catalog (Consul)", putToSeen)
-		row("  die event → deregister PUT sent (Docker, inventory, registrar)", toDel)
-		fmt.Printf("  Consul requests per start/kill cycle: %s\n", tp.summary(n))
 	}
 	return nil
 }
