@@ -236,18 +236,44 @@ func (h *harness) measure(ctx context.Context, tag, bin string, n int, split boo
 	msgs, evErrs := h.docker.Events(evCtx, events.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("type", "container"), filters.Arg("event", "start"), filters.Arg("event", "die"),
 		filters.Arg("label", label))})
-	nextEvent := func(id string, action events.Action) (events.Message, error) {
-		timeout := time.After(30 * time.Second)
+	// Events are stamped when they reach this process, to show Docker's
+	// own delivery delay (event time → a subscriber has it).
+	type stamped struct {
+		m  events.Message
+		at time.Time
+	}
+	got := make(chan stamped, 1024)
+	var evWG sync.WaitGroup
+	evWG.Add(1)
+	go func() {
+		defer evWG.Done()
 		for {
 			select {
 			case m := <-msgs:
-				if m.Actor.ID == id && m.Action == action {
-					return m, nil
+				select {
+				case got <- stamped{m, time.Now()}:
+				case <-evCtx.Done():
+					return
+				}
+			case <-evCtx.Done():
+				return
+			}
+		}
+	}()
+	defer evWG.Wait()
+	defer evCancel()
+	nextEvent := func(id string, action events.Action) (events.Message, time.Time, error) {
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case e := <-got:
+				if e.m.Actor.ID == id && e.m.Action == action {
+					return e.m, e.at, nil
 				}
 			case err := <-evErrs:
-				return events.Message{}, err
+				return events.Message{}, time.Time{}, err
 			case <-timeout:
-				return events.Message{}, fmt.Errorf("no %s event for %.12s", action, id)
+				return events.Message{}, time.Time{}, fmt.Errorf("no %s event for %.12s", action, id)
 			}
 		}
 	}
@@ -255,12 +281,14 @@ func (h *harness) measure(ctx context.Context, tag, bin string, n int, split boo
 	if err != nil {
 		return err
 	}
-	var up, gone, toPut, putRT, putToSeen, toDel, toGet, getRT, getToPut []time.Duration
+	var up, gone, toPut, putRT, putToSeen, toDel, toGet, getRT, getToPut, startDelivered, dieDelivered []time.Duration
 	defer func() {
 		// Also after a failure or Ctrl-C: the starts measured so far.
 		fmt.Printf("\n%s (%s), %d of %d starts, load average %s\n", bin, variant, len(up), n, loadavg())
 		row("  start event → in catalog", up)
 		row("  die event → gone from catalog", gone)
+		row("  start event → delivered to a subscriber (Docker)", startDelivered)
+		row("  die event → delivered to a subscriber (Docker)", dieDelivered)
 		if after, err := ag.histogram("heartwood_registrar_event_to_registered_seconds"); err == nil {
 			if c := after.count - before.count; c > 0 {
 				fmt.Printf("  registrar's own inventory change → write answered (its metric): mean %s over %d writes\n",
@@ -288,10 +316,11 @@ func (h *harness) measure(ctx context.Context, tag, bin string, n int, split boo
 		if err != nil {
 			return err
 		}
-		start, err := nextEvent(id, events.ActionStart)
+		start, startAt, err := nextEvent(id, events.ActionStart)
 		if err != nil {
 			return err
 		}
+		startDelivered = append(startDelivered, startAt.Sub(time.Unix(0, start.TimeNano)))
 		at, err := wait(seen, errc)
 		if err != nil {
 			return fmt.Errorf("%s registered: %w", name, err)
@@ -315,10 +344,11 @@ func (h *harness) measure(ctx context.Context, tag, bin string, n int, split boo
 		if err := h.docker.ContainerKill(ctx, id, "KILL"); err != nil {
 			return err
 		}
-		die, err := nextEvent(id, events.ActionDie)
+		die, dieAt, err := nextEvent(id, events.ActionDie)
 		if err != nil {
 			return err
 		}
+		dieDelivered = append(dieDelivered, dieAt.Sub(time.Unix(0, die.TimeNano)))
 		at, err = wait(seen, errc)
 		if err != nil {
 			return fmt.Errorf("%s deregistered: %w", name, err)
