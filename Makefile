@@ -23,6 +23,7 @@ FUZZTIME  ?= 15s
 
 .PHONY: cluster-up cluster-down cluster-deploy cluster-deploy-agent test-cluster
 .PHONY: all build run services services-down test test-unit test-integration fuzz bench vet fmt-check image clean \
+	profile-registrar profile-shipper profile-watchman \
 	print-version stack-images stack-up stack-down stack-status stack-pytest
 
 all: build
@@ -70,10 +71,17 @@ fuzz:
 	  done; \
 	done
 
-# Go micro-benchmarks; the end-to-end harnesses in bench/ (build tag bench)
+# Go micro-benchmarks, BENCHTIME each; the end-to-end harnesses in bench/
 # are run one by one as bench/README.md says.
+BENCHTIME ?= 200ms
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+# A CPU profile of the real agent under load: make profile-registrar,
+# profile-shipper or profile-watchman (bench/profile/profile.sh; bench/README.md).
+PROFILE_SECONDS ?= 30
+profile-registrar profile-shipper profile-watchman: profile-%:
+	bench/profile/profile.sh $* $(PROFILE_SECONDS) $(PROFILE_CONTAINERS)
 
 # The agent's container image, FROM scratch (built locally; no registry),
 # tagged heartwood:$(VERSION): the tag the stack files deploy

@@ -204,6 +204,7 @@ func (a *Agent) handler() http.Handler {
 		Token:       a.token.Token,
 		Exposed:     !a.cfg.ListenIsLoopback(),
 		OpenMetrics: a.cfg.APIOpenMetrics,
+		Pprof:       a.cfg.APIPprof,
 		Status:      a.status,
 	}
 	for _, s := range a.subs {

@@ -39,6 +39,8 @@ type Core struct {
 	APITokenFile string `yaml:"api-token-file" help:"file holding the API bearer token, re-read on every call"`
 	// APIOpenMetrics serves /metrics without the token on an exposed API.
 	APIOpenMetrics bool `yaml:"api-open-metrics" help:"serve /metrics without the bearer token when --listen is not loopback, for Prometheus scrapers"`
+	// APIPprof serves Go's runtime profiles on the API.
+	APIPprof bool `yaml:"api-pprof" help:"serve Go's runtime profiles at /debug/pprof/ on the API (the bearer token is needed whenever one is set)"`
 
 	DataDir  string `yaml:"data-dir" help:"directory for the agent's state (log shipping checkpoints)"`
 	NodeName string `yaml:"node-name" help:"this node's name in service IDs and log metadata (default: hostname)"`

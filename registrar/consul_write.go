@@ -21,6 +21,15 @@ func (r *Registrar) execute(ctx context.Context, plans []plan, since map[string]
 	if len(plans) == 0 {
 		return nil
 	}
+	if len(plans) == 1 {
+		// The common case of one container's event: written from this
+		// goroutine, without handing the plan to a worker (on a busy
+		// node every hand-off waits for the scheduler).
+		if err := r.run(ctx, plans[0], since); err != nil {
+			return err
+		}
+		return ctx.Err()
+	}
 	workers := min(r.cfg.WriteConcurrency, len(plans))
 	next := make(chan plan)
 	errs := make([]error, workers)

@@ -166,9 +166,11 @@ func (r *Registrar) maintenanceLocked(id string) string {
 // state may have changed and the containers to recompute because an ID
 // they wanted became free.
 func (r *Registrar) recomputeLocked(id string, o translate.Options) (ids []string, retry []string) {
-	for sid, own := range r.owner {
-		if own == id {
-			ids = append(ids, sid)
+	// The services a container owns are those of its last translation
+	// (refuseLocked keeps the two equal): no scan of every owner.
+	for _, s := range r.results[id].Services {
+		if r.owner[s.ID] == id {
+			ids = append(ids, s.ID)
 		}
 	}
 	oldOwned := map[string]bool{}

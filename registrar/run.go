@@ -96,7 +96,8 @@ func (r *Registrar) ingest(changes []inventory.Change, dirty map[string]time.Tim
 		}
 		switch ch.Action {
 		case "kill", "stop":
-			if c.State.Running && ch.Kind != inventory.Removed && !reloadSignal(ch.Attributes["signal"]) {
+			sig := ch.Attributes["signal"]
+			if c.State.Running && ch.Kind != inventory.Removed && !reloadSignal(sig) && !r.diesDeregistered(sig) {
 				r.drain[id] = drainState{at: ch.Time, started: c.State.StartedAt}
 			}
 		case "start", "restart":
@@ -109,6 +110,23 @@ func (r *Registrar) ingest(changes []inventory.Change, dirty map[string]time.Tim
 			dirty[id] = ch.Time
 		}
 	}
+}
+
+// diesDeregistered reports a kill whose container dies at once and whose
+// services its death deregisters: SIGKILL under the always and on-success
+// policies (a signal's exit code is not a success). Draining it would only
+// add a maintenance write that the deregistration follows within
+// milliseconds, and delay that deregistration while the write is in
+// flight.
+func (r *Registrar) diesDeregistered(sig string) bool {
+	if r.cfg.Deregister == DeregisterNever {
+		return false
+	}
+	switch strings.TrimPrefix(strings.ToUpper(sig), "SIG") {
+	case "9", "KILL":
+		return true
+	}
+	return false
 }
 
 // reloadSignal reports signals that applications take as "reload" or

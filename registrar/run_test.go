@@ -194,3 +194,55 @@ func TestRunShutdown(t *testing.T) {
 		})
 	}
 }
+
+// TestKillSignalDrain: a kill drains the container's services unless the
+// signal is a reload, or SIGKILL under a policy that deregisters on death
+// (the death follows at once and deregisters them).
+func TestKillSignalDrain(t *testing.T) {
+	tests := []struct {
+		policy, signal string
+		drain          bool
+	}{
+		{DeregisterAlways, "15", true},
+		{DeregisterAlways, "SIGTERM", true},
+		{DeregisterAlways, "", true},
+		{DeregisterAlways, "HUP", false},
+		{DeregisterAlways, "9", false},
+		{DeregisterAlways, "SIGKILL", false},
+		{DeregisterOnSuccess, "KILL", false},
+		{DeregisterOnSuccess, "TERM", true},
+		{DeregisterNever, "9", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.policy+"/"+tc.signal, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.Deregister = tc.policy })
+			c := ctr("web")
+			h.change(inventory.Added, "start", c)
+			before := h.agent.totalWrites()
+			dirty := map[string]time.Time{}
+			h.r.ingest([]inventory.Change{{Kind: inventory.Updated, Action: "kill", Container: c, Time: h.now, Attributes: map[string]string{"signal": tc.signal}}}, dirty)
+			if err := h.r.reconcile(context.Background(), false, dirty); err != nil {
+				t.Fatal(err)
+			}
+			_, inMaint := h.agent.maint["n1:web:80"]
+			if inMaint != tc.drain {
+				t.Fatalf("kill -s %q under %s: in maintenance %t, want %t", tc.signal, tc.policy, inMaint, tc.drain)
+			}
+			wantWrites := 0
+			if tc.drain {
+				wantWrites = 1
+			}
+			if got := h.agent.totalWrites() - before; got != wantWrites {
+				t.Fatalf("kill -s %q under %s: %d writes, want %d", tc.signal, tc.policy, got, wantWrites)
+			}
+			dead := *c
+			dead.State = inventory.State{Status: "exited", ExitCode: 137, StartedAt: c.State.StartedAt}
+			h.change(inventory.Updated, "die", &dead)
+			if tc.policy == DeregisterNever {
+				h.wantIDs("n1:web:80")
+			} else {
+				h.wantIDs()
+			}
+		})
+	}
+}

@@ -21,6 +21,10 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	// Imported for its handlers, which are mounted on the API's own mux
+	// only when Options.Pprof is set; the package also registers them on
+	// http.DefaultServeMux, which the agent never serves.
+	"net/http/pprof"
 	"net/url"
 	"sort"
 	"strconv"
@@ -87,6 +91,10 @@ type Options struct {
 	Exposed bool
 	// OpenMetrics serves /metrics without the token even when Exposed.
 	OpenMetrics bool
+	// Pprof serves Go's runtime profiles under /debug/pprof/. They always
+	// need the bearer token when one is configured, on loopback too: a
+	// CPU profile costs CPU and shows the agent's internals.
+	Pprof bool
 	// MaxScrapes caps concurrent /metrics requests; 0 means
 	// DefaultMaxScrapes. Requests beyond it get 503.
 	MaxScrapes int
@@ -124,6 +132,13 @@ func Handler(opts Options) http.Handler {
 	mux.HandleFunc("GET /v1/containers/{id}", read(s.container))
 	mux.HandleFunc("POST /v1/containers/{id}/pause", s.mutating(s.authorized(s.control(true))))
 	mux.HandleFunc("POST /v1/containers/{id}/wake", s.mutating(s.authorized(s.control(false))))
+	if opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", s.authorized(pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/cmdline", s.authorized(pprof.Cmdline))
+		mux.HandleFunc("GET /debug/pprof/profile", s.authorized(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", s.authorized(pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", s.authorized(pprof.Trace))
+	}
 	if opts.Exposed {
 		return mux
 	}

@@ -379,3 +379,45 @@ func TestPublicLabels(t *testing.T) {
 		t.Errorf("labels outside the allowlist kept: %v", got)
 	}
 }
+
+func TestPprof(t *testing.T) {
+	inv := &fakeInventory{connected: true}
+	token := func() (string, error) { return "0123456789abcdef", nil }
+	const bearer = "Bearer 0123456789abcdef"
+	tests := []struct {
+		desc    string
+		pprof   bool
+		exposed bool
+		token   func() (string, error)
+		host    string
+		auth    string
+		want    int
+	}{
+		{desc: "off by default", host: "127.0.0.1:9321", want: 404},
+		{desc: "loopback without a token configured", pprof: true, host: "127.0.0.1:9321", want: 200},
+		{desc: "loopback refuses a foreign host name", pprof: true, host: "attacker.example:9321", want: 403},
+		{desc: "loopback with a token needs it", pprof: true, token: token, host: "127.0.0.1:9321", want: 401},
+		{desc: "loopback with the token", pprof: true, token: token, host: "127.0.0.1:9321", auth: bearer, want: 200},
+		{desc: "exposed needs the token", pprof: true, exposed: true, token: token, host: "10.0.0.5:9321", want: 401},
+		{desc: "exposed with the token", pprof: true, exposed: true, token: token, host: "10.0.0.5:9321", auth: bearer, want: 200},
+		{desc: "exposed without any token configured", pprof: true, exposed: true, host: "10.0.0.5:9321", want: 503},
+		{desc: "exposed and off", exposed: true, token: token, host: "10.0.0.5:9321", auth: bearer, want: 404},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			h := Handler(Options{Inventory: inv, Gatherer: prometheus.NewRegistry(), Token: tc.token, Exposed: tc.exposed, Pprof: tc.pprof})
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/heap?debug=1"} {
+				req := httptest.NewRequest("GET", path, nil)
+				req.Host = tc.host
+				if tc.auth != "" {
+					req.Header.Set("Authorization", tc.auth)
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != tc.want {
+					t.Fatalf("GET %s = %d, want %d\n%s", path, rec.Code, tc.want, rec.Body)
+				}
+			}
+		})
+	}
+}

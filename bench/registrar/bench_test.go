@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/heartwood-ops/heartwood/bench/registrar/catalogwatch"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/registrar"
@@ -189,28 +190,11 @@ func (b *bench) create(ctx context.Context, name string, env []string, publish b
 	return created.ID, nil
 }
 
-// watch waits (blocking queries on the catalog) until the service name has
-// (present) or lacks instances and returns when that was seen. ready is
-// closed after the first answer, so the caller can start acting.
+// watch waits until the service name has (present) or lacks instances of
+// this bench's node and returns when that was seen; ready is closed once
+// the blocking query is parked.
 func (b *bench) watch(ctx context.Context, name string, present bool, ready chan<- struct{}) (time.Time, error) {
-	var idx uint64
-	first := true
-	for {
-		q := (&consulapi.QueryOptions{WaitIndex: idx, WaitTime: 10 * time.Second, Filter: fmt.Sprintf("ServiceMeta.heartwood_node == %q", b.node)}).WithContext(ctx)
-		svcs, meta, err := b.consul.Catalog().Service(name, "", q)
-		now := time.Now()
-		if err != nil {
-			return now, err
-		}
-		if first {
-			close(ready)
-			first = false
-		}
-		if (len(svcs) > 0) == present {
-			return now, nil
-		}
-		idx = meta.LastIndex
-	}
+	return catalogwatch.Watch(ctx, b.consul, name, b.node, present, ready)
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
