@@ -26,6 +26,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -38,6 +39,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +76,7 @@ type options struct {
 	variants   []string
 	keep       bool
 	settle     time.Duration
+	rounds     int
 }
 
 func run() error {
@@ -86,6 +89,7 @@ func run() error {
 	flag.IntVar(&o.lineBytes, "line-bytes", 100, "bytes per log line, newline included")
 	flag.StringVar(&o.dir, "dir", "", "keep the generated logs here and reuse them in later runs")
 	flag.StringVar(&names, "variants", "default,auto-id,main", "comma-separated variants to run, in order (see -list)")
+	flag.IntVar(&o.rounds, "rounds", 1, "run the variants this many times, interleaved; the table shows each one's median")
 	flag.BoolVar(&list, "list", false, "list the variants and exit")
 	flag.BoolVar(&o.keep, "keep", false, "keep the variants' documents (for inspection)")
 	flag.DurationVar(&o.settle, "settle", 30*time.Second, "longest wait for Elasticsearch's merges after the last acknowledgement")
@@ -125,18 +129,29 @@ func run() error {
 	fmt.Printf("cluster: %s\n", strings.Join(notes, "; "))
 	fmt.Printf("load average at start: %s\n", loadAvg())
 
+	// Rounds interleave the variants, so that a change in the machine's
+	// load hits them alike; the table shows each variant's median round
+	// (by cluster CPU).
+	byVariant := map[string][]result{}
+	for round := range o.rounds {
+		for _, name := range o.variants {
+			v, _ := variantByName(name)
+			r, err := runVariant(ctx, o, root, ids, f, v)
+			if err != nil {
+				return fmt.Errorf("variant %s: %w", name, err)
+			}
+			fmt.Fprintf(os.Stderr, "round %d %s: %s (load %s)\n", round+1, name, r.line(), loadAvg())
+			byVariant[name] = append(byVariant[name], r)
+		}
+	}
 	var rows []result
 	for _, name := range o.variants {
-		v, _ := variantByName(name)
-		r, err := runVariant(ctx, o, root, ids, f, v)
-		if err != nil {
-			return fmt.Errorf("variant %s: %w", name, err)
-		}
-		fmt.Fprintf(os.Stderr, "%s: %s\n", name, r.line())
-		rows = append(rows, r)
+		rs := byVariant[name]
+		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.nodeCPU, b.nodeCPU) })
+		rows = append(rows, rs[len(rs)/2])
 	}
 	fmt.Printf("load average at end: %s\n", loadAvg())
-	fmt.Printf("%d lines per variant, %d containers, %d-byte lines\n\n", o.lines/o.containers*o.containers, o.containers, o.lineBytes)
+	fmt.Printf("%d lines per variant, %d containers, %d-byte lines, median of %d round(s)\n\n", o.lines/o.containers*o.containers, o.containers, o.lineBytes, o.rounds)
 	printTable(os.Stdout, rows)
 	return nil
 }
@@ -147,6 +162,10 @@ type variant struct {
 	// autoID sends no _id: Elasticsearch generates one and does not look
 	// the document up (no exactly-once).
 	autoID bool
+	// main takes its mappings from mainMappings.
+	main bool
+	// body rewrites each document's source.
+	body func([]byte) []byte
 	// idShape rewrites each document's _id.
 	idShape func(d *esout.Doc)
 	// settings replace keys of the logs template's index settings (a nil
@@ -158,15 +177,46 @@ type variant struct {
 	output func(*esout.Config)
 }
 
-// mainMappings are the properties the logs template had before its
-// cheaper mappings: doc values on every keyword.
-var mainMappings = m{}
+// mainMappings are the logs template's properties before its mappings
+// were made cheaper: doc values on every keyword, norms on text.
+func mainMappings(f esschema.Features) m {
+	kw := m{"type": "keyword", "ignore_above": 1024}
+	p := m{
+		"agent":     m{"properties": m{"type": kw, "version": kw, "name": kw, "ephemeral_id": kw}},
+		"container": m{"properties": m{"runtime": kw, "image": m{"properties": m{"tag": kw}}, "labels": m{"type": "flattened", "ignore_above": 1024}}},
+		"orchestrator": m{"properties": m{"type": kw, "resource": m{"properties": m{"type": kw, "name": kw, "id": kw,
+			"parent": m{"properties": m{"type": kw}}}}}},
+		"service": m{"properties": m{"id": kw}},
+		"swarm":   m{"properties": m{"task": m{"properties": m{"slot": m{"type": "integer"}}}, "node": m{"properties": m{"id": kw}}}},
+		"event":   m{"properties": m{"dataset": kw, "sequence": m{"type": "long"}}},
+	}
+	if !f.MapperExtras {
+		p["message"] = m{"type": "text"}
+	}
+	return p
+}
+
+// swarmLabels puts back the Swarm labels the encoder now leaves out
+// (their values are in service.*, orchestrator.* and swarm.*), as the
+// documents had them before.
+func swarmLabels(body []byte) []byte {
+	const at = `"runtime":"docker"`
+	i := bytes.Index(body, []byte(at))
+	if i < 0 {
+		return body
+	}
+	i += len(at)
+	out := make([]byte, 0, len(body)+200)
+	out = append(out, body[:i]...)
+	out = append(out, `,"labels":{"com.docker.stack.namespace":"shop","com.docker.swarm.node.id":"node7","com.docker.swarm.service.name":"shop_web","com.docker.swarm.task.id":"x8k2n1","com.docker.swarm.task.name":"shop_web.1.x8k2n1"}`...)
+	return append(out, body[i:]...)
+}
 
 var catalogue = []variant{
 	{name: "default", desc: "the agent's defaults: deterministic _id + create, the installed templates, gzip level 1"},
 	{name: "auto-id", desc: "as default, but no _id: Elasticsearch generates IDs and skips the lookup (at-least-once only)", autoID: true},
-	{name: "main", desc: "the templates as before this change (for the before/after comparison)", mappings: mainMappings,
-		settings: m{"refresh_interval": "1s"}},
+	{name: "main", desc: "documents and templates as before the cost cuts: Swarm labels repeated in container.labels, doc values on every keyword, norms on text",
+		mappings: nil, main: true, body: swarmLabels},
 	{name: "refresh-1s", desc: "as default, with refresh_interval 1s set explicitly (shards never go search-idle)", settings: m{"refresh_interval": "1s"}},
 	{name: "idle-5s", desc: "as default, shards go search-idle 5 s after the last search (no scheduled refresh while nobody searches)",
 		settings: m{"search.idle.after": "5s"}},
@@ -178,8 +228,6 @@ var catalogue = []variant{
 	{name: "bulk-8m", desc: "as default, 8 MiB bulk requests", output: func(c *esout.Config) { c.FlushBytes = 8 << 20 }},
 	{name: "no-labels", desc: "as default, container.labels neither indexed nor in doc values (still in _source)",
 		mappings: m{"container": m{"properties": m{"labels": m{"type": "flattened", "index": false, "doc_values": false}}}}},
-	{name: "all-doc-values", desc: "as default, doc values on every keyword and long (what the template had before)",
-		mappings: m{}},
 }
 
 // timePrefixed puts the line's time (seconds, big-endian) before the
@@ -243,19 +291,22 @@ type countingOutput struct {
 	*esout.Writer
 	autoID      bool
 	idShape     func(*esout.Doc)
+	body        func([]byte) []byte
 	total       int64
 	acked, dups atomic.Int64
 	done        chan struct{}
 }
 
 func (c *countingOutput) Write(ctx context.Context, docs []esout.Doc, ack func([]esout.Result)) error {
-	if c.autoID || c.idShape != nil {
-		for i := range docs {
-			if c.autoID {
-				docs[i].ID = ""
-			} else {
-				c.idShape(&docs[i])
-			}
+	for i := range docs {
+		switch {
+		case c.autoID:
+			docs[i].ID = ""
+		case c.idShape != nil:
+			c.idShape(&docs[i])
+		}
+		if c.body != nil {
+			docs[i].Body = c.body(docs[i].Body)
 		}
 	}
 	return c.Writer.Write(ctx, docs, func(rs []esout.Result) {
@@ -292,6 +343,9 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 	if _, err := opts.Install(ctx, es, false); err != nil {
 		return result{}, fmt.Errorf("install templates: %w", err)
 	}
+	if v.main {
+		v.mappings = mainMappings(f)
+	}
 	if err := installOverride(ctx, es, opts, stream, v); err != nil {
 		return result{}, err
 	}
@@ -317,7 +371,7 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 		return result{}, err
 	}
 	total := int64(o.lines / o.containers * o.containers)
-	out := &countingOutput{Writer: w, autoID: v.autoID, idShape: v.idShape, total: total, done: make(chan struct{})}
+	out := &countingOutput{Writer: w, autoID: v.autoID, idShape: v.idShape, body: v.body, total: total, done: make(chan struct{})}
 
 	shipCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -392,7 +446,12 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 	}
 	r.count = st.Docs.Count
 	r.indexMS, r.refreshMS, r.mergeMS, r.flushMS = st.Indexing.IndexTimeMS, st.Refresh.TotalTimeMS, st.Merges.TotalTimeMS, st.Flush.TotalTimeMS
-	r.storeBytes, r.segments = st.Store.SizeBytes, st.Segments.Count
+	r.segments = st.Segments.Count
+	// The store size in _stats is cached (index.store.stats_refresh_interval):
+	// add up the segments instead.
+	if r.storeBytes, err = segmentBytes(ctx, es, stream); err != nil {
+		return r, err
+	}
 	if r.count != total {
 		return r, fmt.Errorf("%s has %d documents, want %d", stream, r.count, total)
 	}
@@ -509,14 +568,11 @@ type indexStats struct {
 	Flush struct {
 		TotalTimeMS int64 `json:"total_time_in_millis"`
 	}
-	Store struct {
-		SizeBytes int64 `json:"size_in_bytes"`
-	}
 	Segments struct{ Count int64 }
 }
 
 func streamStats(ctx context.Context, es esschema.HTTP, stream string) (indexStats, error) {
-	body, err := esDo(ctx, es, http.MethodGet, "/"+stream+"/_stats/docs,indexing,refresh,merge,flush,store,segments", nil)
+	body, err := esDo(ctx, es, http.MethodGet, "/"+stream+"/_stats/docs,indexing,refresh,merge,flush,segments", nil)
 	if err != nil {
 		return indexStats{}, err
 	}
@@ -525,6 +581,37 @@ func streamStats(ctx context.Context, es esschema.HTTP, stream string) (indexSta
 	}
 	err = json.Unmarshal(body, &s)
 	return s.All.Primaries, err
+}
+
+// segmentBytes returns the size of stream's segments.
+func segmentBytes(ctx context.Context, es esschema.HTTP, stream string) (int64, error) {
+	body, err := esDo(ctx, es, http.MethodGet, "/"+stream+"/_segments?filter_path=indices.*.shards.*.segments.*.size_in_bytes", nil)
+	if err != nil {
+		return 0, err
+	}
+	var s struct {
+		Indices map[string]struct {
+			Shards map[string][]struct {
+				Segments map[string]struct {
+					Size int64 `json:"size_in_bytes"`
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, i := range s.Indices {
+		for _, copies := range i.Shards {
+			for _, c := range copies {
+				for _, seg := range c.Segments {
+					n += seg.Size
+				}
+			}
+		}
+	}
+	return n, nil
 }
 
 // nodeStats returns the node's process CPU in milliseconds (a single-node
