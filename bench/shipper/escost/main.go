@@ -39,6 +39,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,7 @@ type options struct {
 	keep       bool
 	settle     time.Duration
 	rounds     int
+	cpuProfile string
 }
 
 func run() error {
@@ -90,6 +92,7 @@ func run() error {
 	flag.StringVar(&o.dir, "dir", "", "keep the generated logs here and reuse them in later runs")
 	flag.StringVar(&names, "variants", "default,auto-id,main", "comma-separated variants to run, in order (see -list)")
 	flag.IntVar(&o.rounds, "rounds", 1, "run the variants this many times, interleaved; the table shows each one's median")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the agent's shipping here (of the last variant run: use with one variant)")
 	flag.BoolVar(&list, "list", false, "list the variants and exit")
 	flag.BoolVar(&o.keep, "keep", false, "keep the variants' documents (for inspection)")
 	flag.DurationVar(&o.settle, "settle", 30*time.Second, "longest wait for Elasticsearch's merges after the last acknowledgement")
@@ -390,6 +393,16 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 	if err != nil {
 		return result{}, err
 	}
+	if o.cpuProfile != "" {
+		pf, err := os.OpenFile(o.cpuProfile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return result{}, err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return result{}, err
+		}
+		defer pf.Close()
+	}
 	cpu0 := selfCPU()
 	t0 := time.Now()
 	wg.Go(func() { _ = s.Run(shipCtx) })
@@ -399,6 +412,9 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 		return result{}, errors.New("not every line acknowledged within 30 minutes")
 	}
 	r := result{name: v.name, docs: total, wall: time.Since(t0), agentCPU: selfCPU() - cpu0, dups: out.dups.Load()}
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	cancel()
 	wg.Wait()
 	mfs, _ := reg.Gather()
