@@ -45,14 +45,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heartwood-ops/heartwood/bench/shipper/benchdocker"
+	"github.com/heartwood-ops/heartwood/bench/shipper/benchkit"
 	"github.com/heartwood-ops/heartwood/internal/esschema"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/shipper"
@@ -333,12 +332,7 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 	stream := "logs-docker.container-" + ns
 	cfg := shipper.DefaultConfig()
 	cfg.ContainersRoot = filepath.Join(root, "containers")
-	cfg.Namespace = ns
-	cfg.Template.Name = "escost-" + ns
-	cfg.Template.Patterns = []string{"logs-*-" + ns}
-	cfg.Template.Priority = 200
-	cfg.Template.Namespace = ns
-	cfg.Output.DeadLetter.Namespace = ns
+	benchkit.Isolate(&cfg, ns, "escost-"+ns, 200)
 	if v.output != nil {
 		v.output(&cfg.Output.Config)
 	}
@@ -380,7 +374,7 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	inv := inventory.New(&benchdocker.Fake{IDs: ids}, inventory.Options{})
+	inv := inventory.New(&benchkit.Fake{IDs: ids}, inventory.Options{})
 	wg.Go(func() { _ = inv.Run(shipCtx) })
 	<-inv.Synced()
 	s, err := shipper.New(cfg, shipper.Deps{Source: inv, Output: out, DataDir: dataDir, NodeName: "bench", AgentVersion: "bench",
@@ -403,7 +397,7 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 		}
 		defer pf.Close()
 	}
-	cpu0 := selfCPU()
+	cpu0 := benchkit.SelfCPU().Seconds()
 	t0 := time.Now()
 	wg.Go(func() { _ = s.Run(shipCtx) })
 	select {
@@ -411,7 +405,7 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 	case <-time.After(30 * time.Minute):
 		return result{}, errors.New("not every line acknowledged within 30 minutes")
 	}
-	r := result{name: v.name, docs: total, wall: time.Since(t0), agentCPU: selfCPU() - cpu0, dups: out.dups.Load()}
+	r := result{name: v.name, docs: total, wall: time.Since(t0), agentCPU: benchkit.SelfCPU().Seconds() - cpu0, dups: out.dups.Load()}
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -676,10 +670,6 @@ func esDo(ctx context.Context, es esschema.HTTP, method, path string, body []byt
 	return resp, nil
 }
 
-var words = strings.Fields(`user request completed failed retry cache miss hit order payment item cart session token
-expired invalid upstream timeout connection reset database query rows returned took ms status ok error warn info debug
-handler GET POST PUT DELETE /api/v1/items /api/v1/orders /health latency bytes client server worker pool queue full`)
-
 // writeLogs writes each container's json-file log (unless -dir already
 // holds it) and returns the container IDs.
 func writeLogs(root string, o options) ([]string, error) {
@@ -729,7 +719,7 @@ func writeLog(file string, c, n, lineBytes int) error {
 			if rng%5 == 0 {
 				msg = strconv.AppendUint(msg, rng%100000, 10)
 			} else {
-				msg = append(msg, words[rng%uint64(len(words))]...)
+				msg = append(msg, benchkit.Words[rng%uint64(len(benchkit.Words))]...)
 			}
 		}
 		msg = append(msg[:lineBytes-1], '\n')
@@ -750,12 +740,6 @@ func writeLog(file string, c, n, lineBytes int) error {
 		return err
 	}
 	return f.Close()
-}
-
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func loadAvg() string {

@@ -29,7 +29,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heartwood-ops/heartwood/bench/shipper/benchdocker"
+	"github.com/heartwood-ops/heartwood/bench/shipper/benchkit"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/shipper"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
@@ -103,7 +103,7 @@ func main() {
 	total := int64(*lines / *containers * *containers)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	inv := inventory.New(&benchdocker.Fake{IDs: ids}, inventory.Options{})
+	inv := inventory.New(&benchkit.Fake{IDs: ids}, inventory.Options{})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = inv.Run(ctx) })
 	<-inv.Synced()

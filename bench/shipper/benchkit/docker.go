@@ -1,7 +1,8 @@
-// Package benchdocker is the fake Docker API the shipper harnesses feed
-// the inventory with: a fixed set of running Swarm task containers that
-// log with the json-file driver.
-package benchdocker
+// Package benchkit is what the shipper's harnesses share: a fake Docker
+// API (a fixed set of running Swarm task containers that log with the
+// json-file driver), log words, a shipper configuration kept to one
+// namespace, and the process's CPU time.
+package benchkit
 
 import (
 	"context"
