@@ -30,7 +30,7 @@ var nonECS = []string{"log.iostream", "swarm.", "json", "heartwood."}
 func TestFieldsTable(t *testing.T) {
 	src := ecs.Source{
 		ContainerID: "4913708154b69803f43cf771bb1ef493cec3a7c70be7707e29659d8ee2cea0e7", ContainerName: "shop_web.2.x8k2n1",
-		Image: "registry.local:5000/shop/web:1.4.2", Labels: map[string]string{"com.docker.stack.namespace": "shop"},
+		Image: "registry.local:5000/shop/web:1.4.2", Labels: map[string]string{"com.docker.stack.namespace": "shop", "org.opencontainers.image.version": "1.4.2"},
 		ServiceName: "shop_web", ServiceID: "svc123", OrchestratorType: "swarm", Namespace: "shop",
 		TaskID: "x8k2n1", TaskName: "shop_web.2.x8k2n1", TaskSlot: 2, NodeID: "node7",
 		HostName: "worker-3", AgentVersion: "1.0.0", AgentEphemeralID: "0123456789abcdef",

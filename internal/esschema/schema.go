@@ -91,11 +91,15 @@ func obj(props m) m { return m{"properties": props} }
 
 var kw = m{"type": "keyword", "ignore_above": 1024}
 
+// text is full-text search without scoring: match_only_text (no
+// positions, frequencies or norms; phrases checked against _source), or
+// where the cluster lacks it, text without norms (positions kept for
+// phrase queries).
 func (f Features) text() m {
 	if f.MapperExtras {
 		return m{"type": "match_only_text"}
 	}
-	return m{"type": "text"}
+	return m{"type": "text", "norms": false}
 }
 
 func (f Features) constant() m {
@@ -141,9 +145,31 @@ func baseFields(f Features) m {
 	}
 }
 
+// searchOnly is a keyword that can be searched and filtered on but not
+// aggregated or sorted by: no doc values.
+var searchOnly = m{"type": "keyword", "ignore_above": 1024, "doc_values": false}
+
 func logFields() m {
 	return m{
-		"log": obj(m{"level": kw, "iostream": kw, "logger": kw}),
+		// Every container log line repeats its container's fields. Those no
+		// dashboard, saved search or alert aggregates on are searchable
+		// without doc values: a column less to write, flush and merge per
+		// field and line. event.sequence is only sorted on (doc values, no
+		// index: range queries still work, on the doc values).
+		"agent": obj(m{"type": searchOnly, "version": searchOnly, "name": searchOnly, "ephemeral_id": searchOnly}),
+		"container": obj(m{
+			"runtime": searchOnly, "image": obj(m{"tag": searchOnly}),
+			"labels": m{"type": "flattened", "ignore_above": 1024, "doc_values": false},
+		}),
+		"orchestrator": obj(m{"type": searchOnly,
+			"resource": obj(m{"type": searchOnly, "name": searchOnly, "id": searchOnly, "parent": obj(m{"type": searchOnly})})}),
+		"service": obj(m{"id": searchOnly}),
+		"swarm": obj(m{
+			"task": obj(m{"slot": m{"type": "integer", "doc_values": false}}),
+			"node": obj(m{"id": searchOnly}),
+		}),
+		"event": obj(m{"dataset": searchOnly, "sequence": m{"type": "long", "index": false}}),
+		"log":   obj(m{"level": kw, "iostream": kw, "logger": kw}),
 		// Decoded JSON logs: one field whatever their keys, so that
 		// applications cannot explode or conflict with the mapping.
 		"json":      m{"type": "flattened", "ignore_above": 1024, "depth_limit": 20},

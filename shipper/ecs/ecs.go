@@ -71,13 +71,8 @@ func NewMeta(src Source) *Meta {
 		b = append(b, '}')
 	}
 	b = append(b, `,"runtime":"docker"`...)
-	if len(src.Labels) > 0 {
+	if keys := src.ownLabels(); len(keys) > 0 {
 		b = append(b, `,"labels":{`...)
-		keys := make([]string, 0, len(src.Labels))
-		for k := range src.Labels {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
 		for i, k := range keys {
 			if i > 0 {
 				b = append(b, ',')
@@ -162,6 +157,34 @@ func NewMeta(src Source) *Meta {
 	b = jsonesc.AppendString(b, src.DataNamespace)
 	b = append(b, '}')
 	return &Meta{frag: b, dataset: jsonesc.AppendString(nil, src.Dataset)}
+}
+
+// ownLabels returns the sorted keys of the labels container.labels
+// carries: all but the orchestrator's labels whose value the document
+// already has in an ECS field of its own (com.docker.swarm.service.name is
+// service.name, com.docker.stack.namespace is orchestrator.namespace, ...).
+// Left out, they cost every line their bytes and indexing for nothing; a
+// label whose value differs from the field is kept.
+func (src *Source) ownLabels() []string {
+	same := map[string]string{
+		"com.docker.swarm.service.name": src.ServiceName,
+		"com.docker.swarm.service.id":   src.ServiceID,
+		"com.docker.swarm.task.id":      src.TaskID,
+		"com.docker.swarm.task.name":    src.TaskName,
+		"com.docker.swarm.node.id":      src.NodeID,
+		"com.docker.stack.namespace":    src.Namespace,
+		"com.docker.compose.project":    src.Namespace,
+		"com.docker.compose.service":    src.ServiceName,
+	}
+	keys := make([]string, 0, len(src.Labels))
+	for k, v := range src.Labels {
+		if f, ok := same[k]; ok && f == v && v != "" {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // splitImage splits "repo/name:tag" into name and tag; digests stay in the

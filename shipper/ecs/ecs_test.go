@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -97,5 +98,62 @@ func BenchmarkAppend(b *testing.B) {
 	buf := make([]byte, 0, 4096)
 	for b.Loop() {
 		buf = m.Append(buf[:0], &Event{Line: l, Seq: 42})
+	}
+}
+
+// TestLabelsTheFieldsAlreadyCarry: container.labels leaves out exactly the
+// orchestrator labels whose value an ECS field of the document has.
+func TestLabelsTheFieldsAlreadyCarry(t *testing.T) {
+	swarm := map[string]string{
+		"com.docker.swarm.service.name": "shop_web", "com.docker.swarm.service.id": "svc123",
+		"com.docker.swarm.task.id": "x8k2n1", "com.docker.swarm.task.name": "shop_web.2.x8k2n1",
+		"com.docker.swarm.node.id": "node7", "com.docker.stack.namespace": "shop",
+		"com.docker.swarm.task": "", "org.opencontainers.image.version": "1.4.2",
+	}
+	cases := []struct {
+		name   string
+		src    Source
+		labels map[string]string
+		want   []string
+	}{
+		{name: "swarm task", src: swarmSource(), labels: swarm,
+			want: []string{"com.docker.swarm.task", "org.opencontainers.image.version"}},
+		{name: "value differs from the field: kept", src: swarmSource(),
+			labels: map[string]string{"com.docker.swarm.service.name": "other", "com.docker.stack.namespace": "shop"},
+			want:   []string{"com.docker.swarm.service.name"}},
+		{name: "compose", src: Source{ServiceName: "web", OrchestratorType: "compose", Namespace: "proj"},
+			labels: map[string]string{"com.docker.compose.project": "proj", "com.docker.compose.service": "web",
+				"com.docker.compose.version": "2.29.1"},
+			want: []string{"com.docker.compose.version"}},
+		{name: "no orchestrator: empty fields match nothing", src: Source{ServiceName: "busybox"},
+			labels: map[string]string{"com.docker.swarm.node.id": "", "a": "b"},
+			want:   []string{"a", "com.docker.swarm.node.id"}},
+		{name: "no labels", src: swarmSource(), labels: nil, want: []string{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.src.Labels = c.labels
+			got := c.src.ownLabels()
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("ownLabels() = %q, want %q", got, c.want)
+			}
+			var doc struct {
+				Container struct {
+					Labels map[string]string `json:"labels"`
+				} `json:"container"`
+			}
+			body := NewMeta(c.src).Append(nil, &Event{Line: &logline.Line{Text: []byte("x"), Time: 1}})
+			if err := json.Unmarshal(body, &doc); err != nil {
+				t.Fatalf("%v: %s", err, body)
+			}
+			if len(doc.Container.Labels) != len(c.want) {
+				t.Errorf("document labels = %v, want keys %q", doc.Container.Labels, c.want)
+			}
+			for _, k := range c.want {
+				if v, ok := doc.Container.Labels[k]; !ok || v != c.labels[k] {
+					t.Errorf("document label %s = %q, %v; want %q", k, v, ok, c.labels[k])
+				}
+			}
+		})
 	}
 }

@@ -2,13 +2,14 @@ package esout
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/heartwood-ops/heartwood/internal/backoff"
 )
@@ -17,7 +18,7 @@ import (
 type sender struct {
 	raw   []byte
 	zbuf  bytes.Buffer
-	gz    *gzip.Writer
+	gz    *gzip.Writer // compatible with compress/gzip, about 1.5× less CPU at level 1
 	resp  bytes.Buffer
 	items []itemResult
 	done  []doneItem

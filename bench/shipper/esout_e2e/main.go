@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/heartwood-ops/heartwood/bench/shipper/benchkit"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -149,7 +150,7 @@ func run() error {
 	}()
 	esPid := findES()
 	es0 := procCPU(esPid)
-	cpu0 := selfCPU()
+	cpu0 := benchkit.SelfCPU()
 	t0 := time.Now()
 
 	var acked atomic.Int64
@@ -217,7 +218,7 @@ func run() error {
 	_ = w.Flush(ctx)
 	<-allDone
 	elapsed := time.Since(t0)
-	cpu := selfCPU() - cpu0
+	cpu := benchkit.SelfCPU() - cpu0
 	esCPU := procCPU(esPid) - es0
 	close(sampleDone)
 	cancel()
@@ -266,7 +267,7 @@ func run() error {
 
 // generateOnly runs the producers without writing.
 func generateOnly(o options) error {
-	cpu0 := selfCPU()
+	cpu0 := benchkit.SelfCPU()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	var sink atomic.Int64
@@ -280,7 +281,7 @@ func generateOnly(o options) error {
 		})
 	}
 	wg.Wait()
-	cpu := selfCPU() - cpu0
+	cpu := benchkit.SelfCPU() - cpu0
 	fmt.Printf("generated %d docs in %.2f s, CPU %.2f s (%.2f s per million docs)\n", o.docs, time.Since(t0).Seconds(), cpu.Seconds(), cpu.Seconds()/(float64(o.docs)/1e6))
 	return nil
 }
@@ -293,10 +294,6 @@ type gen struct {
 	rng      uint64
 	msg      []byte
 }
-
-var words = strings.Fields(`user request completed failed retry cache miss hit order payment item cart session token
-expired invalid upstream timeout connection reset database query rows returned took ms status ok error warn info debug
-handler GET POST PUT DELETE /api/v1/items /api/v1/orders /health latency bytes client server worker pool queue full`)
 
 func newGen(stream string, msgBytes int) *gen {
 	return &gen{stream: stream, msgBytes: msgBytes, rng: uint64(len(stream))*0x9E3779B97F4A7C15 + 1}
@@ -313,7 +310,7 @@ func (g *gen) message(seq int) []byte {
 		if g.rng%5 == 0 {
 			g.msg = strconv.AppendUint(g.msg, g.rng%100000, 10)
 		} else {
-			g.msg = append(g.msg, words[g.rng%uint64(len(words))]...)
+			g.msg = append(g.msg, benchkit.Words[g.rng%uint64(len(benchkit.Words))]...)
 		}
 	}
 	return g.msg[:g.msgBytes]
@@ -367,12 +364,6 @@ func randHex() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // findES returns the pid of the Elasticsearch server JVM, or 0.

@@ -18,6 +18,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heartwood-ops/heartwood/bench/shipper/benchkit"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/shipper"
@@ -54,12 +55,7 @@ func TestIntegrationLatencyP99(t *testing.T) {
 	}
 	cfg := shipper.DefaultConfig()
 	cfg.Selector = []string{testenv.LabelTest + "=" + runID}
-	cfg.Namespace = ns
-	cfg.Template.Name = "heartwood-logs-" + runID
-	cfg.Template.Patterns = []string{"logs-*-" + ns}
-	cfg.Template.Priority = 160
-	cfg.Template.Namespace = ns
-	cfg.Output.DeadLetter.Namespace = ns
+	benchkit.Isolate(&cfg, ns, "heartwood-logs-"+runID, 160)
 	s, err := shipper.New(cfg, shipper.Deps{Source: inv, ES: es, DataDir: t.TempDir(), NodeName: "lat", AgentVersion: "bench",
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {

@@ -26,41 +26,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/events"
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heartwood-ops/heartwood/bench/shipper/benchkit"
 	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/shipper"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 )
-
-type fakeDocker struct{ ids []string }
-
-func (f *fakeDocker) Events(context.Context, events.ListOptions) (<-chan events.Message, <-chan error) {
-	return make(chan events.Message), make(chan error)
-}
-
-func (f *fakeDocker) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
-	var out []container.Summary
-	for _, id := range f.ids {
-		out = append(out, container.Summary{ID: id})
-	}
-	return out, nil
-}
-
-func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
-	return container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{ID: id, Name: "/bench-" + id[:6],
-			State:      &container.State{Status: "running", Running: true},
-			HostConfig: &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file"}}},
-		Config: &container.Config{Image: "registry.local/shop/web:1.4.2", Labels: map[string]string{
-			"com.docker.stack.namespace": "shop", "com.docker.swarm.service.name": "shop_web",
-			"com.docker.swarm.task.id": "x8k2n1", "com.docker.swarm.task.name": "shop_web.1.x8k2n1",
-			"com.docker.swarm.node.id": "node7"}},
-	}, nil
-}
 
 // sink discards documents and acknowledges them immediately.
 type sink struct {
@@ -130,7 +103,7 @@ func main() {
 	total := int64(*lines / *containers * *containers)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	inv := inventory.New(&fakeDocker{ids: ids}, inventory.Options{})
+	inv := inventory.New(&benchkit.Fake{IDs: ids}, inventory.Options{})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = inv.Run(ctx) })
 	<-inv.Synced()
