@@ -35,7 +35,7 @@ func BenchmarkIntegrationSampleContainer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sm, err := openSampler("/proc", "/sys/fs/cgroup", in.State.Pid, false, 5)
+	sm, err := openSampler("/proc", "/sys/fs/cgroup", in.State.Pid, newNetnsSet("/proc"), cadence{pressure: 5, detail: 10})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -108,13 +108,3 @@ func conservative(a, b policy.Action) policy.Action {
 	}
 	return a
 }
-
-// detailPeriod is how often the figures the idle decision does not need
-// (memory breakdown and limit, pids, I/O operation counts, CPU user/system
-// split, freezer state) are re-read; the decision's own signals are read
-// every interval.
-const detailPeriod = 5 * time.Second
-
-func (w *Watchman) detailEvery() int {
-	return max(1, int(detailPeriod/w.cfg.Interval))
-}
