@@ -25,6 +25,18 @@ func (w *Watchman) observeLocked(t *tracked) {
 
 // decideLocked acts on every group whose members are all due.
 func (w *Watchman) decideLocked(ctx context.Context, now time.Time) {
+	// A group is acted on only when every member is due: with no member
+	// due anywhere (the usual tick) there is nothing to group.
+	anyDue := false
+	for _, t := range w.ctrs {
+		if t.verdict.Due && t.managed && t.c.State.Running && !t.ours() {
+			anyDue = true
+			break
+		}
+	}
+	if !anyDue {
+		return
+	}
 	groups := map[string][]*tracked{}
 	for _, t := range w.ctrs {
 		if !t.c.State.Running || t.ours() {

@@ -115,7 +115,7 @@ func computeRates(prev, cur *Sample) Rates {
 // need are. The decision's other signals are read every interval.
 const (
 	pressurePeriod = 5 * time.Second
-	detailPeriod   = 10 * time.Second
+	detailPeriod   = 15 * time.Second
 )
 
 // cadence returns the pressure and detail periods in samples.
