@@ -6,7 +6,7 @@
 //	go run ./bench/watchman -n 200,500,1000 -duration 60s -ref main -bin bin/heartwood
 //
 // For each scale N (ascending) it makes sure N idle containers of a tiny
-// local image (a static sleeper, FROM scratch) run on the default bridge
+// local image (registrar/testdata/sleeper, static, FROM scratch) run on the default bridge
 // network, labelled heartwood.test=watchman-bench and opted in to the
 // watchman (heartwood.watchman.enable=true; the agent runs with dry-run, so
 // nothing is paused). Then, for each round, it runs every binary in turn
@@ -57,6 +57,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"golang.org/x/sync/errgroup"
 )
 
 const (
@@ -499,8 +500,8 @@ func buildRef(ctx context.Context, ref string) (string, error) {
 	return rel, nil
 }
 
-// buildImage builds the sleeper image from bench/watchman/sleeper, unless
-// it exists.
+// buildImage builds the sleeper image (the idle program the registrar's
+// Swarm test runs too), unless it exists.
 func buildImage(ctx context.Context) error {
 	if exec.CommandContext(ctx, "docker", "image", "inspect", image).Run() == nil {
 		return nil
@@ -510,7 +511,7 @@ func buildImage(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, "sleeper"), "./bench/watchman/sleeper")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, "sleeper"), "./registrar/testdata/sleeper")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build sleeper: %w\n%s", err, out)
@@ -541,35 +542,21 @@ func ensure(ctx context.Context, cli *client.Client, n int, network string) erro
 		}
 		remove = append(remove, c.ID)
 	}
-	return parallel(ctx, len(remove)+n-running, func(ctx context.Context, i int) error {
-		if i < len(remove) {
-			return cli.ContainerRemove(ctx, remove[i], container.RemoveOptions{Force: true})
-		}
-		c, err := cli.ContainerCreate(ctx, &container.Config{Image: image,
-			Labels: map[string]string{labelTest: benchLabel, "heartwood.watchman.enable": "true"}},
-			&container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, nil, "")
-		if err != nil {
-			return err
-		}
-		return cli.ContainerStart(ctx, c.ID, container.StartOptions{})
-	})
-}
-
-// parallel runs fn for 0..n-1, eight at a time, and returns the first
-// error.
-func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
-	sem := make(chan struct{}, 8)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs[i] = fn(ctx, i)
-		}()
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range len(remove) + n - running {
+		g.Go(func() error {
+			if i < len(remove) {
+				return cli.ContainerRemove(ctx, remove[i], container.RemoveOptions{Force: true})
+			}
+			c, err := cli.ContainerCreate(ctx, &container.Config{Image: image,
+				Labels: map[string]string{labelTest: benchLabel, "heartwood.watchman.enable": "true"}},
+				&container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, nil, "")
+			if err != nil {
+				return err
+			}
+			return cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+		})
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return g.Wait()
 }

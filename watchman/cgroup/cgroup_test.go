@@ -77,15 +77,7 @@ func TestFixtures(t *testing.T) {
 			if err != nil || id != fixtureID {
 				t.Errorf("ContainerIDOfPID = %q, %v", id, err)
 			}
-			r, err := Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			var s Stats
-			if err := r.Read(&s); err != nil {
-				t.Fatal(err)
-			}
+			r, s := openRead(t, p)
 			// A second read into the same Stats gives the same figures
 			// (files are re-read from offset 0).
 			var again Stats
@@ -119,15 +111,7 @@ func TestFixtureFigures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		var s Stats
-		if err := r.Read(&s); err != nil {
-			t.Fatal(err)
-		}
+		_, s := openRead(t, p)
 		return s
 	}
 	v2 := read("v2-systemd")
@@ -391,6 +375,22 @@ func TestLookupDirCgroupNamespace(t *testing.T) {
 	}
 }
 
+// openRead opens the cgroup at p, closed when the test ends, and reads it
+// once.
+func openRead(t *testing.T, p Paths) (*Reader, Stats) {
+	t.Helper()
+	r, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	var s Stats
+	if err := r.Read(&s); err != nil {
+		t.Fatal(err)
+	}
+	return r, s
+}
+
 // copyFixture copies testdata/<name> into a temporary directory and returns
 // the Paths of its pid 4242 there.
 func copyFixture(t *testing.T, name string) Paths {
@@ -480,15 +480,7 @@ func TestReadPartsV1(t *testing.T) {
 			write(blk, "blkio.throttle.io_serviced", "8:0 Read 2\n8:0 Write 1\nTotal 3\n")
 			write(blk, "blkio.throttle.io_service_bytes_recursive", devTree)
 			write(blk, "blkio.throttle.io_serviced_recursive", "8:0 Read 20\n8:0 Write 10\nTotal 30\n")
-			r, err := Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			var s Stats
-			if err := r.Read(&s); err != nil {
-				t.Fatal(err)
-			}
+			r, s := openRead(t, p)
 			write(p.V1["cpuacct"], "cpuacct.usage", "99000\n")
 			write(cpu, "cpu.stat", "nr_periods 9\nnr_throttled 3\nthrottled_time 100\n")
 			write(p.V1["memory"], "memory.usage_in_bytes", "1000\n")

@@ -73,6 +73,19 @@ func parseFlatKeyed(b []byte, fn func(key []byte, val uint64)) error {
 	return nil
 }
 
+// parseFields stores the value of keys[i] of a flat keyed file in *dst[i];
+// other keys are ignored, and a missing key leaves its field alone.
+func parseFields(b []byte, keys []string, dst ...*uint64) error {
+	return parseFlatKeyed(b, func(k []byte, v uint64) {
+		for i, key := range keys {
+			if string(k) == key {
+				*dst[i] = v
+				return
+			}
+		}
+	})
+}
+
 // PSILine is one line ("some" or "full") of a pressure file.
 type PSILine struct {
 	Avg10, Avg60, Avg300 float64

@@ -342,6 +342,16 @@ func (r *Reader) part(slot int) Part {
 	return Detail
 }
 
+// Keys of the flat keyed files, in the order of the fields parseFields
+// stores them in.
+var (
+	keysCPUAcct   = []string{"user", "system"}
+	keysCPUStatV1 = []string{"nr_periods", "nr_throttled", "throttled_time"}
+	keysMemStatV1 = []string{"total_inactive_file", "total_rss", "total_cache"}
+	keysMemStatV2 = []string{"inactive_file", "anon", "file"}
+	keysEvents    = []string{"frozen"}
+)
+
 // userHZ is the unit of cpuacct.stat (USER_HZ is 100 on every Linux ABI).
 const userHZ = 100
 
@@ -352,28 +362,14 @@ func (r *Reader) parse(slot int, b []byte, s *Stats) error {
 	case fCPUUsage:
 		s.CPUUsage, err = parseSingle(b)
 	case fCPUAcct:
-		err = parseFlatKeyed(b, func(k []byte, v uint64) {
-			switch string(k) {
-			case "user":
-				s.CPUUser = v * (1e9 / userHZ)
-			case "system":
-				s.CPUSystem = v * (1e9 / userHZ)
-			}
-		})
+		var user, system uint64
+		err = parseFields(b, keysCPUAcct, &user, &system)
+		s.CPUUser, s.CPUSystem = user*(1e9/userHZ), system*(1e9/userHZ)
 	case fCPUStat:
 		if r.v2 {
 			return parseFlatKeyed(b, func(k []byte, v uint64) { cpuStatV2(s, k, v) })
 		}
-		err = parseFlatKeyed(b, func(k []byte, v uint64) {
-			switch string(k) {
-			case "nr_periods":
-				s.CFSPeriods = v
-			case "nr_throttled":
-				s.CFSThrottled = v
-			case "throttled_time":
-				s.CFSThrottledTime = v
-			}
-		})
+		err = parseFields(b, keysCPUStatV1, &s.CFSPeriods, &s.CFSThrottled, &s.CFSThrottledTime)
 	case fCPUQuota:
 		// -1 (no quota) is not an unsigned number.
 		_, quota := parseUint(b)
@@ -385,29 +381,11 @@ func (r *Reader) parse(slot int, b []byte, s *Stats) error {
 			s.MemoryLimit = Unlimited
 		}
 	case fMemStat:
+		keys := keysMemStatV1
 		if r.v2 {
-			err = parseFlatKeyed(b, func(k []byte, v uint64) {
-				switch string(k) {
-				case "inactive_file":
-					s.MemoryInactiveFile = v
-				case "anon":
-					s.MemoryRSS = v
-				case "file":
-					s.MemoryCache = v
-				}
-			})
-			break
+			keys = keysMemStatV2
 		}
-		err = parseFlatKeyed(b, func(k []byte, v uint64) {
-			switch string(k) {
-			case "total_inactive_file":
-				s.MemoryInactiveFile = v
-			case "total_rss":
-				s.MemoryRSS = v
-			case "total_cache":
-				s.MemoryCache = v
-			}
-		})
+		err = parseFields(b, keys, &s.MemoryInactiveFile, &s.MemoryRSS, &s.MemoryCache)
 	case fBlkBytes:
 		if r.v2 {
 			s.BlkIO, err = parseIOStatV2(b, s.BlkIO)
@@ -422,11 +400,9 @@ func (r *Reader) parse(slot int, b []byte, s *Stats) error {
 		s.PidsMax, err = parseSingle(b)
 	case fFreezer:
 		if r.v2 {
-			err = parseFlatKeyed(b, func(k []byte, v uint64) {
-				if string(k) == "frozen" {
-					s.Frozen = v == 1
-				}
-			})
+			var frozen uint64
+			err = parseFields(b, keysEvents, &frozen)
+			s.Frozen = frozen == 1
 			break
 		}
 		s.Frozen, err = parseFreezerV1(b)
