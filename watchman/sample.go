@@ -29,9 +29,9 @@ type Sample struct {
 	// FromDocker marks a sample taken through the Docker stats API fallback.
 	FromDocker bool
 	// Pressure is the larger PSI "some" stall ratio (0–1) of memory and
-	// I/O over the last detail period (PSI is read with the detail files,
-	// so the ratio covers up to detailPeriod and holds until the next
-	// one). CPU pressure is left out: it measures contention from other
+	// I/O over the last pressure period (PSI is read every pressurePeriod,
+	// so the ratio covers up to that period and holds until the next
+	// read). CPU pressure is left out: it measures contention from other
 	// cgroups, and a busy container shows in its CPU use.
 	Pressure    float64
 	HasPressure bool
