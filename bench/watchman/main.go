@@ -223,6 +223,9 @@ func measure(ctx context.Context, o options, bin string) (result, error) {
 		return res, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		return res, err
+	}
 	logf, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
 		return res, err
