@@ -199,8 +199,8 @@ func (s *series) Write(out *dto.Metric) error {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	w := c.w
 	var pts []point
-	ctrs := make([]ctrPoints, 0, len(w.ctrs))
 	w.mu.Lock()
+	ctrs := make([]ctrPoints, 0, len(w.ctrs))
 	for _, t := range w.ctrs {
 		from := len(pts)
 		var base []string

@@ -7,9 +7,10 @@
 //
 // For each scale N (ascending) it makes sure N idle containers of a tiny
 // local image (registrar/testdata/sleeper, static, FROM scratch) run on the default bridge
-// network, labelled heartwood.test=watchman-bench and opted in to the
-// watchman (heartwood.watchman.enable=true; the agent runs with dry-run, so
-// nothing is paused). Then, for each round, it runs every binary in turn
+// network, labelled heartwood.test=watchman-bench. They are not opted in
+// to pausing: on a shared engine every other watchman running there (tests
+// included) would pause them; the agent samples and exports every running
+// container all the same. Then, for each round, it runs every binary in turn
 // (A B A B ...) as `heartwood run` with the registrar and the shipper off,
 // the watchman sampling every second and its KV settings off, scrapes
 // /metrics every 15 s as Prometheus does (same Accept header, gzip), and
@@ -552,8 +553,7 @@ func ensure(ctx context.Context, cli *client.Client, n int, network string) erro
 			if i < len(remove) {
 				return cli.ContainerRemove(ctx, remove[i], container.RemoveOptions{Force: true})
 			}
-			c, err := cli.ContainerCreate(ctx, &container.Config{Image: image,
-				Labels: map[string]string{labelTest: benchLabel, "heartwood.watchman.enable": "true"}},
+			c, err := cli.ContainerCreate(ctx, &container.Config{Image: image, Labels: map[string]string{labelTest: benchLabel}},
 				&container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, nil, "")
 			if err != nil {
 				return err
