@@ -277,8 +277,12 @@ type netnsSet struct {
 }
 
 // netnsKey identifies a network namespace: the device and inode of
-// /proc/<pid>/ns/net.
-type netnsKey struct{ dev, ino uint64 }
+// /proc/<pid>/ns/net. When that cannot be read (the namespace link needs
+// more privilege than net/dev), pid keeps the container's net/dev its own.
+type netnsKey struct {
+	dev, ino uint64
+	pid      int
+}
 
 // netns is one namespace's open net/dev and its last reading.
 type netns struct {
@@ -298,11 +302,11 @@ func newNetnsSet(procRoot string) *netnsSet {
 // acquire returns the namespace of pid, opening its net/dev through pid if
 // no other container in it has, or nil if it cannot be read.
 func (ns *netnsSet) acquire(pid int) *netns {
+	k := netnsKey{pid: pid}
 	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(ns.procRoot, strconv.Itoa(pid), "ns", "net"), &st); err != nil {
-		return nil
+	if err := syscall.Stat(filepath.Join(ns.procRoot, strconv.Itoa(pid), "ns", "net"), &st); err == nil {
+		k = netnsKey{dev: uint64(st.Dev), ino: st.Ino}
 	}
-	k := netnsKey{dev: uint64(st.Dev), ino: st.Ino}
 	if n, ok := ns.m[k]; ok {
 		n.refs++
 		return n

@@ -33,6 +33,11 @@ func TestNetnsShared(t *testing.T) {
 	}
 	write("1", "ns/net", "")
 	write("3", "ns/net", "") // a namespace of its own
+	// pid 4's namespace link cannot be read: its net/dev is its own.
+	if err := os.MkdirAll(filepath.Join(proc, "4", "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("4", "net/dev", dev(400))
 	if err := os.Link(filepath.Join(proc, "1", "ns/net"), filepath.Join(proc, "2", "ns/net")); err != nil {
 		t.Fatal(err) // pid 2 shares pid 1's namespace
 	}
@@ -67,6 +72,11 @@ func TestNetnsShared(t *testing.T) {
 	}
 	if got := rx(c, tick); got != 300 {
 		t.Errorf("own namespace: rx %d", got)
+	}
+	if d := set.acquire(4); d == nil || d == a || d == c || rx(d, tick) != 400 {
+		t.Errorf("namespace without a readable link: %p", d)
+	} else {
+		set.release(d)
 	}
 	set.release(a)
 	if len(set.m) != 2 {
