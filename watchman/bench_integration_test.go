@@ -15,7 +15,8 @@ import (
 
 // BenchmarkIntegrationSampleContainer is the cost of one sample of a real
 // container on this host (cgroup v1 + hybrid PSI, a bridge network with
-// eth0), with detail files every 5th sample as with a 1 s interval:
+// eth0), with PSI every 5th sample and the other slow figures every 15th,
+// as with a 1 s interval:
 //
 //	go test -tags integration -run XXX -bench IntegrationSample ./watchman/
 func BenchmarkIntegrationSampleContainer(b *testing.B) {
@@ -35,7 +36,7 @@ func BenchmarkIntegrationSampleContainer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sm, err := openSampler("/proc", "/sys/fs/cgroup", in.State.Pid, false, 5)
+	sm, err := openSampler("/proc", "/sys/fs/cgroup", in.State.Pid, newNetnsSet("/proc"), cadence{pressure: 5, detail: 15})
 	if err != nil {
 		b.Fatal(err)
 	}

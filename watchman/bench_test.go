@@ -12,7 +12,7 @@ import (
 // plus /proc/<pid>/net/dev, re-read through open descriptors, and the rate
 // computation.
 func BenchmarkSampleContainer(b *testing.B) {
-	sm, err := openSampler("/proc", "/sys/fs/cgroup", os.Getpid(), false, 5)
+	sm, err := openSampler("/proc", "/sys/fs/cgroup", os.Getpid(), newNetnsSet("/proc"), cadence{pressure: 5, detail: 15})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func BenchmarkSampleContainer(b *testing.B) {
 func BenchmarkOpenSampler(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		sm, err := openSampler("/proc", "/sys/fs/cgroup", os.Getpid(), false, 5)
+		sm, err := openSampler("/proc", "/sys/fs/cgroup", os.Getpid(), newNetnsSet("/proc"), cadence{pressure: 5, detail: 15})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -25,6 +25,18 @@ func (w *Watchman) observeLocked(t *tracked) {
 
 // decideLocked acts on every group whose members are all due.
 func (w *Watchman) decideLocked(ctx context.Context, now time.Time) {
+	// A group is acted on only when every member is due: with no member
+	// due anywhere (the usual tick) there is nothing to group.
+	anyDue := false
+	for _, t := range w.ctrs {
+		if t.verdict.Due && t.managed && t.c.State.Running && !t.ours() {
+			anyDue = true
+			break
+		}
+	}
+	if !anyDue {
+		return
+	}
 	groups := map[string][]*tracked{}
 	for _, t := range w.ctrs {
 		if !t.c.State.Running || t.ours() {
@@ -107,14 +119,4 @@ func conservative(a, b policy.Action) policy.Action {
 		return b
 	}
 	return a
-}
-
-// detailPeriod is how often the figures the idle decision does not need
-// (memory breakdown and limit, pids, I/O operation counts, CPU user/system
-// split, freezer state) are re-read; the decision's own signals are read
-// every interval.
-const detailPeriod = 5 * time.Second
-
-func (w *Watchman) detailEvery() int {
-	return max(1, int(detailPeriod/w.cfg.Interval))
 }

@@ -48,7 +48,11 @@ func (w *Watchman) sampleLocked(ctx context.Context, t *tracked, now time.Time, 
 		return
 	}
 	if t.sm == nil {
-		sm, err := openSampler(w.cfg.ProcRoot, w.cfg.CgroupRoot, c.State.Pid, c.NetworkMode == "host", w.detailEvery())
+		nets := w.nets
+		if c.NetworkMode == "host" {
+			nets = nil
+		}
+		sm, err := openSampler(w.cfg.ProcRoot, w.cfg.CgroupRoot, c.State.Pid, nets, w.cadence())
 		if err != nil {
 			if !errors.Is(err, errNoCgroup) {
 				w.m.skipped.Inc()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/heartwood-ops/heartwood/watchman/cgroup"
@@ -28,9 +29,9 @@ type Sample struct {
 	// FromDocker marks a sample taken through the Docker stats API fallback.
 	FromDocker bool
 	// Pressure is the larger PSI "some" stall ratio (0–1) of memory and
-	// I/O over the last detail period (PSI is read with the detail files,
-	// so the ratio covers up to detailPeriod and holds until the next
-	// one). CPU pressure is left out: it measures contention from other
+	// I/O over the last pressure period (PSI is read every pressurePeriod,
+	// so the ratio covers up to that period and holds until the next
+	// read). CPU pressure is left out: it measures contention from other
 	// cgroups, and a busy container shows in its CPU use.
 	Pressure    float64
 	HasPressure bool
@@ -108,32 +109,60 @@ func computeRates(prev, cur *Sample) Rates {
 	return r
 }
 
+// pressurePeriod is how often the PSI totals behind the idle test's
+// pressure signal are re-read (the signal is the stall ratio over this
+// period); detailPeriod is how often the figures the idle decision does not
+// need are. The decision's other signals are read every interval.
+const (
+	pressurePeriod = 5 * time.Second
+	detailPeriod   = 15 * time.Second
+)
+
+// cadence returns the pressure and detail periods in samples.
+func (w *Watchman) cadence() cadence {
+	return cadence{pressure: max(1, int(pressurePeriod/w.cfg.Interval)), detail: max(1, int(detailPeriod/w.cfg.Interval))}
+}
+
+// cadence says how often the figures outside cgroup.Activity are read, in
+// samples.
+type cadence struct {
+	// pressure: memory and I/O PSI, from which the idle test's pressure
+	// signal is computed.
+	pressure int
+	// detail: every other figure (memory, limits, pids, I/O operation
+	// counts, ...), which only the metrics and the utilization samples show.
+	detail int
+}
+
 // sampler reads one container's figures from its cgroup and network
 // namespace, keeping the files open between reads.
 type sampler struct {
-	pid int
-	// detailEvery: every detailEvery-th read is a full read; the others
-	// re-read only the files the idle decision needs (cgroup.ReadHot).
-	detailEvery int
-	reads       int
-	// PSI totals (µs) and time of the last full read, and the stall ratio
-	// computed then.
+	pid   int
+	every cadence
+	reads int
+	// PSI totals (µs) and time of the last pressure read, and the stall
+	// ratio computed then.
 	psiAt       time.Time
 	psiMem      uint64
 	psiIO       uint64
 	pressure    float64
 	hasPressure bool
 	cg          *cgroup.Reader
-	netdev      *procfs.File
-	cgPath      string // cAdvisor-style id label: the cgroup path
+	// nets shares net/dev per network namespace; nil for a container on
+	// the host's network. net is this container's namespace, nil while it
+	// could not be opened.
+	nets   *netnsSet
+	net    *netns
+	cgPath string // cAdvisor-style id label: the cgroup path
 }
 
 // errNoCgroup means the cgroup could not be opened: fall back to Docker.
 var errNoCgroup = errors.New("cgroup not readable")
 
-// openSampler resolves pid's cgroup and opens its files. hostNet disables
-// network sampling (the namespace is the host's).
-func openSampler(procRoot, cgroupRoot string, pid int, hostNet bool, detailEvery int) (*sampler, error) {
+// openSampler resolves pid's cgroup and opens its files. nets is nil for a
+// container on the host's network (its namespace is the host's and is not
+// sampled).
+func openSampler(procRoot, cgroupRoot string, pid int, nets *netnsSet, every cadence) (*sampler, error) {
 	gone := func(err error) error {
 		if _, serr := os.Stat(filepath.Join(procRoot, strconv.Itoa(pid))); errors.Is(serr, os.ErrNotExist) {
 			return fmt.Errorf("%w: %w", procfs.ErrVanished, err) // the process exited
@@ -148,11 +177,10 @@ func openSampler(procRoot, cgroupRoot string, pid int, hostNet bool, detailEvery
 	if err != nil {
 		return nil, gone(err)
 	}
-	s := &sampler{pid: pid, cg: cg, cgPath: cgroupID(cgroupRoot, paths), detailEvery: max(1, detailEvery)}
-	if !hostNet {
-		if f, err := procfs.OpenPID(procRoot, pid, "net/dev"); err == nil {
-			s.netdev = f
-		}
+	every.pressure, every.detail = max(1, every.pressure), max(1, every.detail)
+	s := &sampler{pid: pid, cg: cg, cgPath: cgroupID(cgroupRoot, paths), every: every, nets: nets}
+	if nets != nil {
+		s.net = nets.acquire(pid)
 	}
 	return s, nil
 }
@@ -179,20 +207,27 @@ func cgroupID(root string, p cgroup.Paths) string {
 }
 
 // read fills s. An error wrapping cgroup.ErrVanished or procfs.ErrVanished
-// means the container went away: skip the sample.
+// means the container went away: skip the sample. Every sample re-reads
+// the idle test's counters (cgroup.Activity and net/dev); PSI and the
+// other figures are re-read at their own cadence and carried over in
+// between.
 func (sm *sampler) read(s *Sample, now time.Time) error {
 	s.At = now
 	s.FromDocker = false
-	full := sm.reads%sm.detailEvery == 0
-	read := sm.cg.ReadHot
-	if full {
-		read = sm.cg.Read
+	parts := cgroup.Activity
+	pressure := sm.reads%sm.every.pressure == 0
+	if pressure {
+		parts |= cgroup.Pressure
+	}
+	detail := sm.reads%sm.every.detail == 0
+	if detail {
+		parts |= cgroup.Detail
 	}
 	sm.reads++
-	if err := read(&s.Cgroup); err != nil {
+	if err := sm.cg.ReadParts(&s.Cgroup, parts); err != nil {
 		return err
 	}
-	if full && s.Cgroup.HasPSI {
+	if pressure && s.Cgroup.HasPSI {
 		mem, io := s.Cgroup.MemoryPressure.Some.Total, s.Cgroup.IOPressure.Some.Total
 		if !sm.psiAt.IsZero() {
 			if us := float64(now.Sub(sm.psiAt).Microseconds()); us > 0 {
@@ -204,12 +239,16 @@ func (sm *sampler) read(s *Sample, now time.Time) error {
 	}
 	s.Pressure, s.HasPressure = sm.pressure, sm.hasPressure
 	s.HasNet = false
-	if sm.netdev != nil {
-		b, err := sm.netdev.Read()
-		if err == nil {
-			s.Net, err = procfs.ParseNetDev(b, s.Net)
-		}
-		if err == nil {
+	if sm.net == nil && sm.nets != nil && detail {
+		sm.net = sm.nets.acquire(sm.pid) // retry a namespace that failed
+	}
+	if sm.net != nil {
+		ifs, err := sm.net.read(now)
+		if err != nil {
+			sm.nets.release(sm.net)
+			sm.net = nil
+		} else {
+			s.Net = append(s.Net[:0], ifs...)
 			s.HasNet = true
 		}
 	}
@@ -221,9 +260,96 @@ func (sm *sampler) close() {
 		return
 	}
 	sm.cg.Close()
-	if sm.netdev != nil {
-		sm.netdev.Close()
+	if sm.net != nil {
+		sm.nets.release(sm.net)
+		sm.net = nil
 	}
+}
+
+// netnsSet shares the net/dev file of each network namespace among the
+// containers in it (Swarm tasks and containers started with
+// --network container:<name> share one), so that it is opened once and
+// read once per tick however many containers are in it. It is used under
+// Watchman.mu.
+type netnsSet struct {
+	procRoot string
+	m        map[netnsKey]*netns
+}
+
+// netnsKey identifies a network namespace: the device and inode of
+// /proc/<pid>/ns/net. When that cannot be read (the namespace link needs
+// more privilege than net/dev), pid keeps the container's net/dev its own.
+type netnsKey struct {
+	dev, ino uint64
+	pid      int
+}
+
+// netns is one namespace's open net/dev and its last reading.
+type netns struct {
+	set  *netnsSet
+	key  netnsKey
+	f    *procfs.File
+	refs int
+	at   time.Time // time of the tick of the last read
+	ifs  []procfs.Iface
+	err  error
+}
+
+func newNetnsSet(procRoot string) *netnsSet {
+	return &netnsSet{procRoot: procRoot, m: map[netnsKey]*netns{}}
+}
+
+// acquire returns the namespace of pid, opening its net/dev through pid if
+// no other container in it has, or nil if it cannot be read.
+func (ns *netnsSet) acquire(pid int) *netns {
+	k := netnsKey{pid: pid}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(ns.procRoot, strconv.Itoa(pid), "ns", "net"), &st); err == nil {
+		k = netnsKey{dev: uint64(st.Dev), ino: st.Ino}
+	}
+	if n, ok := ns.m[k]; ok {
+		n.refs++
+		return n
+	}
+	f, err := procfs.OpenPID(ns.procRoot, pid, "net/dev")
+	if err != nil {
+		return nil
+	}
+	n := &netns{set: ns, key: k, f: f, refs: 1}
+	ns.m[k] = n
+	return n
+}
+
+// release gives up one container's hold on n and closes its file when the
+// last one lets go.
+func (ns *netnsSet) release(n *netns) {
+	n.refs--
+	if n.refs > 0 {
+		return
+	}
+	_ = n.f.Close()
+	if ns.m[n.key] == n {
+		delete(ns.m, n.key)
+	}
+}
+
+// read returns the namespace's interfaces at the tick at, reading the file
+// only for the first container of the tick. After a failed read the next
+// container of the namespace to acquire it opens it afresh (through its
+// own process: the one n was opened through may be gone).
+func (n *netns) read(at time.Time) ([]procfs.Iface, error) {
+	if !n.at.IsZero() && n.at.Equal(at) {
+		return n.ifs, n.err
+	}
+	n.at = at
+	b, err := n.f.Read()
+	if err == nil {
+		n.ifs, err = procfs.ParseNetDev(b, n.ifs)
+	}
+	if n.err = err; err != nil && n.set.m[n.key] == n {
+		delete(n.set.m, n.key)
+	}
+	return n.ifs, err
 }
 
 // vanished reports whether err means the container's cgroup or process is

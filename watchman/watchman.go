@@ -60,6 +60,8 @@ type Watchman struct {
 	watchKick chan struct{}
 	events    chan map[string]any
 	fbSem     chan struct{}
+	// nets shares each network namespace's net/dev among its containers.
+	nets *netnsSet
 }
 
 // New validates cfg and returns a watchman.
@@ -92,6 +94,7 @@ func New(cfg Config, deps Deps) (*Watchman, error) {
 		watchKick:     make(chan struct{}, 1),
 		events:        make(chan map[string]any, 256),
 		fbSem:         make(chan struct{}, 2),
+		nets:          newNetnsSet(cfg.ProcRoot),
 	}
 	g, err := gpu.Open(cfg.ProcRoot)
 	if err != nil {

@@ -603,7 +603,7 @@ func TestSamplerPressure(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "proc/4242"), 0o755)
 	os.WriteFile(filepath.Join(root, "proc/4242/cgroup"), []byte("0::/docker/"+id+"\n"), 0o644)
 
-	sm, err := openSampler(filepath.Join(root, "proc"), cg, 4242, false, 5)
+	sm, err := openSampler(filepath.Join(root, "proc"), cg, 4242, newNetnsSet(filepath.Join(root, "proc")), cadence{pressure: 5, detail: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

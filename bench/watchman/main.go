@@ -1,30 +1,52 @@
-// Command watchman-bench measures what sampling N running containers every
-// second costs the agent, and, in the same run and for the same containers,
-// what Docker's stats API costs.
+// Command watchman-bench measures what the real agent binary costs while its
+// watchman samples N idle containers every second, the way users run it,
+// and compares binaries in one run on the same containers.
 //
-//	go run ./bench/watchman -n 200 -duration 60s
+//	make build
+//	go run ./bench/watchman -n 200,500,1000 -duration 60s -ref main -bin bin/heartwood
 //
-// It starts N busybox `sleep` containers (label heartwood.test=<run id>,
-// removed at the end), runs the inventory and the watchman in this process
-// with a 1 s interval, and reports:
-//   - the agent's CPU share: this process's user+system time during the
-//     measurement window divided by the window (the inventory is idle then,
-//     so this is the watchman's sampling, decisions and Go runtime);
-//   - the watchman's own per-tick and per-container timings from its
-//     histograms;
-//   - Docker's stats API for every container (one-shot and stream=false):
-//     wall time per call, and the CPU time dockerd, containerd and the
-//     containerd shims of the shared engine used during the sweep.
+// For each scale N (ascending) it makes sure N idle containers of a tiny
+// local image (registrar/testdata/sleeper, static, FROM scratch) run on the default bridge
+// network, labelled heartwood.test=watchman-bench. They are not opted in
+// to pausing: on a shared engine every other watchman running there (tests
+// included) would pause them; the agent samples and exports every running
+// container all the same. Then, for each round, it runs every binary in turn
+// (A B A B ...) as `heartwood run` with the registrar and the shipper off,
+// the watchman sampling every second and its KV settings off, scrapes
+// /metrics every 15 s as Prometheus does (same Accept header, gzip), and
+// over a window of whole scrape periods reports:
+//
+//   - process CPU: utime+stime of the agent process (/proc/<pid>/stat) over
+//     the window, as a share of one core — everything the agent does,
+//     scrapes included;
+//   - the watchman's own CPU per container sample:
+//     heartwood_watchman_tick_cpu_seconds_total over
+//     heartwood_watchman_container_sample_duration_seconds_count, from the
+//     scrapes;
+//   - read syscalls per container per second (syscr of /proc/<pid>/io);
+//   - RSS (VmRSS at the end, VmHWM) and the load average at start and end.
+//
+// Every running container of the engine is sampled, so containers of other
+// users of a shared engine count too (the "ctrs" column is what the agent
+// sampled per tick). Starting 1,000 containers takes minutes: -keep leaves
+// them running for the next run, which reuses them (and removes extras when
+// a smaller N comes first).
 package main
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -36,284 +58,508 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
-	"github.com/heartwood-ops/heartwood/inventory"
-	"github.com/heartwood-ops/heartwood/watchman"
+	"golang.org/x/sync/errgroup"
 )
 
-const image = "heartwood-test/busybox:latest"
+const (
+	image      = "heartwood-bench/sleeper:latest"
+	labelTest  = "heartwood.test"
+	benchLabel = "watchman-bench"
+)
+
+// promAccept is the Accept header Prometheus sends when it scrapes.
+const promAccept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+
+type binList []string
+
+func (b *binList) String() string     { return strings.Join(*b, ",") }
+func (b *binList) Set(s string) error { *b = append(*b, s); return nil }
+
+type options struct {
+	scales   []int
+	bins     []string
+	duration time.Duration
+	warmup   time.Duration
+	interval time.Duration
+	scrape   time.Duration
+	rounds   int
+	keep     bool
+	network  string
+}
 
 func main() {
-	n := flag.Int("n", 100, "containers to run")
-	dur := flag.Duration("duration", 60*time.Second, "measurement window for the watchman")
-	interval := flag.Duration("interval", time.Second, "watchman sample interval")
-	statsN := flag.Int("stats", 0, "containers to query through the Docker stats API (0: all)")
+	var bins binList
+	var refs binList
+	scales := flag.String("n", "200", "comma-separated numbers of idle containers, measured in ascending order")
+	o := options{}
+	flag.Var(&bins, "bin", "agent binary to measure (repeat to compare; default bin/heartwood)")
+	flag.Var(&refs, "ref", "git ref to build into bin/heartwood-<ref> and measure first (repeatable)")
+	flag.DurationVar(&o.duration, "duration", 60*time.Second, "measurement window per binary and round (rounded up to whole scrape periods)")
+	flag.DurationVar(&o.warmup, "warmup", 10*time.Second, "time after the agent is ready before the window opens")
+	flag.DurationVar(&o.interval, "interval", time.Second, "watchman sample interval")
+	flag.DurationVar(&o.scrape, "scrape", 15*time.Second, "period of the /metrics scrape")
+	flag.IntVar(&o.rounds, "rounds", 1, "rounds per scale; each round runs every binary once, alternating")
+	flag.BoolVar(&o.keep, "keep", false, "leave the containers running for the next run")
+	flag.StringVar(&o.network, "network", "bridge", "network of the containers")
 	flag.Parse()
-	if err := run(*n, *dur, *interval, *statsN); err != nil {
+	for _, s := range strings.Split(*scales, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 {
+			log.Fatalf("-n: bad scale %q", s)
+		}
+		o.scales = append(o.scales, n)
+	}
+	slices.Sort(o.scales)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, r := range refs {
+		p, err := buildRef(ctx, r)
+		if err != nil {
+			log.Fatal(err)
+		}
+		o.bins = append(o.bins, p)
+	}
+	o.bins = append(o.bins, bins...)
+	if len(o.bins) == 0 {
+		o.bins = []string{"bin/heartwood"}
+	}
+	if err := run(ctx, o); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(n int, dur, interval time.Duration, statsN int) error {
-	ctx := context.Background()
+// result is one measurement of one binary.
+type result struct {
+	bin              string
+	n                int
+	round            int
+	window           time.Duration
+	perTick          float64 // containers sampled per tick
+	procCPU          float64 // share of one core
+	tickCPUPerSample float64 // seconds
+	samples          float64
+	readsPerCtrSec   float64
+	rssKiB, hwmKiB   int64
+	load0, load1     string
+	fallbacks        float64
+}
+
+func run(ctx context.Context, o options) error {
+	for _, b := range o.bins {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("binary %s: %w (make build builds bin/heartwood)", b, err)
+		}
+	}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	if _, err := cli.ImageInspect(ctx, image); err != nil {
-		return fmt.Errorf("image %s missing (any testenv.Busybox test builds it): %w", image, err)
-	}
-	runID := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-	defer cleanup(cli, runID)
-
-	start := time.Now()
-	ids, err := startContainers(ctx, cli, runID, n)
-	if err != nil {
+	if err := buildImage(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("started %d containers in %s\n", len(ids), time.Since(start).Round(time.Second))
-
-	reg := prometheus.NewRegistry()
-	inv := inventory.New(cli, inventory.Options{Logger: slog.New(slog.DiscardHandler)})
-	cfg := watchman.DefaultConfig()
-	cfg.Interval = interval
-	cfg.KVPrefix = ""
-	w, err := watchman.New(cfg, watchman.Deps{Source: inv, Docker: cli, Registerer: reg, NodeName: "bench"})
-	if err != nil {
-		return err
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = inv.Run(rctx) }()
-	<-inv.Synced()
-	go func() { defer wg.Done(); _ = w.Run(rctx) }()
-	for w.Ready() != nil {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(3 * interval) // let the first samples and rates settle
-	sampled := 0
-	for _, id := range ids {
-		if v, ok := w.DescribeContainer(id).(*watchman.ContainerView); ok && v.LastSample != nil && v.LastSample.Source == "cgroup" {
-			sampled++
-		}
-	}
-	tcpu0 := counter(reg, "heartwood_watchman_tick_cpu_seconds_total")
-	tick0 := histo(reg, "heartwood_watchman_tick_duration_seconds")
-	smp0 := histo(reg, "heartwood_watchman_container_sample_duration_seconds")
-	eng0 := engineCPU()
-	cpu0, wall0 := selfCPU(), time.Now()
-	time.Sleep(dur)
-	cpu1, wall1 := selfCPU(), time.Now()
-	eng1 := engineCPU()
-	tcpu1 := counter(reg, "heartwood_watchman_tick_cpu_seconds_total")
-	tick1 := histo(reg, "heartwood_watchman_tick_duration_seconds")
-	smp1 := histo(reg, "heartwood_watchman_container_sample_duration_seconds")
-	cancel()
-	wg.Wait()
-
-	window := wall1.Sub(wall0).Seconds()
-	share := (cpu1 - cpu0).Seconds() / window
-	ticks := tick1.count - tick0.count
-	samples := smp1.count - smp0.count
-	fmt.Printf("\n== watchman: %d running containers (%d sampled from cgroups), interval %s, window %.1fs\n", len(ids), sampled, interval, window)
-	fmt.Printf("agent process CPU: %.3f CPU-s = %.2f%% of one core (everything: sampling, the inventory following the shared engine's events, GC)\n", (cpu1 - cpu0).Seconds(), 100*share)
-	if ticks > 0 && samples > 0 {
-		tcpu := tcpu1 - tcpu0
-		fmt.Printf("ticks: %d, container samples: %d (%.0f containers per tick)\n", ticks, samples, float64(samples)/float64(ticks))
-		fmt.Printf("sampling+decision CPU (thread CPU of the ticks): %.3f CPU-s = %.2f%% of one core; %.1f µs CPU per container sample\n",
-			tcpu, 100*tcpu/window, 1e6*tcpu/float64(samples))
-		fmt.Printf("=> at 500 containers every %s: %.2f%% of one core for sampling (scaled linearly from the per-sample CPU)\n", interval, 100*500*tcpu/float64(samples)/interval.Seconds())
-		fmt.Printf("wall time: mean tick %.2f ms, mean container sample %.1f µs (includes waiting for the CPU on a loaded machine)\n",
-			1e3*(tick1.sum-tick0.sum)/float64(ticks), 1e6*(smp1.sum-smp0.sum)/float64(samples))
-	}
-	fmt.Printf("engine (dockerd+containerd+shims) CPU meanwhile: %.3f CPU-s (includes other users of the shared engine)\n", engineDelta(eng0, eng1).Seconds())
-
-	// Docker's stats API for the same containers.
-	q := ids
-	if statsN > 0 && statsN < len(q) {
-		q = q[:statsN]
-	}
-	for _, mode := range []string{"one-shot", "stream=false"} {
-		eng0 := engineCPU()
-		self0 := selfCPU()
-		t0 := time.Now()
-		var lat []time.Duration
-		var mu sync.Mutex
-		sem := make(chan struct{}, 8) // like a scraper with some concurrency
-		var swg sync.WaitGroup
-		for _, id := range q {
-			swg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer swg.Done()
-				defer func() { <-sem }()
-				s := time.Now()
-				var r container.StatsResponseReader
-				var err error
-				if mode == "one-shot" {
-					r, err = cli.ContainerStatsOneShot(ctx, id)
-				} else {
-					r, err = cli.ContainerStats(ctx, id, false)
-				}
-				if err == nil {
-					_, _ = io.Copy(io.Discard, r.Body)
-					r.Body.Close()
-				}
-				mu.Lock()
-				lat = append(lat, time.Since(s))
-				mu.Unlock()
-			}()
-		}
-		swg.Wait()
-		wall := time.Since(t0)
-		eng := engineDelta(eng0, engineCPU())
-		slices.Sort(lat)
-		fmt.Printf("\n== Docker stats API (%s), %d containers, 8 concurrent requests\n", mode, len(q))
-		fmt.Printf("sweep wall time %.2fs; per call median %s, p90 %s, max %s\n", wall.Seconds(),
-			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*9/10].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
-		fmt.Printf("engine CPU for one sweep: %.3f CPU-s (%.2f ms per container); client CPU %.3f CPU-s\n",
-			eng.Seconds(), 1e3*eng.Seconds()/float64(len(q)), (selfCPU() - self0).Seconds())
-		fmt.Printf("=> sampling every container each second this way would need %.1f%% of a core in the engine alone, and one sweep takes %.1fs\n",
-			100*eng.Seconds(), wall.Seconds())
-	}
-	return nil
-}
-
-func startContainers(ctx context.Context, cli *client.Client, runID string, n int) ([]string, error) {
-	ids := make([]string, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := cli.ContainerCreate(ctx, &container.Config{Image: image, Cmd: []string{"sleep", "3600"},
-				Labels: map[string]string{"heartwood.test": runID}},
-				&container.HostConfig{NetworkMode: "none"}, nil, nil, fmt.Sprintf("%s-%d", runID, i))
-			if err == nil {
-				err = cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+	if !o.keep {
+		defer func() {
+			if err := ensure(context.Background(), cli, 0, o.network); err != nil {
+				log.Printf("cleanup: %v", err)
 			}
-			ids[i], errs[i] = c.ID, err
 		}()
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("start container: %w", err)
+	host, _ := os.Hostname()
+	fmt.Printf("machine: %s, %d CPUs, kernel %s; binaries: %s\n", host, nproc(), kernel(), strings.Join(o.bins, " "))
+	var all []result
+	for _, n := range o.scales {
+		t0 := time.Now()
+		if err := ensure(ctx, cli, n, o.network); err != nil {
+			return err
+		}
+		fmt.Printf("\n%d idle containers on network %s ready (%s)\n", n, o.network, time.Since(t0).Round(time.Second))
+		for round := 1; round <= o.rounds; round++ {
+			for _, b := range o.bins {
+				r, err := measure(ctx, o, b)
+				if err != nil {
+					return fmt.Errorf("%s at %d containers: %w", b, n, err)
+				}
+				r.n, r.round = n, round
+				all = append(all, r)
+				printRow(r)
+			}
 		}
 	}
-	return ids, nil
+	fmt.Println("\nsummary")
+	printHeader()
+	for _, r := range all {
+		printRow(r)
+	}
+	return ctx.Err()
 }
 
-func cleanup(cli *client.Client, runID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "heartwood.test="+runID))})
+func printHeader() {
+	fmt.Printf("%-28s %5s %5s %6s %7s %9s %10s %8s %8s %8s  %s\n", "binary", "N", "round", "ctrs", "window", "proc CPU", "µs/sample", "samples", "reads/c/s", "RSS MiB", "load start → end")
+}
+
+var headerOnce sync.Once
+
+func printRow(r result) {
+	headerOnce.Do(printHeader)
+	fb := ""
+	if r.fallbacks > 0 {
+		fb = fmt.Sprintf("  (%.0f Docker stats fallbacks)", r.fallbacks)
+	}
+	fmt.Printf("%-28s %5d %5d %6.0f %7s %8.2f%% %10.1f %8.0f %8.2f %8.1f  %s → %s%s\n", r.bin, r.n, r.round, r.perTick,
+		r.window.Round(time.Second), 100*r.procCPU, 1e6*r.tickCPUPerSample, r.samples, r.readsPerCtrSec,
+		float64(r.rssKiB)/1024, r.load0, r.load1, fb)
+}
+
+// measure runs one binary and measures it over whole scrape periods.
+func measure(ctx context.Context, o options, bin string) (result, error) {
+	res := result{bin: bin}
+	dir, err := os.MkdirTemp("", "watchman-bench-")
 	if err != nil {
-		log.Printf("cleanup: %v", err)
-		return
+		return res, err
 	}
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, c := range list {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
-		}()
+	defer os.RemoveAll(dir)
+	port, err := freePort()
+	if err != nil {
+		return res, err
 	}
-	wg.Wait()
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// engineCPU returns user+system time per process of the shared engine's
-// dockerd, containerd and containerd shims (recognised by the default socket
-// paths, so a private test dockerd is not counted).
-func engineCPU() map[int]time.Duration {
-	out := map[int]time.Duration{}
-	tick := 100.0 // USER_HZ
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		return res, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		return res, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "run", "--listen", addr, "--data-dir", filepath.Join(dir, "data"),
+		"--node-name", "watchman-bench", "--log-level", "warn",
+		"--registrar.enabled=false", "--shipper.enabled=false",
+		"--watchman.interval", o.interval.String(), "--watchman.dry-run", "--watchman.kv-prefix=")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	pid := cmd.Process.Pid
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	if err := waitReady(ctx, addr, 2*time.Minute); err != nil {
+		b, _ := os.ReadFile(logf.Name())
+		return res, fmt.Errorf("%w\n%s", err, b)
+	}
+	select {
+	case <-time.After(o.warmup):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	periods := max(1, int((o.duration+o.scrape-1)/o.scrape))
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+	var m0, m1 map[string]float64
+	var p0, p1 procStat
+	var w0, w1 time.Time
+	tk := time.NewTicker(o.scrape)
+	defer tk.Stop()
+	for i := 0; i <= periods; i++ {
+		if i > 0 {
+			select {
+			case <-tk.C:
+			case <-ctx.Done():
+				return res, ctx.Err()
+			}
+		}
+		m, err := scrape(ctx, hc, addr)
 		if err != nil {
-			continue
+			return res, err
 		}
-		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		p, err := readProc(pid)
 		if err != nil {
-			continue
+			return res, err
 		}
-		c := strings.ReplaceAll(string(cmd), "\x00", " ")
-		isEngine := (strings.HasPrefix(c, "dockerd ") && strings.Contains(c, "unix:///var/run/docker.sock")) ||
-			strings.Contains(c, "/var/run/docker/containerd/containerd.toml") ||
-			(strings.Contains(c, "containerd-shim") && strings.Contains(c, "/var/run/docker/containerd/containerd.sock"))
-		if !isEngine {
-			continue
+		now := time.Now()
+		if i == 0 {
+			m0, p0, w0 = m, p, now
+			res.load0 = loadavg()
 		}
-		st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(st)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		sy, _ := strconv.ParseFloat(f[12], 64)
-		out[pid] = time.Duration((u + sy) / tick * float64(time.Second))
+		m1, p1, w1 = m, p, now
+		res.hwmKiB = max(res.hwmKiB, p.hwmKiB)
 	}
-	return out
+	res.load1 = loadavg()
+	res.window = w1.Sub(w0)
+	sec := res.window.Seconds()
+	res.procCPU = float64(p1.cpuTicks-p0.cpuTicks) / clkTck / sec
+	res.rssKiB = p1.rssKiB
+	d := func(k string) float64 { return m1[k] - m0[k] }
+	res.samples = d("heartwood_watchman_container_sample_duration_seconds_count")
+	if ticks := d("heartwood_watchman_tick_duration_seconds_count"); ticks > 0 {
+		res.perTick = res.samples / ticks
+	}
+	if res.samples > 0 {
+		res.tickCPUPerSample = d("heartwood_watchman_tick_cpu_seconds_total") / res.samples
+	}
+	if res.perTick > 0 {
+		res.readsPerCtrSec = float64(p1.syscr-p0.syscr) / sec / res.perTick
+	}
+	res.fallbacks = d("heartwood_watchman_docker_stats_fallback_total")
+	return res, nil
 }
 
-// engineDelta is the CPU the engine used between two snapshots, counting
-// only processes alive at both ends (shims of containers that other tests
-// remove in between would otherwise make it negative).
-func engineDelta(a, b map[int]time.Duration) time.Duration {
-	var d time.Duration
-	for pid, v := range b {
-		if u, ok := a[pid]; ok && v >= u {
-			d += v - u
-		}
-	}
-	return d
+// wanted are the series read from each scrape.
+var wanted = []string{
+	"heartwood_watchman_tick_cpu_seconds_total",
+	"heartwood_watchman_container_sample_duration_seconds_count",
+	"heartwood_watchman_tick_duration_seconds_count",
+	"heartwood_watchman_docker_stats_fallback_total",
 }
 
-func counter(reg *prometheus.Registry, name string) float64 {
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+// scrape GETs /metrics as Prometheus does and returns the wanted series.
+// The whole body is read and decompressed, like a scraper would.
+func scrape(ctx context.Context, hc *http.Client, addr string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", promAccept)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape: %s", resp.Status)
+	}
+	var body io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("scrape: %w", err)
+		}
+		body = zr
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, rest, ok := strings.Cut(line, " ")
+		if !ok || !slices.Contains(wanted, name) {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			out[name] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("scrape: %w", err)
+	}
+	for _, k := range wanted[:3] {
+		if _, ok := out[k]; !ok {
+			return nil, fmt.Errorf("scrape: %s missing", k)
+		}
+	}
+	return out, nil
+}
+
+func waitReady(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("agent not ready on %s after %s", addr, timeout)
+}
+
+// clkTck is USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
+const clkTck = 100
+
+type procStat struct {
+	cpuTicks       int64
+	syscr          int64
+	rssKiB, hwmKiB int64
+}
+
+func readProc(pid int) (procStat, error) {
+	var p procStat
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return p, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return p, errors.New("short /proc/<pid>/stat")
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	sy, _ := strconv.ParseInt(f[12], 10, 64)
+	p.cpuTicks = u + sy
+	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return p, err
+	}
+	p.syscr = field(string(b), "syscr:")
+	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return p, err
+	}
+	p.rssKiB, p.hwmKiB = field(string(b), "VmRSS:"), field(string(b), "VmHWM:")
+	return p, nil
+}
+
+// field returns the number after key in a "key value" file.
+func field(s, key string) int64 {
+	for _, l := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(l, key); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
 		}
 	}
 	return 0
 }
 
-type hist struct {
-	count uint64
-	sum   float64
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
-func histo(reg *prometheus.Registry, name string) hist {
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			var h *dto.Histogram = mf.GetMetric()[0].GetHistogram()
-			return hist{h.GetSampleCount(), h.GetSampleSum()}
+func nproc() int {
+	n := 0
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "processor") {
+			n++
 		}
 	}
-	return hist{}
+	return n
+}
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// buildRef builds the agent at git ref into bin/heartwood-<ref>, from a
+// temporary worktree.
+func buildRef(ctx context.Context, ref string) (string, error) {
+	dir, err := os.MkdirTemp("", "watchman-bench-ref-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	wt := filepath.Join(dir, "src")
+	if out, err := exec.CommandContext(ctx, "git", "worktree", "add", "--detach", wt, ref).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git worktree add %s: %w\n%s", ref, err, out)
+	}
+	defer exec.Command("git", "worktree", "remove", "--force", wt).Run()
+	out, err := filepath.Abs(filepath.Join("bin", "heartwood-"+strings.NewReplacer("/", "-", ":", "-").Replace(ref)))
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./cmd/heartwood")
+	cmd.Dir = wt
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s: %w\n%s", ref, err, b)
+	}
+	rel, _ := filepath.Rel(".", out)
+	return rel, nil
+}
+
+// buildImage builds the sleeper image (the idle program the registrar's
+// Swarm test runs too), unless it exists.
+func buildImage(ctx context.Context) error {
+	if exec.CommandContext(ctx, "docker", "image", "inspect", image).Run() == nil {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "watchman-bench-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, "sleeper"), "./registrar/testdata/sleeper")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build sleeper: %w\n%s", err, out)
+	}
+	df := "FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, "docker", "build", "-q", "-t", image, dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker build: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// ensure makes exactly n benchmark containers run on network, starting
+// missing ones in parallel and removing extras and stopped ones.
+func ensure(ctx context.Context, cli *client.Client, n int, network string) error {
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", labelTest+"="+benchLabel))})
+	if err != nil {
+		return err
+	}
+	var remove []string
+	running := 0
+	for _, c := range list {
+		if c.State == "running" && c.HostConfig.NetworkMode == network && running < n {
+			running++
+			continue
+		}
+		remove = append(remove, c.ID)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range len(remove) + n - running {
+		g.Go(func() error {
+			if i < len(remove) {
+				return cli.ContainerRemove(ctx, remove[i], container.RemoveOptions{Force: true})
+			}
+			c, err := cli.ContainerCreate(ctx, &container.Config{Image: image, Labels: map[string]string{labelTest: benchLabel}},
+				&container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, nil, "")
+			if err != nil {
+				return err
+			}
+			return cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+		})
+	}
+	return g.Wait()
 }

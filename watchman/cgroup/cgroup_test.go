@@ -77,15 +77,7 @@ func TestFixtures(t *testing.T) {
 			if err != nil || id != fixtureID {
 				t.Errorf("ContainerIDOfPID = %q, %v", id, err)
 			}
-			r, err := Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			var s Stats
-			if err := r.Read(&s); err != nil {
-				t.Fatal(err)
-			}
+			r, s := openRead(t, p)
 			// A second read into the same Stats gives the same figures
 			// (files are re-read from offset 0).
 			var again Stats
@@ -119,15 +111,7 @@ func TestFixtureFigures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		var s Stats
-		if err := r.Read(&s); err != nil {
-			t.Fatal(err)
-		}
+		_, s := openRead(t, p)
 		return s
 	}
 	v2 := read("v2-systemd")
@@ -388,5 +372,135 @@ func TestLookupDirCgroupNamespace(t *testing.T) {
 		if (tc.want != "") != ok || got != want && ok {
 			t.Errorf("lookupDir(%q) = %q, %v; want %q", tc.path, got, ok, want)
 		}
+	}
+}
+
+// openRead opens the cgroup at p, closed when the test ends, and reads it
+// once.
+func openRead(t *testing.T, p Paths) (*Reader, Stats) {
+	t.Helper()
+	r, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	var s Stats
+	if err := r.Read(&s); err != nil {
+		t.Fatal(err)
+	}
+	return r, s
+}
+
+// copyFixture copies testdata/<name> into a temporary directory and returns
+// the Paths of its pid 4242 there.
+func copyFixture(t *testing.T, name string) Paths {
+	t.Helper()
+	src := filepath.Join("testdata", name)
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ForPID(filepath.Join(dst, "proc"), filepath.Join(dst, "sys/fs/cgroup"), 4242)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestReadPartsV1 checks which files each part re-reads on a v1 host: the
+// throttling counters only while a CFS quota is set, the non-recursive
+// blkio files for a cgroup without children (the recursive ones once it
+// has one), memory and I/O PSI with Pressure, the rest with Detail.
+func TestReadPartsV1(t *testing.T) {
+	const dev = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 12288\nTotal 12288\n"
+	const devTree = "8:0 Read 40960\n8:0 Write 81920\n8:0 Sync 0\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 122880\nTotal 122880\n"
+	const psi = "some avg10=0.00 avg60=0.00 avg300=0.00 total=777\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1\n"
+	type check func(t *testing.T, s Stats)
+	for _, tc := range []struct {
+		name  string
+		quota string // cpu.cfs_quota_us
+		child bool   // make a child cgroup in blkio before the second read
+		parts Part
+		want  check
+	}{
+		{"no quota: activity keeps cpu.stat", "-1", false, Activity, func(t *testing.T, s Stats) {
+			if s.CPUUsage != 99000 || s.CFSThrottled != 0 || s.BlkIO[0].ReadBytes != 4096 {
+				t.Errorf("usage %d throttled %d blkio %+v", s.CPUUsage, s.CFSThrottled, s.BlkIO)
+			}
+			if s.MemoryUsage != 385024 || s.MemoryPressure.Some.Total != 0 {
+				t.Errorf("memory %d or PSI %d re-read", s.MemoryUsage, s.MemoryPressure.Some.Total)
+			}
+		}},
+		{"no quota: detail reads cpu.stat", "-1", false, Detail, func(t *testing.T, s Stats) {
+			if s.CFSThrottled != 3 || s.MemoryUsage != 1000 || s.CPUUsage != 51597306 || s.BlkIO[0].Reads != 2 {
+				t.Errorf("throttled %d memory %d usage %d blkio %+v", s.CFSThrottled, s.MemoryUsage, s.CPUUsage, s.BlkIO)
+			}
+		}},
+		{"quota: activity reads cpu.stat", "50000", false, Activity, func(t *testing.T, s Stats) {
+			if s.CFSThrottled != 3 || s.MemoryUsage != 385024 {
+				t.Errorf("throttled %d memory %d", s.CFSThrottled, s.MemoryUsage)
+			}
+		}},
+		{"pressure", "-1", false, Pressure, func(t *testing.T, s Stats) {
+			if s.MemoryPressure.Some.Total != 777 || s.IOPressure.Some.Total != 777 || s.CPUPressure.Some.Total != 101021 || s.CPUUsage != 51597306 {
+				t.Errorf("psi mem %d io %d cpu %d usage %d", s.MemoryPressure.Some.Total, s.IOPressure.Some.Total, s.CPUPressure.Some.Total, s.CPUUsage)
+			}
+		}},
+		{"child cgroup: recursive blkio after a detail read", "-1", true, Detail | Activity, func(t *testing.T, s Stats) {
+			if s.BlkIO[0].ReadBytes != 40960 || s.BlkIO[0].Reads != 20 {
+				t.Errorf("blkio %+v", s.BlkIO)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := copyFixture(t, "v1-cgroupfs")
+			blk, cpu := p.V1["blkio"], p.V1["cpu"]
+			write := func(dir, name, data string) {
+				t.Helper()
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(cpu, "cpu.cfs_quota_us", tc.quota+"\n")
+			write(blk, "blkio.throttle.io_service_bytes", dev)
+			write(blk, "blkio.throttle.io_serviced", "8:0 Read 2\n8:0 Write 1\nTotal 3\n")
+			write(blk, "blkio.throttle.io_service_bytes_recursive", devTree)
+			write(blk, "blkio.throttle.io_serviced_recursive", "8:0 Read 20\n8:0 Write 10\nTotal 30\n")
+			r, s := openRead(t, p)
+			write(p.V1["cpuacct"], "cpuacct.usage", "99000\n")
+			write(cpu, "cpu.stat", "nr_periods 9\nnr_throttled 3\nthrottled_time 100\n")
+			write(p.V1["memory"], "memory.usage_in_bytes", "1000\n")
+			write(p.V2, "memory.pressure", psi)
+			write(p.V2, "io.pressure", psi)
+			if tc.child {
+				if err := os.Mkdir(filepath.Join(blk, "child"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.ReadParts(&s, Detail); err != nil { // notices the child
+					t.Fatal(err)
+				}
+			}
+			if err := r.ReadParts(&s, tc.parts); err != nil {
+				t.Fatal(err)
+			}
+			tc.want(t, s)
+			if n := testing.AllocsPerRun(20, func() { _ = r.ReadParts(&s, tc.parts) }); n != 0 {
+				t.Errorf("%v allocations per read", n)
+			}
+		})
 	}
 }

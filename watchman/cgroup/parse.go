@@ -73,6 +73,19 @@ func parseFlatKeyed(b []byte, fn func(key []byte, val uint64)) error {
 	return nil
 }
 
+// parseFields stores the value of keys[i] of a flat keyed file in *dst[i];
+// other keys are ignored, and a missing key leaves its field alone.
+func parseFields(b []byte, keys []string, dst ...*uint64) error {
+	return parseFlatKeyed(b, func(k []byte, v uint64) {
+		for i, key := range keys {
+			if string(k) == key {
+				*dst[i] = v
+				return
+			}
+		}
+	})
+}
+
 // PSILine is one line ("some" or "full") of a pressure file.
 type PSILine struct {
 	Avg10, Avg60, Avg300 float64
@@ -105,14 +118,8 @@ func parsePSI(b []byte, p *PSI) error {
 			continue
 		}
 		for len(rest) > 0 {
-			var f []byte
-			if i := bytes.IndexByte(rest, ' '); i >= 0 {
-				f, rest = rest[:i], rest[i+1:]
-			} else {
-				f, rest = rest, nil
-			}
-			k, v, ok := bytes.Cut(f, []byte{'='})
-			if !ok {
+			var k, v []byte
+			if k, v, rest, ok = nextKeyValue(rest); !ok {
 				return errSyntax
 			}
 			switch string(k) {
@@ -143,6 +150,14 @@ func parsePSI(b []byte, p *PSI) error {
 		return errSyntax
 	}
 	return nil
+}
+
+// nextKeyValue splits the first space-separated "key=value" field off
+// rest; ok is false when that field has no '='.
+func nextKeyValue(rest []byte) (k, v, tail []byte, ok bool) {
+	f, tail, _ := bytes.Cut(rest, []byte{' '})
+	k, v, ok = bytes.Cut(f, []byte{'='})
+	return k, v, tail, ok
 }
 
 // BlkDev is the block I/O of one device.
@@ -238,14 +253,8 @@ func parseIOStatV2(b []byte, devs []BlkDev) ([]BlkDev, error) {
 		var d *BlkDev
 		devs, d = findDev(devs, major, minor)
 		for len(rest) > 0 {
-			var f []byte
-			if i := bytes.IndexByte(rest, ' '); i >= 0 {
-				f, rest = rest[:i], rest[i+1:]
-			} else {
-				f, rest = rest, nil
-			}
-			k, v, ok := bytes.Cut(f, []byte{'='})
-			if !ok {
+			var k, v []byte
+			if k, v, rest, ok = nextKeyValue(rest); !ok {
 				continue
 			}
 			n, ok := parseUint(v)

@@ -3,10 +3,11 @@ package cgroup
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/heartwood-ops/heartwood/watchman/kfile"
 )
 
 // ErrVanished is returned (wrapped) when a cgroup disappears: the container
@@ -42,27 +43,59 @@ type Stats struct {
 	IOPressure                  PSI
 }
 
+// Part selects the figures a read refreshes. The figures of the parts not
+// read keep the values of the last read that refreshed them.
+type Part uint8
+
+const (
+	// Activity is what the idle test needs every sample: CPU usage, CFS
+	// throttling (on v1 only while a CFS quota is set: without one the
+	// counters cannot move) and block I/O bytes. On v2 it also refreshes
+	// the CPU user/system split, which is in the same file.
+	Activity Part = 1 << iota
+	// Pressure is the memory and I/O PSI the idle test's pressure signal
+	// is computed from.
+	Pressure
+	// Detail is every other figure: memory, limits, pids, I/O operation
+	// counts, CPU user/system split and PSI on v1, freezer state, CPU
+	// pressure.
+	Detail
+	// All is every figure.
+	All = Activity | Pressure | Detail
+)
+
 // Reader re-reads one container's cgroup files. It keeps them open and
-// reads each from offset 0, which makes the kernel regenerate the contents
-// without a path lookup. It is not safe for concurrent use.
+// reads each with one pread from offset 0, which makes the kernel regenerate
+// the contents without a path lookup. It is not safe for concurrent use.
 type Reader struct {
 	v2    bool
-	files [numFiles]*os.File
+	files [numFiles]*kfile.File
 	buf   []byte
-	// detail caches the figures of the last full read for ReadHot.
-	detail    Stats
-	hasDetail bool
+	// last holds the figures of the previous read, which a partial read
+	// starts from.
+	last    Stats
+	hasLast bool
+	// throttleHot is true when v1 cpu.stat can change: a CFS quota is set
+	// (or cpu.cfs_quota_us cannot be read).
+	throttleHot bool
+	// blk is the v1 blkio directory, open while the non-recursive blkio
+	// files are read (the cgroup has no child), and blkNlink its link count
+	// then: a new child changes it, and the recursive files are used from
+	// then on.
+	blk      *kfile.File
+	blkNlink uint64
 }
 
 const (
 	fCPUUsage = iota // v1 cpuacct.usage
 	fCPUAcct         // v1 cpuacct.stat
 	fCPUStat         // v1 cpu.stat (throttling) / v2 cpu.stat (everything)
+	fCPUQuota        // v1 cpu.cfs_quota_us
 	fMemUsage        // v1 memory.usage_in_bytes / v2 memory.current
 	fMemLimit        // v1 memory.limit_in_bytes / v2 memory.max
 	fMemStat         // memory.stat
-	fBlkBytes        // v1 blkio.*io_service_bytes_recursive / v2 io.stat
-	fBlkOps          // v1 blkio.*io_serviced_recursive
+	fBlkBytes        // v1 blkio.*io_service_bytes* / v2 io.stat
+	fBlkOps          // v1 blkio.*io_serviced*
 	fPids            // pids.current
 	fPidsMax         // pids.max
 	fFreezer         // v1 freezer.state / v2 cgroup.events
@@ -72,10 +105,23 @@ const (
 	numFiles
 )
 
+// Block I/O files in order of preference, as containerd chooses them: the
+// CFQ files when the kernel has them, then the throttle files, which count
+// I/O under every scheduler. A cgroup without children (every container
+// that does not make cgroups of its own) reads the non-recursive file,
+// which holds the same figures without walking descendants.
+var (
+	blkBytesLeaf = []string{"blkio.io_service_bytes", "blkio.throttle.io_service_bytes", "blkio.throttle.io_service_bytes_recursive"}
+	blkOpsLeaf   = []string{"blkio.io_serviced", "blkio.throttle.io_serviced", "blkio.throttle.io_serviced_recursive"}
+	blkBytesTree = []string{"blkio.io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"}
+	blkOpsTree   = []string{"blkio.io_serviced_recursive", "blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced"}
+)
+
 // Open opens the files of the cgroup at p. CPU and memory usage are
 // required; every other file is optional and silently skipped when absent.
 func Open(p Paths) (*Reader, error) {
-	r := &Reader{v2: p.Unified(), buf: make([]byte, 8192)}
+	r := &Reader{v2: p.Unified(), buf: make([]byte, 8192), throttleHot: true}
+	r.last.MemoryLimit, r.last.PidsMax = Unlimited, Unlimited
 	type want struct {
 		slot     int
 		dir      string
@@ -96,18 +142,23 @@ func Open(p Paths) (*Reader, error) {
 			{fFreezer, d, []string{"cgroup.events"}, false},
 		}
 	} else {
+		bytesNames, opsNames := blkBytesTree, blkOpsTree
+		if d := p.V1["blkio"]; d != "" {
+			if f, n, ok := openLeaf(d); ok {
+				r.blk, r.blkNlink = f, n
+				bytesNames, opsNames = blkBytesLeaf, blkOpsLeaf
+			}
+		}
 		ws = []want{
 			{fCPUUsage, p.V1["cpuacct"], []string{"cpuacct.usage"}, true},
 			{fCPUAcct, p.V1["cpuacct"], []string{"cpuacct.stat"}, false},
 			{fCPUStat, p.V1["cpu"], []string{"cpu.stat"}, false},
+			{fCPUQuota, p.V1["cpu"], []string{"cpu.cfs_quota_us"}, false},
 			{fMemUsage, p.V1["memory"], []string{"memory.usage_in_bytes"}, true},
 			{fMemLimit, p.V1["memory"], []string{"memory.limit_in_bytes"}, false},
 			{fMemStat, p.V1["memory"], []string{"memory.stat"}, false},
-			// containerd prefers the recursive CFQ/BFQ files when the
-			// kernel has them, then the throttle files, which count I/O
-			// under every scheduler.
-			{fBlkBytes, p.V1["blkio"], []string{"blkio.io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"}, false},
-			{fBlkOps, p.V1["blkio"], []string{"blkio.io_serviced_recursive", "blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced"}, false},
+			{fBlkBytes, p.V1["blkio"], bytesNames, false},
+			{fBlkOps, p.V1["blkio"], opsNames, false},
 			{fPids, p.V1["pids"], []string{"pids.current"}, false},
 			{fPidsMax, p.V1["pids"], []string{"pids.max"}, false},
 			{fFreezer, p.V1["freezer"], []string{"freezer.state"}, false},
@@ -128,25 +179,83 @@ func Open(p Paths) (*Reader, error) {
 			}
 			continue
 		}
-		var lastErr error
-		for _, n := range w.names {
-			f, err := os.Open(filepath.Join(w.dir, n))
-			if err == nil {
-				r.files[w.slot] = f
-				break
-			}
-			lastErr = err
-		}
-		if r.files[w.slot] == nil && w.required {
+		if err := r.open(w.slot, w.dir, w.names); err != nil && w.required {
 			r.Close()
-			return nil, fmt.Errorf("open cgroup: %w", classify(lastErr))
+			return nil, fmt.Errorf("open cgroup: %w", classify(err))
 		}
 	}
 	return r, nil
 }
 
+// open opens the first of names in dir that exists into slot.
+func (r *Reader) open(slot int, dir string, names []string) error {
+	var err error
+	for _, n := range names {
+		var f *kfile.File
+		if f, err = kfile.Open(filepath.Join(dir, n)); err == nil {
+			r.files[slot] = f
+			return nil
+		}
+	}
+	return err
+}
+
+// openLeaf opens the cgroup directory d and returns it with its link
+// count if d has no child cgroup.
+func openLeaf(d string) (*kfile.File, uint64, bool) {
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		return nil, 0, false
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			return nil, 0, false
+		}
+	}
+	f, err := kfile.Open(d)
+	if err != nil {
+		return nil, 0, false
+	}
+	var st syscall.Stat_t
+	if f.Stat(&st) != nil {
+		_ = f.Close()
+		return nil, 0, false
+	}
+	return f, uint64(st.Nlink), true
+}
+
+// checkLeaf switches the v1 blkio files to the recursive ones once the
+// cgroup gets a child.
+func (r *Reader) checkLeaf() {
+	var st syscall.Stat_t
+	if r.blk.Stat(&st) == nil && uint64(st.Nlink) == r.blkNlink {
+		return
+	}
+	dir := r.blk.Name()
+	_ = r.blk.Close()
+	r.blk = nil
+	if f, _, ok := openLeaf(dir); ok {
+		_ = f.Close()
+		return // still no child: keep the non-recursive files
+	}
+	for _, x := range []struct {
+		slot  int
+		names []string
+	}{{fBlkBytes, blkBytesTree}, {fBlkOps, blkOpsTree}} {
+		if f := r.files[x.slot]; f != nil {
+			_ = f.Close()
+			r.files[x.slot] = nil
+		}
+		_ = r.open(x.slot, dir, x.names)
+	}
+}
+
 // Close closes every open file.
 func (r *Reader) Close() error {
+	if r.blk != nil {
+		_ = r.blk.Close()
+		r.blk = nil
+	}
 	for i, f := range r.files {
 		if f != nil {
 			_ = f.Close()
@@ -162,25 +271,6 @@ func (r *Reader) HasPSI() bool { return r.files[fPSICPU] != nil }
 // V2 reports whether the reader reads cgroup v2 files.
 func (r *Reader) V2() bool { return r.v2 }
 
-// read returns the current contents of file slot i, or nil if it is not
-// open. The result is valid until the next call.
-func (r *Reader) read(i int) ([]byte, error) {
-	f := r.files[i]
-	if f == nil {
-		return nil, nil
-	}
-	for {
-		n, err := f.ReadAt(r.buf, 0)
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read %s: %w", f.Name(), classify(err))
-		}
-		if n < len(r.buf) {
-			return r.buf[:n], nil
-		}
-		r.buf = make([]byte, 2*len(r.buf))
-	}
-}
-
 // classify wraps errors that mean "the cgroup is gone" with ErrVanished.
 func classify(err error) error {
 	if errors.Is(err, syscall.ENODEV) || errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
@@ -191,252 +281,154 @@ func classify(err error) error {
 
 // Read fills s with the current figures from every file. An error
 // wrapping ErrVanished means the cgroup was removed; s is then incomplete.
-func (r *Reader) Read(s *Stats) error { return r.read2(s, true) }
+func (r *Reader) Read(s *Stats) error { return r.ReadParts(s, All) }
 
-// ReadHot re-reads only the counters the idle decision needs every sample
-// — CPU usage and throttling and block I/O bytes — and fills the other
-// figures (memory, PSI, CPU user/system split, I/O operation counts, pids,
-// freezer state) from the last Read. Before the first Read it does a full
-// read.
-func (r *Reader) ReadHot(s *Stats) error {
-	if !r.hasDetail {
-		return r.Read(s)
+// ReadHot re-reads only the Activity figures and fills the others from the
+// last read (ReadParts(s, Activity)).
+func (r *Reader) ReadHot(s *Stats) error { return r.ReadParts(s, Activity) }
+
+// ReadParts re-reads the files of parts and fills the other figures from
+// the last read. The first read of a Reader reads everything.
+func (r *Reader) ReadParts(s *Stats, parts Part) error {
+	if !r.hasLast {
+		parts = All
 	}
-	return r.read2(s, false)
-}
-
-func (r *Reader) read2(s *Stats, full bool) error {
+	if parts&Detail != 0 && r.blk != nil {
+		r.checkLeaf()
+	}
 	devs := s.BlkIO[:0]
-	*s = Stats{BlkIO: devs}
-	if !full {
-		d := &r.detail
-		s.MemoryUsage = d.MemoryUsage
-		s.CPUPressure, s.MemoryPressure, s.IOPressure, s.HasPSI = d.CPUPressure, d.MemoryPressure, d.IOPressure, d.HasPSI
-		s.CPUUser, s.CPUSystem = d.CPUUser, d.CPUSystem
-		s.MemoryLimit, s.MemoryRSS, s.MemoryCache, s.MemoryInactiveFile = d.MemoryLimit, d.MemoryRSS, d.MemoryCache, d.MemoryInactiveFile
-		s.Pids, s.PidsMax, s.Frozen = d.Pids, d.PidsMax, d.Frozen
-		for _, x := range d.BlkIO {
-			var dev *BlkDev
-			s.BlkIO, dev = findDev(s.BlkIO, x.Major, x.Minor)
-			dev.Reads, dev.Writes = x.Reads, x.Writes
+	if parts&Activity == 0 || !r.v2 && parts&Detail == 0 {
+		// Not every block I/O file is read: keep the other counters.
+		devs = append(devs, r.last.BlkIO...)
+	}
+	*s = r.last
+	s.BlkIO = devs
+	for slot, f := range r.files {
+		if f == nil || r.part(slot)&parts == 0 {
+			continue
+		}
+		b, err := f.Read(&r.buf)
+		if err != nil {
+			return classify(err)
+		}
+		if err := r.parse(slot, b, s); err != nil {
+			return fmt.Errorf("%s: %w", f.Name(), err)
 		}
 	}
-	if r.v2 {
-		if err := r.readV2(s, full); err != nil {
-			return err
-		}
-	} else if err := r.readV1(s, full); err != nil {
-		return err
-	}
+	s.MemoryWorkingSet = 0
 	if s.MemoryInactiveFile < s.MemoryUsage {
 		s.MemoryWorkingSet = s.MemoryUsage - s.MemoryInactiveFile
 	}
-	for i, dst := range [...]*PSI{&s.CPUPressure, &s.MemoryPressure, &s.IOPressure} {
-		if !full {
-			break
-		}
-		b, err := r.read(fPSICPU + i)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			continue
-		}
-		if err := parsePSI(b, dst); err != nil {
-			return fmt.Errorf("%s: %w", r.files[fPSICPU+i].Name(), err)
-		}
-		s.HasPSI = true
-	}
-	if full {
-		r.detail.BlkIO = append(r.detail.BlkIO[:0], s.BlkIO...)
-		blk := r.detail.BlkIO
-		r.detail = *s
-		r.detail.BlkIO = blk
-		r.hasDetail = true
-	}
+	r.last.BlkIO = append(r.last.BlkIO[:0], s.BlkIO...)
+	blk := r.last.BlkIO
+	r.last = *s
+	r.last.BlkIO = blk
+	r.hasLast = true
 	return nil
 }
 
-func (r *Reader) single(i int) (uint64, bool, error) {
-	b, err := r.read(i)
-	if err != nil || b == nil {
-		return 0, false, err
+// part returns the part file slot belongs to.
+func (r *Reader) part(slot int) Part {
+	switch slot {
+	case fCPUUsage, fBlkBytes:
+		return Activity
+	case fCPUStat:
+		if r.v2 || r.throttleHot {
+			return Activity
+		}
+	case fPSIMem, fPSIIO:
+		return Pressure
 	}
-	n, err := parseSingle(b)
-	if err != nil {
-		return 0, false, fmt.Errorf("%s: %w", r.files[i].Name(), err)
-	}
-	return n, true, nil
+	return Detail
 }
 
-func (r *Reader) flat(i int, fn func(k []byte, v uint64)) error {
-	b, err := r.read(i)
-	if err != nil || b == nil {
-		return err
-	}
-	if err := parseFlatKeyed(b, fn); err != nil {
-		return fmt.Errorf("%s: %w", r.files[i].Name(), err)
-	}
-	return nil
-}
+// Keys of the flat keyed files, in the order of the fields parseFields
+// stores them in.
+var (
+	keysCPUAcct   = []string{"user", "system"}
+	keysCPUStatV1 = []string{"nr_periods", "nr_throttled", "throttled_time"}
+	keysMemStatV1 = []string{"total_inactive_file", "total_rss", "total_cache"}
+	keysMemStatV2 = []string{"inactive_file", "anon", "file"}
+	keysEvents    = []string{"frozen"}
+)
 
 // userHZ is the unit of cpuacct.stat (USER_HZ is 100 on every Linux ABI).
 const userHZ = 100
 
-func (r *Reader) readV1(s *Stats, full bool) error {
+// parse stores the figures of file slot's contents b in s.
+func (r *Reader) parse(slot int, b []byte, s *Stats) error {
 	var err error
-	if s.CPUUsage, _, err = r.single(fCPUUsage); err != nil {
-		return err
-	}
-	if err := r.flat(fCPUStat, func(k []byte, v uint64) {
-		switch string(k) {
-		case "nr_periods":
-			s.CFSPeriods = v
-		case "nr_throttled":
-			s.CFSThrottled = v
-		case "throttled_time":
-			s.CFSThrottledTime = v
+	switch slot {
+	case fCPUUsage:
+		s.CPUUsage, err = parseSingle(b)
+	case fCPUAcct:
+		var user, system uint64
+		err = parseFields(b, keysCPUAcct, &user, &system)
+		s.CPUUser, s.CPUSystem = user*(1e9/userHZ), system*(1e9/userHZ)
+	case fCPUStat:
+		if r.v2 {
+			return parseFlatKeyed(b, func(k []byte, v uint64) { cpuStatV2(s, k, v) })
 		}
-	}); err != nil {
-		return err
-	}
-	if b, err := r.read(fBlkBytes); err != nil {
-		return err
-	} else if b != nil {
-		if s.BlkIO, err = parseBlkioV1(b, s.BlkIO, true); err != nil {
-			return fmt.Errorf("%s: %w", r.files[fBlkBytes].Name(), err)
+		err = parseFields(b, keysCPUStatV1, &s.CFSPeriods, &s.CFSThrottled, &s.CFSThrottledTime)
+	case fCPUQuota:
+		// -1 (no quota) is not an unsigned number.
+		_, quota := parseUint(b)
+		r.throttleHot = quota
+	case fMemUsage:
+		s.MemoryUsage, err = parseSingle(b)
+	case fMemLimit:
+		if s.MemoryLimit, err = parseSingle(b); err == nil && !r.v2 && s.MemoryLimit >= v1Unlimited {
+			s.MemoryLimit = Unlimited
 		}
-	}
-	if !full {
-		return nil
-	}
-	if s.MemoryUsage, _, err = r.single(fMemUsage); err != nil {
-		return err
-	}
-	if err := r.flat(fCPUAcct, func(k []byte, v uint64) {
-		switch string(k) {
-		case "user":
-			s.CPUUser = v * (1e9 / userHZ)
-		case "system":
-			s.CPUSystem = v * (1e9 / userHZ)
+	case fMemStat:
+		keys := keysMemStatV1
+		if r.v2 {
+			keys = keysMemStatV2
 		}
-	}); err != nil {
-		return err
-	}
-	var ok bool
-	if s.MemoryLimit, ok, err = r.single(fMemLimit); err != nil {
-		return err
-	}
-	if !ok || s.MemoryLimit >= v1Unlimited {
-		s.MemoryLimit = Unlimited
-	}
-	if err := r.flat(fMemStat, func(k []byte, v uint64) {
-		switch string(k) {
-		case "total_inactive_file":
-			s.MemoryInactiveFile = v
-		case "total_rss":
-			s.MemoryRSS = v
-		case "total_cache":
-			s.MemoryCache = v
+		err = parseFields(b, keys, &s.MemoryInactiveFile, &s.MemoryRSS, &s.MemoryCache)
+	case fBlkBytes:
+		if r.v2 {
+			s.BlkIO, err = parseIOStatV2(b, s.BlkIO)
+		} else {
+			s.BlkIO, err = parseBlkioV1(b, s.BlkIO, true)
 		}
-	}); err != nil {
-		return err
-	}
-	if b, err := r.read(fBlkOps); err != nil {
-		return err
-	} else if b != nil {
-		if s.BlkIO, err = parseBlkioV1(b, s.BlkIO, false); err != nil {
-			return fmt.Errorf("%s: %w", r.files[fBlkOps].Name(), err)
+	case fBlkOps:
+		s.BlkIO, err = parseBlkioV1(b, s.BlkIO, false)
+	case fPids:
+		s.Pids, err = parseSingle(b)
+	case fPidsMax:
+		s.PidsMax, err = parseSingle(b)
+	case fFreezer:
+		if r.v2 {
+			var frozen uint64
+			err = parseFields(b, keysEvents, &frozen)
+			s.Frozen = frozen == 1
+			break
+		}
+		s.Frozen, err = parseFreezerV1(b)
+	case fPSICPU, fPSIMem, fPSIIO:
+		dst := [...]*PSI{&s.CPUPressure, &s.MemoryPressure, &s.IOPressure}[slot-fPSICPU]
+		if err = parsePSI(b, dst); err == nil {
+			s.HasPSI = true
 		}
 	}
-	if err := r.pids(s); err != nil {
-		return err
-	}
-	if b, err := r.read(fFreezer); err != nil {
-		return err
-	} else if b != nil {
-		if s.Frozen, err = parseFreezerV1(b); err != nil {
-			return fmt.Errorf("%s: %w", r.files[fFreezer].Name(), err)
-		}
-	}
-	return nil
+	return err
 }
 
-func (r *Reader) pids(s *Stats) error {
-	var err error
-	if s.Pids, _, err = r.single(fPids); err != nil {
-		return err
+// cpuStatV2 stores one line of v2 cpu.stat.
+func cpuStatV2(s *Stats, k []byte, v uint64) {
+	switch string(k) {
+	case "usage_usec":
+		s.CPUUsage = v * 1000
+	case "user_usec":
+		s.CPUUser = v * 1000
+	case "system_usec":
+		s.CPUSystem = v * 1000
+	case "nr_periods":
+		s.CFSPeriods = v
+	case "nr_throttled":
+		s.CFSThrottled = v
+	case "throttled_usec":
+		s.CFSThrottledTime = v * 1000
 	}
-	var ok bool
-	if s.PidsMax, ok, err = r.single(fPidsMax); err != nil {
-		return err
-	}
-	if !ok {
-		s.PidsMax = Unlimited
-	}
-	return nil
-}
-
-func (r *Reader) readV2(s *Stats, full bool) error {
-	if err := r.flat(fCPUStat, func(k []byte, v uint64) {
-		switch string(k) {
-		case "usage_usec":
-			s.CPUUsage = v * 1000
-		case "user_usec":
-			s.CPUUser = v * 1000
-		case "system_usec":
-			s.CPUSystem = v * 1000
-		case "nr_periods":
-			s.CFSPeriods = v
-		case "nr_throttled":
-			s.CFSThrottled = v
-		case "throttled_usec":
-			s.CFSThrottledTime = v * 1000
-		}
-	}); err != nil {
-		return err
-	}
-	var err error
-	if b, err := r.read(fBlkBytes); err != nil {
-		return err
-	} else if b != nil {
-		if s.BlkIO, err = parseIOStatV2(b, s.BlkIO); err != nil {
-			return fmt.Errorf("%s: %w", r.files[fBlkBytes].Name(), err)
-		}
-	}
-	if !full {
-		return nil
-	}
-	if s.MemoryUsage, _, err = r.single(fMemUsage); err != nil {
-		return err
-	}
-	var ok bool
-	if s.MemoryLimit, ok, err = r.single(fMemLimit); err != nil {
-		return err
-	}
-	if !ok {
-		s.MemoryLimit = Unlimited
-	}
-	var anon, file uint64
-	if err := r.flat(fMemStat, func(k []byte, v uint64) {
-		switch string(k) {
-		case "inactive_file":
-			s.MemoryInactiveFile = v
-		case "anon":
-			anon = v
-		case "file":
-			file = v
-		}
-	}); err != nil {
-		return err
-	}
-	s.MemoryRSS, s.MemoryCache = anon, file
-	if err := r.pids(s); err != nil {
-		return err
-	}
-	return r.flat(fFreezer, func(k []byte, v uint64) {
-		if string(k) == "frozen" {
-			s.Frozen = v == 1
-		}
-	})
 }

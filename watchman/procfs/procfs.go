@@ -10,9 +10,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
+
+	"github.com/heartwood-ops/heartwood/watchman/kfile"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -204,15 +205,15 @@ func parseHexAddrPort(b []byte) (netip.AddrPort, error) {
 	return netip.AddrPort{}, errSyntax
 }
 
-// File is a proc file kept open and re-read from offset 0.
+// File is a proc file kept open and re-read with one pread from offset 0.
 type File struct {
-	f   *os.File
+	f   *kfile.File
 	buf []byte
 }
 
 // OpenPID opens <procRoot>/<pid>/<name>, e.g. name "net/dev".
 func OpenPID(procRoot string, pid int, name string) (*File, error) {
-	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), name))
+	f, err := kfile.Open(filepath.Join(procRoot, strconv.Itoa(pid), name))
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -221,16 +222,11 @@ func OpenPID(procRoot string, pid int, name string) (*File, error) {
 
 // Read returns the file's current contents, valid until the next Read.
 func (f *File) Read() ([]byte, error) {
-	for {
-		n, err := f.f.ReadAt(f.buf, 0)
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read %s: %w", f.f.Name(), classify(err))
-		}
-		if n < len(f.buf) {
-			return f.buf[:n], nil
-		}
-		f.buf = make([]byte, 2*len(f.buf))
+	b, err := f.f.Read(&f.buf)
+	if err != nil {
+		return nil, classify(err)
 	}
+	return b, nil
 }
 
 // Close closes the file.
