@@ -61,7 +61,9 @@ type Deps struct {
 	// DataDir holds the record of the containers the watchman paused (the
 	// file OwnedFileName), so that after a restart it wakes those and only
 	// those. Empty keeps no record.
-	DataDir    string
+	DataDir string
+	// Logger receives the watchman's logs; nil discards them. The caller
+	// names the subsystem on it; the watchman adds no such attribute.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }

@@ -335,6 +335,27 @@ func TestOwnedRecordAcrossRestart(t *testing.T) {
 	}
 }
 
+// TestOwnedRecordMakesDataDir: a data directory that does not exist yet is
+// made at the first write instead of failing every write.
+func TestOwnedRecordMakesDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "not", "yet")
+	h := newHarnessDir(t, nil, dir)
+	h.add("a", optIn)
+	for range 7 {
+		h.tick(nil)
+	}
+	if h.state("a") != StatePaused {
+		t.Fatalf("state %s", h.state("a"))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, OwnedFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := parseOwnedFile(b); err != nil || len(recs) != 1 {
+		t.Fatalf("record %v, %v; want container a", recs, err)
+	}
+}
+
 // TestOwnedRecordQuarantine: an unparsable record is moved aside and
 // counted; the watchman starts and owns nothing.
 func TestOwnedRecordQuarantine(t *testing.T) {

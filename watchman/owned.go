@@ -187,6 +187,11 @@ func (s *ownedStore) save(recs []ownedRecord) error {
 // content, never a part.
 func writeFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
+	// A data directory that does not exist yet is made, as the shipper's
+	// checkpoint store does, rather than failing every write.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err

@@ -79,7 +79,6 @@ func New(cfg Config, deps Deps) (*Watchman, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("subsystem", "watchman")
 	peers, _ := parsePeers(cfg.HealthCheckPeers)
 	w := &Watchman{
 		cfg:           cfg,
