@@ -19,6 +19,7 @@ type metrics struct {
 	policyErrors, kvErrors, skipped  prometheus.Counter
 	dockerSamples, tickCPU           prometheus.Counter
 	sampleDuration, tickDuration     prometheus.Histogram
+	connWatch                        *prometheus.GaugeVec
 }
 
 func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
@@ -53,6 +54,8 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 		tickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "tick_duration_seconds",
 			Help: "Time to sample every container once and decide.", Buckets: prometheus.ExponentialBuckets(1e-4, 2, 16)}),
 	}
+	m.connWatch = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "connection_watch",
+		Help: "1 for each paused container watched for connections, by container name and mechanism (pidfd: socket events, poll: polling)."}, []string{"name", "mechanism"})
 	// Known label values start at zero, so that rate() and alerts see the
 	// series before the first error.
 	for _, source := range []string{"cgroup", "docker"} {
@@ -64,7 +67,7 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.pauses, m.wakes, m.decisions, m.events, m.sampleErrors, m.panics, m.stateFileErrors, m.seriesDropped, m.wakeDuration,
 			m.wouldPause, m.eventsDropped, m.samplesShipped, m.samplesDropped, m.policyErrors, m.kvErrors, m.skipped, m.dockerSamples, m.tickCPU,
-			m.sampleDuration, m.tickDuration, newCollector(w)} {
+			m.sampleDuration, m.tickDuration, m.connWatch, newCollector(w)} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("watchman: register metrics: %w", err)
 			}
