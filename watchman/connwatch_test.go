@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -66,6 +67,64 @@ func TestConnWatch(t *testing.T) {
 			}
 			if hit && s.Remote != netip.MustParseAddrPort(tc.remote) {
 				t.Errorf("remote %s, want %s", s.Remote, tc.remote)
+			}
+		})
+	}
+}
+
+const udpHeader = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+
+// Lines in /proc/net/udp format: a server bound to :9999, the same with a
+// datagram queued, and a connected client socket (a resolver's).
+const (
+	udpServer       = "  123: 00000000:270F 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n"
+	udpServerQueued = "  123: 00000000:270F 00000000:0000 07 00000000:00000340 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n"
+	udpClient       = "  124: 020015AC:A001 0B00007F:0035 01 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 0\n"
+	udpClientQueued = "  124: 020015AC:A001 0B00007F:0035 01 00000000:00000340 00:00000000 00000000     0        0 4243 2 0000000000000000 0\n"
+)
+
+func TestConnWatchUDP(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		baseline, next string
+		hit            bool
+		watched        []uint64
+	}{
+		{"nothing queued", udpServer, udpServer, false, []uint64{4242}},
+		{"datagram to a server socket", udpServer, udpServerQueued, true, []uint64{4242}},
+		{"already queued at pause time", udpServerQueued, udpServerQueued, false, []uint64{4242}},
+		{"connected client socket ignored", udpClient, udpClientQueued, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proc := t.TempDir()
+			dir := filepath.Join(proc, "9", "net")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			write := func(udp string) {
+				os.WriteFile(filepath.Join(dir, "tcp"), []byte(tcpHeader), 0o644)
+				os.WriteFile(filepath.Join(dir, "udp"), []byte(udpHeader+udp), 0o644)
+			}
+			write(tc.baseline)
+			cw, err := newConnWatch(proc, 9, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cw.close()
+			var watched []uint64
+			for ino := range cw.watch {
+				watched = append(watched, ino)
+			}
+			if !slices.Equal(watched, tc.watched) {
+				t.Errorf("sockets to hold %v, want %v", watched, tc.watched)
+			}
+			write(tc.next)
+			h, hit, err := cw.check()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hit != tc.hit || hit && (!h.udp || h.Local.Port() != 9999) {
+				t.Fatalf("hit = %v (%+v)", hit, h)
 			}
 		})
 	}
