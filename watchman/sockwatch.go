@@ -68,8 +68,9 @@ func noEvents(err error) error {
 	return &noEventsError{kind: kind, err: err}
 }
 
-// errOtherProcess: the PID named another process than the container's.
-var errOtherProcess = errors.New("the PID is another process in the agent's PID namespace (run the agent in the host's PID namespace)")
+// errOtherProcess: a PID under the host's /proc names another process (or
+// none) in the agent's PID namespace.
+var errOtherProcess = errors.New("pidfd_open takes PIDs of the agent's own namespace: run the agent in the host's PID namespace")
 
 // openSockWatch duplicates, from the processes pids, every socket whose
 // inode is in want, and registers the duplicates edge-triggered with a new
@@ -112,7 +113,7 @@ func samePIDNamespace(procRoot string) error {
 		return fmt.Errorf("read %s/self: %w", procRoot, err)
 	}
 	if self != strconv.Itoa(os.Getpid()) {
-		return fmt.Errorf("the agent is process %d in its own PID namespace and %s in %s: %w", os.Getpid(), self, procRoot, errOtherProcess)
+		return fmt.Errorf("the agent runs in a PID namespace of its own (process %d there, %s in %s); %w", os.Getpid(), self, procRoot, errOtherProcess)
 	}
 	return nil
 }
@@ -164,7 +165,7 @@ func (sw *sockWatch) dupFrom(procRoot string, pid int, want, found map[uint64]bo
 			// pidfd_open found another process under that number: the
 			// agent does not see the host's PID namespace.
 			_ = unix.Close(fd)
-			return noEvents(fmt.Errorf("pid %d: %w", pid, errOtherProcess))
+			return noEvents(fmt.Errorf("pid %d names another process here; %w", pid, errOtherProcess))
 		}
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
 		if err := unix.EpollCtl(int(sw.ep.Fd()), unix.EPOLL_CTL_ADD, fd, &ev); err != nil {

@@ -3,7 +3,9 @@
 package watchman_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heartwood-ops/heartwood/internal/poll"
@@ -256,5 +259,99 @@ func TestIntegrationWakeOnConnectPollingFallback(t *testing.T) {
 	poll.UntilTrue(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
 	if n := len(e.sink.find(id, "wake")); n != 1 {
 		t.Fatalf("%d wake events, want 1", n)
+	}
+}
+
+// TestIntegrationWakeMechanismInContainer runs the watchman in a container
+// mounted as stack/heartwood.yml mounts the agent (testdata/wakeincontainer)
+// and checks which mechanism it picks and that a connection wakes the
+// paused target either way:
+//   - in its own PID namespace (what a Swarm service gets: Swarm has no
+//     PID mode), pidfd_open cannot name the target's processes: polling,
+//     and the log says why;
+//   - in the host's PID namespace without CAP_SYS_PTRACE, pidfd_getfd is
+//     refused: polling, and the log says so;
+//   - in the host's PID namespace with CAP_SYS_PTRACE: socket events.
+func TestIntegrationWakeMechanismInContainer(t *testing.T) {
+	cli := testenv.Docker(t)
+	testenv.Busybox(t, cli)
+	runID := testenv.RunID()
+	t.Cleanup(func() { testenv.RemoveLabelled(t, cli, runID) })
+	probe := testenv.GoImage(t, cli, "heartwood-test/watchman-wakeincontainer:latest", filepath.Join("testdata", "wakeincontainer"))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		pid       container.PidMode
+		caps      []string
+		mechanism string
+		logged    string
+	}{
+		{"own PID namespace", "", nil, watchman.MechanismPoll, "run the agent in the host's PID namespace"},
+		{"host PID namespace without CAP_SYS_PTRACE", "host", nil, watchman.MechanismPoll, "the agent needs CAP_SYS_PTRACE"},
+		{"host PID namespace with CAP_SYS_PTRACE", "host", []string{"SYS_PTRACE"}, watchman.MechanismEvents, "with socket events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := testenv.Run(t, cli, runID, testenv.Spec{Name: fmt.Sprintf("wm-wic-%s-%d", runID, len(tc.caps)+len(tc.pid)),
+				Config: &container.Config{Image: testenv.BusyboxImage,
+					Labels: map[string]string{"heartwood.watchman.enable": "true"},
+					Cmd:    []string{"sh", "-c", "mkdir -p /www && echo hello-deployed > /www/index.html && exec httpd -f -p 8080 -h /www"}}})
+			in, err := cli.ContainerInspect(ctx, target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := net.JoinHostPort(in.NetworkSettings.IPAddress, "8080")
+			poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
+			id := testenv.Run(t, cli, runID, testenv.Spec{Name: fmt.Sprintf("wm-wic-probe-%s-%d", runID, len(tc.caps)+len(tc.pid)),
+				Config: &container.Config{Image: probe, Cmd: []string{target, addr}},
+				HostConfig: &container.HostConfig{
+					NetworkMode: "host",
+					PidMode:     tc.pid,
+					CapAdd:      tc.caps,
+					Binds: []string{
+						"/var/run/docker.sock:/var/run/docker.sock",
+						"/proc:/host/proc:ro",
+						"/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
+					},
+				}})
+			wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			defer cancel()
+			waitC, errC := cli.ContainerWait(wctx, id, container.WaitConditionNotRunning)
+			var exit int64
+			select {
+			case st := <-waitC:
+				exit = st.StatusCode
+			case err := <-errC:
+				t.Fatalf("wait for the probe: %v", err)
+			}
+			logs, err := cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logs.Close()
+			var stdout, stderr bytes.Buffer
+			if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil {
+				t.Fatal(err)
+			}
+			if exit != 0 {
+				t.Fatalf("probe exited %d: %s%s", exit, stderr.String(), stdout.String())
+			}
+			var res struct{ Mechanism, Log, Reply, State string }
+			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+				t.Fatalf("probe output %q: %v", stdout.String(), err)
+			}
+			t.Logf("mechanism %s; watchman log:\n%s", res.Mechanism, res.Log)
+			if res.Mechanism != tc.mechanism {
+				t.Errorf("mechanism %q, want %q", res.Mechanism, tc.mechanism)
+			}
+			if !strings.Contains(res.Log, tc.logged) {
+				t.Errorf("the log does not say %q", tc.logged)
+			}
+			if !strings.Contains(res.Reply, "hello-deployed") {
+				t.Errorf("reply %q", res.Reply)
+			}
+			if res.State != watchman.StateActive {
+				t.Errorf("target state %q after the reply, want active", res.State)
+			}
+		})
 	}
 }
