@@ -85,6 +85,12 @@ func newConnWatch(procRoot string, pid int, peers []netip.Prefix) (*connWatch, e
 		cw.close()
 		return nil, err
 	}
+	if len(cw.udpBase) == 0 { // no UDP server: nothing to re-read
+		for _, f := range cw.udpFiles {
+			f.Close()
+		}
+		cw.udpFiles = nil
+	}
 	return cw, nil
 }
 
@@ -123,8 +129,11 @@ func (cw *connWatch) scan() error {
 	return nil
 }
 
-// scanUDP calls fn for every bound, unconnected UDP socket (a server's).
-// The UDP tables have the TCP tables' layout.
+// scanUDP calls fn for every bound, unconnected UDP socket (a server's)
+// that can be reached from outside the network namespace: one bound to a
+// loopback address (Docker's embedded DNS server on 127.0.0.11) only hears
+// the container's own, frozen, processes. The UDP tables have the TCP
+// tables' layout.
 func (cw *connWatch) scanUDP(fn func(procfs.Socket)) error {
 	for _, f := range cw.udpFiles {
 		b, err := f.Read()
@@ -132,7 +141,8 @@ func (cw *connWatch) scanUDP(fn func(procfs.Socket)) error {
 			return err
 		}
 		if err := procfs.ParseTCP(b, func(s procfs.Socket) {
-			if s.Local.Port() != 0 && s.Remote.Port() == 0 && s.Inode != 0 {
+			if s.Local.Port() != 0 && s.Remote.Port() == 0 && s.Inode != 0 &&
+				!s.Local.Addr().Unmap().IsLoopback() {
 				fn(s)
 			}
 		}); err != nil {

@@ -81,6 +81,8 @@ const (
 	udpServerQueued = "  123: 00000000:270F 00000000:0000 07 00000000:00000340 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n"
 	udpClient       = "  124: 020015AC:A001 0B00007F:0035 01 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 0\n"
 	udpClientQueued = "  124: 020015AC:A001 0B00007F:0035 01 00000000:00000340 00:00000000 00000000     0        0 4243 2 0000000000000000 0\n"
+	dockerDNS       = "  125: 0B00007F:A7E1 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4244 2 0000000000000000 0\n"
+	dockerDNSQueued = "  125: 0B00007F:A7E1 00000000:0000 07 00000000:00000340 00:00000000 00000000     0        0 4244 2 0000000000000000 0\n"
 )
 
 func TestConnWatchUDP(t *testing.T) {
@@ -94,6 +96,7 @@ func TestConnWatchUDP(t *testing.T) {
 		{"datagram to a server socket", udpServer, udpServerQueued, true, []uint64{4242}},
 		{"already queued at pause time", udpServerQueued, udpServerQueued, false, []uint64{4242}},
 		{"connected client socket ignored", udpClient, udpClientQueued, false, nil},
+		{"loopback server (Docker's DNS) ignored", dockerDNS, dockerDNSQueued, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			proc := t.TempDir()
