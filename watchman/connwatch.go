@@ -349,11 +349,11 @@ func (w *Watchman) startWatchLocked(ctx context.Context, t *tracked) {
 }
 
 // pauseSettle is how long after a pause a connection waits before it
-// unpauses. Docker 20.10 records a pause twice: when its pause call returns
-// and when containerd's paused event arrives; an unpause between the two is
-// followed by a stale "paused" state and pause event (then the resumed
-// event fixes it), which a pause in that gap fails on. Socket events react
-// within milliseconds, inside that gap.
+// unpauses. Docker 20.10 records a pause both when its pause call returns
+// and when containerd's paused event arrives; an unpause a few
+// milliseconds after the pause (socket events react that fast) left the
+// engine reporting the running container as paused for a moment, and the
+// next pause failed with "already paused".
 const pauseSettle = 100 * time.Millisecond
 
 // settled waits until the container's pause is pauseSettle old. It
