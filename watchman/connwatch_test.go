@@ -42,14 +42,10 @@ func TestConnWatch(t *testing.T) {
 		{"no listener, no wake", "", fromGateway, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			proc := t.TempDir()
-			dir := filepath.Join(proc, "9", "net")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			proc, writeNet := fakeNetProc(t)
 			write := func(v6 string) {
-				os.WriteFile(filepath.Join(dir, "tcp"), []byte(tcpHeader), 0o644)
-				os.WriteFile(filepath.Join(dir, "tcp6"), []byte(tcp6Header+v6), 0o644)
+				writeNet("tcp", tcpHeader)
+				writeNet("tcp6", tcp6Header+v6)
 			}
 			write(tc.baseline)
 			cw, err := newConnWatch(proc, 9, peers)
@@ -99,14 +95,10 @@ func TestConnWatchUDP(t *testing.T) {
 		{"loopback server (Docker's DNS) ignored", dockerDNS, dockerDNSQueued, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			proc := t.TempDir()
-			dir := filepath.Join(proc, "9", "net")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			proc, writeNet := fakeNetProc(t)
 			write := func(udp string) {
-				os.WriteFile(filepath.Join(dir, "tcp"), []byte(tcpHeader), 0o644)
-				os.WriteFile(filepath.Join(dir, "udp"), []byte(udpHeader+udp), 0o644)
+				writeNet("tcp", tcpHeader)
+				writeNet("udp", udpHeader+udp)
 			}
 			write(tc.baseline)
 			cw, err := newConnWatch(proc, 9, nil)
@@ -130,5 +122,21 @@ func TestConnWatchUDP(t *testing.T) {
 				t.Fatalf("hit = %v (%+v)", hit, h)
 			}
 		})
+	}
+}
+
+// fakeNetProc makes a /proc with /proc/9/net and returns its root and a
+// function that writes one of its files.
+func fakeNetProc(t *testing.T) (root string, write func(name, content string)) {
+	t.Helper()
+	root = t.TempDir()
+	dir := filepath.Join(root, "9", "net")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root, func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

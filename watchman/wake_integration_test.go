@@ -3,7 +3,6 @@
 package watchman_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heartwood-ops/heartwood/internal/poll"
@@ -104,6 +102,23 @@ func (e *env) pid(t *testing.T, id string) int {
 	return in.State.Pid
 }
 
+// optedInHTTPD runs a busybox httpd serving body on port 8080, opted in,
+// on a bridge network of the test's own, and waits until it answers and
+// the watchman tracks it. It returns its ID and address.
+func (e *env) optedInHTTPD(t *testing.T, name, body string) (id, addr string) {
+	t.Helper()
+	netName := e.netFor(t)
+	id = e.runSpec(t, testenv.Spec{Name: name,
+		Config: &container.Config{Image: testenv.BusyboxImage,
+			Labels: map[string]string{"heartwood.watchman.enable": "true"},
+			Cmd:    []string{"sh", "-c", "mkdir -p /www && echo " + body + " > /www/index.html && exec httpd -f -p 8080 -h /www"}},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
+	addr = net.JoinHostPort(e.ip(t, id, netName), "8080")
+	poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
+	e.waitTracked(t, id)
+	return id, addr
+}
+
 func (e *env) waitTracked(t *testing.T, id string) {
 	t.Helper()
 	poll.UntilTrue(t, 10*time.Second, "watchman sees the container", func() bool {
@@ -120,16 +135,8 @@ func (e *env) waitTracked(t *testing.T, id string) {
 // duplicate too.
 func TestIntegrationWakeOnConnectSocketEvents(t *testing.T) {
 	e := start(t, testConfig())
-	netName := e.netFor(t)
 	name := "wm-" + e.runID + "-evhttpd"
-	id := e.runSpec(t, testenv.Spec{Name: name,
-		Config: &container.Config{Image: testenv.BusyboxImage,
-			Labels: map[string]string{"heartwood.watchman.enable": "true"},
-			Cmd:    []string{"sh", "-c", "mkdir -p /www && echo hello-events > /www/index.html && exec httpd -f -p 8080 -h /www"}},
-		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
-	addr := net.JoinHostPort(e.ip(t, id, netName), "8080")
-	poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
-	e.waitTracked(t, id)
+	id, addr := e.optedInHTTPD(t, name, "hello-events")
 	ino := listenInode(t, e.pid(t, id), 8080, false)
 	ctx := context.Background()
 
@@ -230,16 +237,8 @@ func TestIntegrationWakeOnConnectPollingFallback(t *testing.T) {
 	cfg := testConfig()
 	cfg.WakeMechanism = watchman.MechanismPoll
 	e := start(t, cfg)
-	netName := e.netFor(t)
 	name := "wm-" + e.runID + "-pollhttpd"
-	id := e.runSpec(t, testenv.Spec{Name: name,
-		Config: &container.Config{Image: testenv.BusyboxImage,
-			Labels: map[string]string{"heartwood.watchman.enable": "true"},
-			Cmd:    []string{"sh", "-c", "mkdir -p /www && echo hello-poll > /www/index.html && exec httpd -f -p 8080 -h /www"}},
-		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(netName)}})
-	addr := net.JoinHostPort(e.ip(t, id, netName), "8080")
-	poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
-	e.waitTracked(t, id)
+	id, addr := e.optedInHTTPD(t, name, "hello-poll")
 	ino := listenInode(t, e.pid(t, id), 8080, false)
 	ctx := context.Background()
 	if err := e.w.Pause(ctx, id, "test"); err != nil {
@@ -302,42 +301,12 @@ func TestIntegrationWakeMechanismInContainer(t *testing.T) {
 			addr := net.JoinHostPort(in.NetworkSettings.IPAddress, "8080")
 			poll.UntilTrue(t, 10*time.Second, "httpd up", func() bool { _, _, err := httpGet(addr); return err == nil })
 			id := testenv.Run(t, cli, runID, testenv.Spec{Name: fmt.Sprintf("wm-wic-probe-%s-%d", runID, len(tc.caps)+len(tc.pid)),
-				Config: &container.Config{Image: probe, Cmd: []string{target, addr}},
-				HostConfig: &container.HostConfig{
-					NetworkMode: "host",
-					PidMode:     tc.pid,
-					CapAdd:      tc.caps,
-					Binds: []string{
-						"/var/run/docker.sock:/var/run/docker.sock",
-						"/proc:/host/proc:ro",
-						"/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
-					},
-				}})
-			wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-			defer cancel()
-			waitC, errC := cli.ContainerWait(wctx, id, container.WaitConditionNotRunning)
-			var exit int64
-			select {
-			case st := <-waitC:
-				exit = st.StatusCode
-			case err := <-errC:
-				t.Fatalf("wait for the probe: %v", err)
-			}
-			logs, err := cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer logs.Close()
-			var stdout, stderr bytes.Buffer
-			if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil {
-				t.Fatal(err)
-			}
-			if exit != 0 {
-				t.Fatalf("probe exited %d: %s%s", exit, stderr.String(), stdout.String())
-			}
+				Config:     &container.Config{Image: probe, Cmd: []string{target, addr}},
+				HostConfig: agentLikeHostConfig(func(hc *container.HostConfig) { hc.PidMode, hc.CapAdd = tc.pid, tc.caps })})
+			stdout := probeStdout(t, cli, id, waitProbe(t, cli, id))
 			var res struct{ Mechanism, Log, Reply, State string }
-			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-				t.Fatalf("probe output %q: %v", stdout.String(), err)
+			if err := json.Unmarshal(stdout, &res); err != nil {
+				t.Fatalf("probe output %q: %v", stdout, err)
 			}
 			t.Logf("mechanism %s; watchman log:\n%s", res.Mechanism, res.Log)
 			if res.Mechanism != tc.mechanism {
