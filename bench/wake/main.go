@@ -145,7 +145,7 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 		return err
 	}
 	var logs bytes.Buffer
-	cmd := exec.Command(bin, "run", "--listen", listen, "--api-token", token, "--data-dir", dataDir,
+	cmd := exec.Command(bin, "run", "--listen", listen, "--api-token", token, "--data-dir", dataDir, "--log-format", "json",
 		"--registrar.enabled=false", "--shipper.enabled=false",
 		"--watchman.kv-prefix=", "--watchman.es-interval=0", "--watchman.interval=10m",
 		"--watchman.wake-mechanism="+mech)
@@ -153,18 +153,21 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if ctx.Err() == nil && os.Getenv("WAKE_BENCH_LOGS") != "" {
-			os.Stdout.Write(logs.Bytes())
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Signal(os.Interrupt)
+			_ = cmd.Wait()
 		}
-	}()
+	}
+	defer stop()
 	base := "http://" + listen
 	if err := until(30*time.Second, func() bool { return state(base, id) == "active" || state(base, id) == "idle" }); err != nil {
 		return fmt.Errorf("agent never tracked the container: %w\n%s", err, logs.String())
 	}
 	var lat []time.Duration
+	var connects []time.Time
 	mechSeen := ""
 	for i := range n {
 		if err := until(10*time.Second, func() bool { return apiPause(base, id) == nil }); err != nil {
@@ -182,6 +185,7 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 		} else {
 			time.Sleep(gap)
 		}
+		connects = append(connects, time.Now())
 		d, err := get(addr)
 		if err != nil {
 			return fmt.Errorf("try %d: GET: %w", i, err)
@@ -191,8 +195,36 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 			return fmt.Errorf("try %d: not active after the wake", i)
 		}
 	}
+	stop() // the logs are complete
 	fmt.Printf("%-22s connect → first reply byte %s (watch mechanism %s)\n", mech, summary(lat), mechSeen)
+	detected := detections(logs.Bytes())
+	if len(detected) != len(connects) {
+		return fmt.Errorf("%d connections, %d detections in the agent's log", len(connects), len(detected))
+	}
+	var det []time.Duration
+	for i := range connects {
+		det = append(det, detected[i].Sub(connects[i]))
+	}
+	fmt.Printf("%-22s connect → agent notices %s (log time stamps, ms resolution)\n", mech, summary(det))
 	return nil
+}
+
+// detections returns the times of the agent's "connection to paused
+// container" log lines, in order.
+func detections(logs []byte) []time.Time {
+	var out []time.Time
+	sc := bufio.NewScanner(bytes.NewReader(logs))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "connection to paused container; waking it" {
+			out = append(out, l.Time)
+		}
+	}
+	return out
 }
 
 // get connects, sends a GET and returns the time to the reply's first byte.
