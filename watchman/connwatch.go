@@ -27,10 +27,25 @@ type connWatch struct {
 	udpBase  map[uint64]uint32  // UDP socket inode -> receive queue at pause time
 	listen   map[uint16]bool
 	conns    []procfs.Socket
-	// watch holds the inodes of the sockets worth holding for events: the
-	// listeners, the inbound connections and the bound UDP sockets at
-	// pause time.
-	watch map[uint64]bool
+	// watch holds the sockets worth holding for events, by inode: the
+	// listeners, the inbound connections and the UDP servers at pause
+	// time.
+	watch map[uint64]watchedSocket
+}
+
+// sockKind is what a watched socket is.
+type sockKind uint8
+
+const (
+	kindConn   sockKind = iota // an inbound connection: data wakes
+	kindListen                 // a listener: a new connection wakes
+	kindUDP                    // a UDP server: a datagram wakes
+)
+
+// watchedSocket is one socket worth holding for events.
+type watchedSocket struct {
+	kind  sockKind
+	local netip.AddrPort
 }
 
 // wakeHit is what a check found: a new inbound TCP connection (or more
@@ -42,8 +57,11 @@ type wakeHit struct {
 
 // String describes the hit for the log and the decision event.
 func (h wakeHit) String() string {
-	if h.udp {
+	switch {
+	case h.udp:
 		return "datagram to udp " + h.Local.String()
+	case !h.Remote.IsValid(): // from a listener's event, tables not read
+		return "connection to " + h.Local.String()
 	}
 	return "connection from " + h.Remote.String()
 }
@@ -51,7 +69,7 @@ func (h wakeHit) String() string {
 // newConnWatch opens /proc/<pid>/net/{tcp,tcp6,udp,udp6} and records the
 // current connections and UDP queues as the baseline.
 func newConnWatch(procRoot string, pid int, peers []netip.Prefix) (*connWatch, error) {
-	cw := &connWatch{peers: peers, listen: map[uint16]bool{}, udpBase: map[uint64]uint32{}, watch: map[uint64]bool{}}
+	cw := &connWatch{peers: peers, listen: map[uint16]bool{}, udpBase: map[uint64]uint32{}, watch: map[uint64]watchedSocket{}}
 	for _, name := range []string{"net/tcp", "net/tcp6", "net/udp", "net/udp6"} {
 		f, err := procfs.OpenPID(procRoot, pid, name)
 		if err != nil {
@@ -75,12 +93,12 @@ func newConnWatch(procRoot string, pid int, peers []netip.Prefix) (*connWatch, e
 	for _, s := range cw.conns {
 		cw.baseline[connKey{s.Local, s.Remote}] = s.RxQueue
 		if s.Inode != 0 { // 0: not accepted yet; its listener reports it
-			cw.watch[s.Inode] = true
+			cw.watch[s.Inode] = watchedSocket{kindConn, s.Local}
 		}
 	}
 	if err := cw.scanUDP(func(s procfs.Socket) {
 		cw.udpBase[s.Inode] = s.RxQueue
-		cw.watch[s.Inode] = true
+		cw.watch[s.Inode] = watchedSocket{kindUDP, s.Local}
 	}); err != nil {
 		cw.close()
 		return nil, err
@@ -110,7 +128,7 @@ func (cw *connWatch) scan() error {
 			case procfs.TCPListen:
 				cw.listen[s.Local.Port()] = true
 				if cw.baseline == nil && s.Inode != 0 {
-					cw.watch[s.Inode] = true
+					cw.watch[s.Inode] = watchedSocket{kindListen, s.Local}
 				}
 			case procfs.TCPEstablished, procfs.TCPSynRecv, procfs.TCPCloseWait:
 				// CLOSE_WAIT: the client already half-closed after
@@ -295,25 +313,44 @@ func (w *Watchman) startWatchLocked(ctx context.Context, t *tracked) {
 			defer t.Stop()
 			tick = t.C
 		}
+		// Socket events: a socket already readable when it was
+		// registered (a connection queued before the pause) reported
+		// then, and the tables judge it; so do events while peers are
+		// configured (the tables show the source) and events of inbound
+		// connections (data, or only the client closing). A later event
+		// of a listener or a UDP server is a new connection or datagram:
+		// it wakes without reading the tables.
+		judgeNow := sw != nil && sw.pending
 		for {
-			if sw != nil {
-				if ok, err := waitEvents(wctx, sw); !ok {
+			var hit wakeHit
+			found := false
+			switch {
+			case judgeNow:
+				judgeNow = false
+			case sw != nil:
+				ws, ok, err := sw.waitReported(wctx)
+				if !ok {
 					if err != nil {
 						w.log.Debug("connection watch ended", "container", name, "err", err)
 					}
 					return
 				}
-			} else {
+				if len(w.peers) == 0 && (ws.kind == kindListen || ws.kind == kindUDP) {
+					hit, found = wakeHit{Socket: procfs.Socket{Local: ws.local}, udp: ws.kind == kindUDP}, true
+				}
+			default:
 				select {
 				case <-wctx.Done():
 					return
 				case <-tick:
 				}
 			}
-			hit, found, err := cw.check()
-			if err != nil {
-				w.log.Debug("connection watch ended", "container", name, "err", err)
-				return
+			if !found {
+				var err error
+				if hit, found, err = cw.check(); err != nil {
+					w.log.Debug("connection watch ended", "container", name, "err", err)
+					return
+				}
 			}
 			if !found {
 				continue
@@ -323,7 +360,7 @@ func (w *Watchman) startWatchLocked(ctx context.Context, t *tracked) {
 				return
 			}
 			w.log.Info("connection to paused container; waking it", "container", name,
-				"local", hit.Local.String(), "remote", hit.Remote.String(), "udp", hit.udp, "mechanism", mech)
+				"trigger", hit.String(), "mechanism", mech)
 			w.mu.Lock()
 			var ids []string
 			if t, ok := w.ctrs[id]; ok {

@@ -39,9 +39,13 @@ const (
 // application, which gets it once it runs again. Holding a duplicate keeps
 // the socket (and its port) alive, so close it as soon as the watch ends.
 type sockWatch struct {
-	ep  *os.File // the epoll instance, non-blocking, in Go's poller
-	fds []int    // the duplicates
-	evs []unix.EpollEvent
+	ep   *os.File // the epoll instance, non-blocking, in Go's poller
+	fds  []int    // the duplicates
+	evs  []unix.EpollEvent
+	what map[int32]watchedSocket // duplicate -> the socket it is
+	nevs int                     // events in evs from the last wait
+	// pending: some socket was already readable when registered.
+	pending bool
 }
 
 // noEventsError is why socket events cannot be used for a container; the
@@ -79,7 +83,7 @@ var errOtherProcess = errors.New("pidfd_open takes PIDs of the agent's own names
 // holds (Docker's embedded DNS server on 127.0.0.11, or a container sharing
 // the namespace) is not watched: a connection to it reaches another
 // process. An error says events cannot be used at all.
-func openSockWatch(procRoot string, pids []int, want map[uint64]bool) (*sockWatch, error) {
+func openSockWatch(procRoot string, pids []int, want map[uint64]watchedSocket) (*sockWatch, error) {
 	if err := samePIDNamespace(procRoot); err != nil {
 		return nil, noEvents(err)
 	}
@@ -91,7 +95,7 @@ func openSockWatch(procRoot string, pids []int, want map[uint64]bool) (*sockWatc
 		_ = unix.Close(epfd)
 		return nil, noEvents(err)
 	}
-	sw := &sockWatch{ep: os.NewFile(uintptr(epfd), "epoll"), evs: make([]unix.EpollEvent, 16)}
+	sw := &sockWatch{ep: os.NewFile(uintptr(epfd), "epoll"), evs: make([]unix.EpollEvent, 16), what: map[int32]watchedSocket{}}
 	found := map[uint64]bool{}
 	for _, pid := range pids {
 		if len(found) == len(want) {
@@ -102,6 +106,10 @@ func openSockWatch(procRoot string, pids []int, want map[uint64]bool) (*sockWatc
 			return nil, err
 		}
 	}
+	// Take the reports of sockets that were readable when registered,
+	// so that every later report is a new event.
+	n, err := unix.EpollWait(int(sw.ep.Fd()), sw.evs, 0)
+	sw.pending = err != nil || n > 0
 	return sw, nil
 }
 
@@ -119,7 +127,7 @@ func samePIDNamespace(procRoot string) error {
 }
 
 // dupFrom duplicates pid's sockets that are wanted and not yet found.
-func (sw *sockWatch) dupFrom(procRoot string, pid int, want, found map[uint64]bool) error {
+func (sw *sockWatch) dupFrom(procRoot string, pid int, want map[uint64]watchedSocket, found map[uint64]bool) error {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -141,7 +149,8 @@ func (sw *sockWatch) dupFrom(procRoot string, pid int, want, found map[uint64]bo
 			continue // closed meanwhile
 		}
 		ino, ok := parseSocketLink(buf[:n])
-		if !ok || !want[ino] || found[ino] {
+		ws, wanted := want[ino]
+		if !ok || !wanted || found[ino] {
 			continue
 		}
 		target, err := strconv.Atoi(e.Name())
@@ -173,6 +182,7 @@ func (sw *sockWatch) dupFrom(procRoot string, pid int, want, found map[uint64]bo
 			return noEvents(fmt.Errorf("epoll_ctl: %w", err))
 		}
 		sw.fds = append(sw.fds, fd)
+		sw.what[int32(fd)] = ws
 		found[ino] = true
 	}
 	return nil
@@ -199,18 +209,42 @@ func (sw *sockWatch) wait() error {
 	if err != nil {
 		return err
 	}
-	var n int
 	var werr error
 	if err := rc.Read(func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), sw.evs, 0)
+		sw.nevs, werr = unix.EpollWait(int(fd), sw.evs, 0)
 		if errors.Is(werr, unix.EINTR) {
 			return false
 		}
-		return werr != nil || n > 0
+		return werr != nil || sw.nevs > 0
 	}); err != nil {
 		return err
 	}
 	return werr
+}
+
+// waitReported waits like wait and returns the socket that reported: a
+// listener or UDP server if any did, else any. ok is false when ctx ended
+// or the wait failed (err).
+func (sw *sockWatch) waitReported(ctx context.Context) (ws watchedSocket, ok bool, err error) {
+	if err := sw.wait(); err != nil {
+		if ctx.Err() != nil {
+			return ws, false, nil
+		}
+		return ws, false, err
+	}
+	if ctx.Err() != nil {
+		return ws, false, nil
+	}
+	for i, ev := range sw.evs[:max(sw.nevs, 0)] {
+		w := sw.what[ev.Fd]
+		if i == 0 || w.kind != kindConn {
+			ws = w
+		}
+		if w.kind != kindConn {
+			break
+		}
+	}
+	return ws, true, nil
 }
 
 // interrupt makes a wait in progress (and every later one) return.
@@ -228,17 +262,6 @@ func (sw *sockWatch) close() {
 	}
 	sw.fds = nil
 	_ = sw.ep.Close()
-}
-
-// waitEvents waits on sw until it reports, or ctx ends (ok false).
-func waitEvents(ctx context.Context, sw *sockWatch) (ok bool, err error) {
-	if err := sw.wait(); err != nil {
-		if ctx.Err() != nil {
-			return false, nil
-		}
-		return false, err
-	}
-	return ctx.Err() == nil, nil
 }
 
 // containerPIDs lists the processes of the container whose first process

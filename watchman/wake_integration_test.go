@@ -131,8 +131,8 @@ func (e *env) waitTracked(t *testing.T, id string) {
 // watchman holds a duplicate of the paused httpd's listening socket (and
 // nothing else of it), reports mechanism pidfd, wakes the container on a
 // connection without polling, and closes the duplicate on the wake; the
-// client gets its reply. An API wake of a paused container closes the
-// duplicate too.
+// client gets its reply. An API wake of a paused container, and removing
+// it, close the duplicate too.
 func TestIntegrationWakeOnConnectSocketEvents(t *testing.T) {
 	e := start(t, testConfig())
 	name := "wm-" + e.runID + "-evhttpd"
@@ -140,7 +140,7 @@ func TestIntegrationWakeOnConnectSocketEvents(t *testing.T) {
 	ino := listenInode(t, e.pid(t, id), 8080, false)
 	ctx := context.Background()
 
-	for i, wake := range []string{"connection", "api"} {
+	for i, wake := range []string{"connection", "api", "remove"} {
 		if err := e.w.Pause(ctx, id, "test"); err != nil {
 			t.Fatal(err)
 		}
@@ -164,6 +164,10 @@ func TestIntegrationWakeOnConnectSocketEvents(t *testing.T) {
 			}
 		case "api":
 			if err := e.w.Wake(ctx, id, "test"); err != nil {
+				t.Fatal(err)
+			}
+		case "remove":
+			if err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -15,8 +15,9 @@
 // p50/p99/max, the engine's own unpause time for comparison (docker
 // pause/unpause of the same container, n times, without the agent), the
 // mechanism the agent reported (heartwood_watchman_connection_watch), and
-// the agent process's CPU while the container sits paused for -idle with
-// nothing connecting. Everything it creates carries the label
+// the agent process's CPU over -idle with nothing paused and again while the
+// container sits paused with nothing connecting (the difference is the
+// watch's cost; the rest is the agent's background on a shared engine). Everything it creates carries the label
 // heartwood.test=<run id> and is removed at the end.
 package main
 
@@ -54,7 +55,7 @@ func main() {
 	n := flag.Int("n", 100, "connections per mechanism")
 	mechs := flag.String("mechanisms", "auto,poll", "comma-separated watchman.wake-mechanism values to measure, in order")
 	idle := flag.Duration("idle", 10*time.Second, "how long the agent's CPU is measured while the container is paused and nothing connects")
-	gap := flag.Duration("gap", 300*time.Millisecond, "wait between a pause and the connection")
+	gap := flag.Duration("gap", 300*time.Millisecond, "wait between a pause and the connection (plus 0-49 ms, varied)")
 	bin := flag.String("bin", "", "heartwood binary (default: built from this tree into a temporary directory)")
 	flag.Parse()
 	if err := run(*n, strings.Split(*mechs, ","), *idle, *gap, *bin); err != nil {
@@ -166,6 +167,12 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 	if err := until(30*time.Second, func() bool { return state(base, id) == "active" || state(base, id) == "idle" }); err != nil {
 		return fmt.Errorf("agent never tracked the container: %w\n%s", err, logs.String())
 	}
+	// The agent's own background (inventory events of the shared engine,
+	// the API): CPU over the same window with nothing paused.
+	c0 := procCPU(cmd.Process.Pid)
+	time.Sleep(idle)
+	c1 := procCPU(cmd.Process.Pid)
+	fmt.Printf("%-22s agent CPU, nothing paused:           %s\n", mech, cpuShare(c1-c0, idle))
 	var lat []time.Duration
 	var connects []time.Time
 	mechSeen := ""
@@ -173,6 +180,10 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 		if err := until(10*time.Second, func() bool { return apiPause(base, id) == nil }); err != nil {
 			return fmt.Errorf("try %d: pause: %v", i, apiPause(base, id))
 		}
+		// The gap varies by up to 50 ms (deterministically), so that the
+		// connections do not all land at the same phase of a polling
+		// watch's 50 ms ticker.
+		jitter := time.Duration(i*37%50) * time.Millisecond
 		if i == 0 {
 			time.Sleep(gap)
 			mechSeen = mechanism(base)
@@ -180,10 +191,9 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 			c0 := procCPU(cmd.Process.Pid)
 			time.Sleep(idle)
 			c1 := procCPU(cmd.Process.Pid)
-			fmt.Printf("%-22s agent CPU while paused and idle: %.3f%% of a core over %s (%.1f ms)\n", mech,
-				100*(c1-c0).Seconds()/idle.Seconds(), idle, float64((c1-c0).Microseconds())/1000)
+			fmt.Printf("%-22s agent CPU, paused, nothing connects: %s\n", mech, cpuShare(c1-c0, idle))
 		} else {
-			time.Sleep(gap)
+			time.Sleep(gap + jitter)
 		}
 		connects = append(connects, time.Now())
 		d, err := get(addr)
@@ -225,6 +235,10 @@ func detections(logs []byte) []time.Time {
 		}
 	}
 	return out
+}
+
+func cpuShare(cpu, over time.Duration) string {
+	return fmt.Sprintf("%.2f%% of a core over %s (%d ms)", 100*cpu.Seconds()/over.Seconds(), over, cpu.Milliseconds())
 }
 
 // get connects, sends a GET and returns the time to the reply's first byte.
