@@ -386,12 +386,12 @@ func (w *Watchman) startWatchLocked(ctx context.Context, t *tracked) {
 }
 
 // pauseSettle is how long after a pause a connection waits before it
-// unpauses. Docker 20.10 records a pause both when its pause call returns
-// and when containerd's paused event arrives; an unpause a few
-// milliseconds after the pause (socket events react that fast) left the
-// engine reporting the running container as paused for a moment, and the
-// next pause failed with "already paused".
-const pauseSettle = 100 * time.Millisecond
+// unpauses: the earliest a polling watch looks. Docker 20.10 can report a
+// container as paused for a moment after an unpause that closely followed
+// the pause (a pause then fails with "already paused", and an inspect then
+// gives a stale view); socket events react within milliseconds, so without
+// the wait they would hit that moment far more often.
+const pauseSettle = 50 * time.Millisecond
 
 // settled waits until the container's pause is pauseSettle old. It
 // returns false if ctx ended first.
