@@ -1,11 +1,17 @@
 package watchman
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"os"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
@@ -142,5 +148,111 @@ func TestConnectionWatchSeries(t *testing.T) {
 	w.watchEnded("db", MechanismPoll)
 	if n := count(); n != 0 {
 		t.Fatalf("after every watch ended: %d series, want 0", n)
+	}
+}
+
+// socketInode returns the inode of a socket of this process.
+func socketInode(t *testing.T, c syscall.Conn) uint64 {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	return st.Ino
+}
+
+// TestSockWatchReportsWithoutConsuming holds duplicates of this process's
+// own listener and UDP socket (pidfd_getfd works on oneself without any
+// capability): a connection queued before the watch counts as pending, every
+// later connection and datagram reports once with the socket's kind, and
+// the datagram is still there for the socket's owner.
+func TestSockWatchReportsWithoutConsuming(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	lnAddr := netip.MustParseAddrPort(ln.Addr().String())
+	udpAddr := netip.MustParseAddrPort(pc.LocalAddr().String())
+	want := map[uint64]watchedSocket{
+		socketInode(t, ln.(*net.TCPListener)): {kindListen, lnAddr},
+		socketInode(t, pc.(*net.UDPConn)):     {kindUDP, udpAddr},
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ctx := context.Background()
+
+	sw, err := openSockWatch("/proc", []int{os.Getpid()}, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.close()
+	if sw.count() != 2 || sw.pending {
+		t.Fatalf("watching %d sockets, pending %v; want 2, false", sw.count(), sw.pending)
+	}
+	for range 2 { // each new connection reports once
+		dial()
+		ws, ok, err := sw.waitReported(ctx)
+		if !ok || err != nil || ws.kind != kindListen || ws.local != lnAddr {
+			t.Fatalf("after a connection: %+v %v %v", ws, ok, err)
+		}
+	}
+	uc, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	if _, err := uc.Write([]byte("datagram")); err != nil {
+		t.Fatal(err)
+	}
+	ws, ok, err := sw.waitReported(ctx)
+	if !ok || err != nil || ws.kind != kindUDP || ws.local != udpAddr {
+		t.Fatalf("after a datagram: %+v %v %v", ws, ok, err)
+	}
+	buf := make([]byte, 64)
+	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _, err := pc.ReadFrom(buf); err != nil || string(buf[:n]) != "datagram" {
+		t.Fatalf("the owner's read: %q, %v", buf[:n], err)
+	}
+
+	// Connections queued (two, not accepted) before a new watch: pending.
+	sw2, err := openSockWatch("/proc", []int{os.Getpid()}, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw2.close()
+	if !sw2.pending {
+		t.Error("a listener with queued connections is not pending")
+	}
+	// Ending the watch interrupts a wait.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	sw2.interrupt()
+	if _, ok, err := sw2.waitReported(cctx); ok || err != nil {
+		t.Errorf("wait after the end of the watch: ok %v, err %v", ok, err)
+	}
+	// Every duplicate is closed with the watch.
+	dups := slices.Clone(sw.fds)
+	sw.close()
+	for _, fd := range dups {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); !errors.Is(err, unix.EBADF) {
+			t.Errorf("duplicate fd %d still open after close (%v)", fd, err)
+		}
 	}
 }
