@@ -115,8 +115,10 @@ func run(n int, mechs []string, idle, gap time.Duration, bin string) error {
 	// connect → reply through Docker.
 	var unpause []time.Duration
 	for range n {
-		if err := cli.ContainerPause(ctx, id); err != nil {
-			return err
+		// Docker 20.10 can report a container as paused for a moment
+		// after an unpause that followed a pause closely: retry.
+		if err := until(5*time.Second, func() bool { return cli.ContainerPause(ctx, id) == nil }); err != nil {
+			return fmt.Errorf("pause: %w", err)
 		}
 		time.Sleep(gap)
 		t0 := time.Now()
