@@ -179,7 +179,7 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 	var connects []time.Time
 	mechSeen := ""
 	for i := range n {
-		if err := until(10*time.Second, func() bool { return apiPause(base, id) == nil }); err != nil {
+		if err := until(30*time.Second, func() bool { return apiPause(base, id) == nil }); err != nil {
 			return fmt.Errorf("try %d: pause: %v", i, apiPause(base, id))
 		}
 		// The gap varies by up to 50 ms (deterministically), so that the
