@@ -103,11 +103,10 @@ func (e *env) pid(t *testing.T, id string) int {
 }
 
 // optedInHTTPD runs a busybox httpd serving body on port 8080, opted in,
-// on a bridge network of the test's own, and waits until it answers and
+// on the test's bridge network netName, and waits until it answers and
 // the watchman tracks it. It returns its ID and address.
-func (e *env) optedInHTTPD(t *testing.T, name, body string) (id, addr string) {
+func (e *env) optedInHTTPD(t *testing.T, netName, name, body string) (id, addr string) {
 	t.Helper()
-	netName := e.netFor(t)
 	id = e.runSpec(t, testenv.Spec{Name: name,
 		Config: &container.Config{Image: testenv.BusyboxImage,
 			Labels: map[string]string{"heartwood.watchman.enable": "true"},
@@ -135,44 +134,51 @@ func (e *env) waitTracked(t *testing.T, id string) {
 // it, close the duplicate too.
 func TestIntegrationWakeOnConnectSocketEvents(t *testing.T) {
 	e := start(t, testConfig())
-	name := "wm-" + e.runID + "-evhttpd"
-	id, addr := e.optedInHTTPD(t, name, "hello-events")
-	ino := listenInode(t, e.pid(t, id), 8080, false)
+	netName := e.netFor(t)
 	ctx := context.Background()
-
-	for i, wake := range []string{"connection", "api", "remove"} {
-		if err := e.w.Pause(ctx, id, "test"); err != nil {
-			t.Fatal(err)
-		}
-		poll.UntilTrue(t, 5*time.Second, "connection watch by socket events", func() bool {
-			return connWatchMechanism(t, e.reg, name) == watchman.MechanismEvents
+	// One container per way the watch ends: pausing again right after a
+	// wake is TestIntegrationWakeOnConnect's job.
+	for _, end := range []string{"connection", "api", "remove"} {
+		t.Run(end, func(t *testing.T) {
+			name := "wm-" + e.runID + "-ev" + end
+			id, addr := e.optedInHTTPD(t, netName, name, "hello-events")
+			ino := listenInode(t, e.pid(t, id), 8080, false)
+			if err := e.w.Pause(ctx, id, "test"); err != nil {
+				t.Fatal(err)
+			}
+			poll.UntilTrue(t, 10*time.Second, "connection watch by socket events", func() bool {
+				return connWatchMechanism(t, e.reg, name) == watchman.MechanismEvents
+			})
+			if n := heldByTest(t, ino); n != 1 {
+				t.Fatalf("the watchman holds %d duplicates of the listener, want 1", n)
+			}
+			switch end {
+			case "connection":
+				body, d, err := httpGet(addr)
+				if err != nil || !strings.Contains(body, "hello-events") {
+					t.Fatalf("GET: %v %q", err, body)
+				}
+				t.Logf("connect to reply %s", d)
+				poll.UntilTrue(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
+				wakes := e.sink.find(id, "wake")
+				if len(wakes) != 1 {
+					t.Fatalf("%d wake events, want 1", len(wakes))
+				}
+				if ev := wakes[0]["heartwood"].(map[string]any)["watchman"].(map[string]any); ev["trigger"] != "connect" {
+					t.Errorf("wake trigger %v", ev["trigger"])
+				}
+			case "api":
+				if err := e.w.Wake(ctx, id, "test"); err != nil {
+					t.Fatal(err)
+				}
+			case "remove":
+				if err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			poll.UntilTrue(t, 10*time.Second, "duplicate closed", func() bool { return heldByTest(t, ino) == 0 })
+			poll.UntilTrue(t, 10*time.Second, "connection_watch series removed", func() bool { return connWatchMechanism(t, e.reg, name) == "" })
 		})
-		if n := heldByTest(t, ino); n != 1 {
-			t.Fatalf("%s: the watchman holds %d duplicates of the listener, want 1", wake, n)
-		}
-		switch wake {
-		case "connection":
-			body, d, err := httpGet(addr)
-			if err != nil || !strings.Contains(body, "hello-events") {
-				t.Fatalf("GET: %v %q", err, body)
-			}
-			t.Logf("connect to reply %s", d)
-			poll.UntilTrue(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
-			ev := e.sink.find(id, "wake")[i]["heartwood"].(map[string]any)["watchman"].(map[string]any)
-			if ev["trigger"] != "connect" {
-				t.Errorf("wake trigger %v", ev["trigger"])
-			}
-		case "api":
-			if err := e.w.Wake(ctx, id, "test"); err != nil {
-				t.Fatal(err)
-			}
-		case "remove":
-			if err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		poll.UntilTrue(t, 5*time.Second, "duplicate closed after the wake", func() bool { return heldByTest(t, ino) == 0 })
-		poll.UntilTrue(t, 5*time.Second, "connection_watch series removed", func() bool { return connWatchMechanism(t, e.reg, name) == "" })
 	}
 }
 
@@ -210,7 +216,7 @@ func TestIntegrationWakeOnDatagram(t *testing.T) {
 	if err := e.w.Pause(ctx, id, "test"); err != nil {
 		t.Fatal(err)
 	}
-	poll.UntilTrue(t, 5*time.Second, "connection watch by socket events", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "connection watch by socket events", func() bool {
 		return connWatchMechanism(t, e.reg, name) == watchman.MechanismEvents
 	})
 	if n := heldByTest(t, ino); n != 1 {
@@ -230,7 +236,7 @@ func TestIntegrationWakeOnDatagram(t *testing.T) {
 	if ev["trigger"] != "connect" {
 		t.Errorf("wake trigger %v", ev["trigger"])
 	}
-	poll.UntilTrue(t, 5*time.Second, "duplicate closed after the wake", func() bool { return heldByTest(t, ino) == 0 })
+	poll.UntilTrue(t, 10*time.Second, "duplicate closed after the wake", func() bool { return heldByTest(t, ino) == 0 })
 }
 
 // TestIntegrationWakeOnConnectPollingFallback: with wake-mechanism poll
@@ -242,13 +248,13 @@ func TestIntegrationWakeOnConnectPollingFallback(t *testing.T) {
 	cfg.WakeMechanism = watchman.MechanismPoll
 	e := start(t, cfg)
 	name := "wm-" + e.runID + "-pollhttpd"
-	id, addr := e.optedInHTTPD(t, name, "hello-poll")
+	id, addr := e.optedInHTTPD(t, e.netFor(t), name, "hello-poll")
 	ino := listenInode(t, e.pid(t, id), 8080, false)
 	ctx := context.Background()
 	if err := e.w.Pause(ctx, id, "test"); err != nil {
 		t.Fatal(err)
 	}
-	poll.UntilTrue(t, 5*time.Second, "connection watch by polling", func() bool {
+	poll.UntilTrue(t, 10*time.Second, "connection watch by polling", func() bool {
 		return connWatchMechanism(t, e.reg, name) == watchman.MechanismPoll
 	})
 	if n := heldByTest(t, ino); n != 0 {
