@@ -66,9 +66,6 @@ func New(cfg Config, build BuildInfo, logger *slog.Logger) (*Agent, error) {
 	if err := cfg.Resolve(); err != nil {
 		return nil, err
 	}
-	if cfg.SelfContainerID == "" {
-		cfg.SelfContainerID = inventory.DetectSelfID("/proc")
-	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && cfg.MemoryLimit > 0 {
 		// A soft limit: the collector works harder near it rather than
 		// letting garbage double the heap (about 80 MB instead of 50 MB

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/heartwood-ops/heartwood/internal/esschema"
+	"github.com/heartwood-ops/heartwood/inventory"
 	"github.com/heartwood-ops/heartwood/registrar"
 	"github.com/heartwood-ops/heartwood/shipper"
 	"github.com/heartwood-ops/heartwood/watchman"
@@ -29,9 +31,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// Resolve fills the settings whose default depends on the host, so that
-// what `config check` prints is what the agent uses: node-name defaults to
-// the hostname.
+// Resolve fills the settings whose default depends on the host or on
+// other settings, so that what `config check` prints is what the agent
+// uses: node-name defaults to the hostname, self-container-id to the
+// container the process runs in, the logs template's patterns to the
+// shipper's dataset.
 func (c *Config) Resolve() error {
 	if c.NodeName == "" {
 		h, err := os.Hostname()
@@ -39,6 +43,12 @@ func (c *Config) Resolve() error {
 			return fmt.Errorf("node-name: not set and hostname unknown: %w", err)
 		}
 		c.NodeName = h
+	}
+	if c.SelfContainerID == "" {
+		c.SelfContainerID = inventory.DetectSelfID("/proc")
+	}
+	if len(c.Shipper.Template.Patterns) == 0 {
+		c.Shipper.Template.Patterns = esschema.LogPatterns(c.Shipper.Dataset)
 	}
 	return nil
 }

@@ -49,6 +49,9 @@ type Core struct {
 	// MemoryLimit is the Go runtime's soft memory limit.
 	MemoryLimit config.ByteSize `yaml:"memory-limit" help:"soft memory limit of the agent's Go runtime (0 turns it off; $GOMEMLIMIT, when set, wins)"`
 
+	// HealthInterval is the period of the agent's health documents.
+	HealthInterval time.Duration `yaml:"health-interval" help:"period of the agent's health documents in Elasticsearch (metrics-heartwood.agent-<namespace>: shipping lag, retries, drift, Consul errors, restarts), written through the shipper; 0 turns them off"`
+
 	LogLevel        string        `yaml:"log-level" help:"debug, info, warn or error"`
 	LogFormat       string        `yaml:"log-format" help:"text or json"`
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long a clean shutdown may take before the agent exits anyway"`
@@ -63,6 +66,7 @@ func DefaultCore() Core {
 		Listen:          "127.0.0.1:9321",
 		DataDir:         "/var/lib/heartwood",
 		MemoryLimit:     48 << 20,
+		HealthInterval:  30 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
@@ -159,6 +163,9 @@ func (c *Core) Validate() error {
 	}
 	if c.MemoryLimit < 0 || (c.MemoryLimit > 0 && c.MemoryLimit < 16<<20) {
 		bad("memory-limit", "want 0 (off) or at least 16MiB, got %s", c.MemoryLimit)
+	}
+	if c.HealthInterval < 0 || (c.HealthInterval > 0 && c.HealthInterval < time.Second) {
+		bad("health-interval", "want 0 (off) or at least 1s, got %s", c.HealthInterval)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be > 0, got %s", c.ShutdownTimeout)

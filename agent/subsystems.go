@@ -37,7 +37,13 @@ func (a *Agent) buildSubsystems() error {
 		consul = c
 	}
 
-	var maintainer watchman.Maintainer
+	var (
+		maintainer watchman.Maintainer
+		sink       metricsSink
+		sh         shipperHealth
+		rh         registrarHealth
+		wh         watchmanHealth
+	)
 	if cfg.Registrar.Enabled {
 		r, err := registrar.New(cfg.Registrar, registrar.Deps{
 			Source:     a.inv,
@@ -49,7 +55,7 @@ func (a *Agent) buildSubsystems() error {
 		if err != nil {
 			return named("registrar", err)
 		}
-		maintainer = r
+		maintainer, rh = r, r
 		a.subs = append(a.subs, subsystem{name: "registrar", run: r.Run, ready: r.Ready, describe: r})
 	}
 
@@ -74,7 +80,7 @@ func (a *Agent) buildSubsystems() error {
 		if err != nil {
 			return named("shipper", err)
 		}
-		events, samples = s, s
+		events, samples, sink, sh = s, s, s, s
 		a.subs = append(a.subs, subsystem{name: "shipper", run: s.Run, ready: s.Ready, describe: s})
 	}
 
@@ -99,8 +105,11 @@ func (a *Agent) buildSubsystems() error {
 		if err != nil {
 			return named("watchman", err)
 		}
-		a.watchman = w
+		a.watchman, wh = w, w
 		a.subs = append(a.subs, subsystem{name: "watchman", run: w.Run, ready: w.Ready, describe: w})
+	}
+	if hw := a.newHealthWriter(sink, sh, rh, wh); hw != nil {
+		a.subs = append(a.subs, subsystem{name: "health", run: hw.run})
 	}
 	return nil
 }

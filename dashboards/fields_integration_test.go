@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"os"
@@ -30,8 +29,8 @@ import (
 // TestIntegrationDashboardFieldsAreWritten runs the real agent binary
 // against a private Docker engine, the shared Consul and Elasticsearch, makes
 // it write every kind of document the dashboards read (container logs with
-// and without levels, watchman decisions, a dead letter, a gap event and
-// utilization samples), collects the field names of the documents that
+// and without levels, watchman decisions, a dead letter, a gap event,
+// utilization samples and health documents), collects the field names of the documents that
 // reached Elasticsearch, and fails for every field a saved search, Lens
 // visualization or dashboard control uses that no written document has.
 func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
@@ -46,8 +45,8 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 
 	// A stricter template for one dataset makes Elasticsearch reject a line,
 	// which the agent then writes as a dead letter.
-	esDo(t, esURL, "PUT", "/_index_template/hwtest-dash-dlq-"+run, fmt.Sprintf(`{"index_patterns":["logs-dashdlq-%s"],"priority":%s3,"data_stream":{},
-		"template":{"settings":{"index":{"auto_expand_replicas":"0-1"}},"mappings":{"dynamic":false,"properties":{"@timestamp":{"type":"date_nanos"},"message":{"type":"long"}}}}}`, ns, testPriority(run)))
+	testenv.ESDo(t, esURL, "PUT", "/_index_template/hwtest-dash-dlq-"+run, fmt.Sprintf(`{"index_patterns":["logs-dashdlq-%s"],"priority":%s3,"data_stream":{},
+		"template":{"settings":{"index":{"auto_expand_replicas":"0-1"}},"mappings":{"dynamic":false,"properties":{"@timestamp":{"type":"date_nanos"},"message":{"type":"long"}}}}}`, ns, strconv.Itoa(testenv.TemplatePriority(run))))
 	// This Elasticsearch build cannot delete data streams, so a test's
 	// streams and the templates they use stay; their names are unique.
 
@@ -64,8 +63,9 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		"--shipper.output.dead-letter.namespace", ns,
 		"--shipper.batch-bytes", "4KiB", "--shipper.max-inflight-bytes", "16KiB", "--shipper.max-deleted-files", "0",
 		"--shipper.template.name", "hwtest-dash-" + run, "--shipper.template.patterns", "logs-*-" + ns,
-		"--shipper.template.namespace", ns, "--shipper.template.priority", testPriority(run),
+		"--shipper.template.namespace", ns, "--shipper.template.priority", strconv.Itoa(testenv.TemplatePriority(run)),
 		"--watchman.enabled", "--watchman.interval", "500ms", "--watchman.es-interval", "1s", "--watchman.kv-prefix", "heartwood-test/" + run + "/",
+		"--health-interval", "1s",
 	}
 	startBinary(t, bin, args)
 
@@ -146,7 +146,7 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	for view := range used {
-		if view != "heartwood-logs" && view != "heartwood-metrics" {
+		if view != "heartwood-logs" && view != "heartwood-metrics" && view != "heartwood-agent" {
 			t.Errorf("objects use data view %s, which this test does not cover", view)
 		}
 	}
@@ -158,6 +158,13 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		return n >= 1, fmt.Sprintf("samples=%d", n)
 	})
 	checkWritten(t, "heartwood-metrics", used["heartwood-metrics"], writtenFields(t, esURL, metricsIdx))
+
+	agentIdx := "metrics-heartwood.agent-" + ns
+	poll.Until(t, time.Minute, "health documents in Elasticsearch", func() (bool, string) {
+		n := esCount(esURL, agentIdx, "heartwood.agent.registrar.desired:* AND heartwood.agent.shipper.lag_seconds:*")
+		return n >= 1, fmt.Sprintf("health documents=%d", n)
+	})
+	checkWritten(t, "heartwood-agent", used["heartwood-agent"], writtenFields(t, esURL, agentIdx))
 
 	// Every field of every shipped document is mapped as the templates
 	// say: the real mapping holds the template's fields with its types,
@@ -171,13 +178,14 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 		"logs-heartwood.watchman-" + ns:     esschema.Decisions,
 		"logs-heartwood.deadletter-" + ns:   esschema.DeadLetters,
 		"metrics-heartwood.container-" + ns: esschema.Metrics,
+		"metrics-heartwood.agent-" + ns:     esschema.Agent,
 	} {
-		real := realMapping(t, esURL, index)
-		want := jsonRoundTrip(t, esschema.Mappings(kind, f))
+		real := testenv.ESMapping(t, esURL, index)
+		want := testenv.JSON(t, esschema.Mappings(kind, f))
 		for _, d := range esschema.DiffMappings(want, real) {
 			t.Errorf("%s: %s", index, d)
 		}
-		docs := sources(t, esURL, index)
+		docs := testenv.ESSources(t, esURL, index)
 		if len(docs) == 0 {
 			t.Errorf("%s: no documents", index)
 		}
@@ -187,60 +195,6 @@ func TestIntegrationDashboardFieldsAreWritten(t *testing.T) {
 			}
 		}
 	}
-}
-
-// realMapping returns the properties of a data stream's write index.
-func realMapping(t *testing.T, esURL, index string) map[string]any {
-	t.Helper()
-	body := esDo(t, esURL, "GET", "/"+index+"/_mapping", "")
-	var m map[string]struct {
-		Mappings struct {
-			Properties map[string]any `json:"properties"`
-		} `json:"mappings"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	var latest string
-	for name := range m {
-		if name > latest {
-			latest = name
-		}
-	}
-	return m[latest].Mappings.Properties
-}
-
-func jsonRoundTrip(t *testing.T, v any) map[string]any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// sources returns the _source of an index's documents.
-func sources(t *testing.T, esURL, index string) []map[string]any {
-	t.Helper()
-	body := esDo(t, esURL, "POST", "/"+index+"/_search", `{"size":10000,"query":{"match_all":{}}}`)
-	var res struct {
-		Hits struct {
-			Hits []struct {
-				Source map[string]any `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := json.Unmarshal(body, &res); err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]any
-	for _, h := range res.Hits.Hits {
-		out = append(out, h.Source)
-	}
-	return out
 }
 
 // checkExported fails for each metric the alert rules or the Grafana
@@ -305,15 +259,6 @@ func checkWritten(t *testing.T, view string, used []string, have map[string]bool
 	if bad {
 		t.Logf("fields written (%s): %s", view, strings.Join(sortedKeys(have), " "))
 	}
-}
-
-// testPriority is a template priority of this run's own (even, so that its
-// own streams' templates at +1 cannot tie either): other tests share the
-// cluster, and overlapping templates must not share a priority.
-func testPriority(run string) string {
-	h := fnv.New32a()
-	h.Write([]byte(run))
-	return strconv.Itoa(1000 + int(h.Sum32()%20000)*2)
 }
 
 // buildAgent builds the heartwood binary.
@@ -414,25 +359,6 @@ func execInContainer(t *testing.T, cli *client.Client, id, script string) {
 	})
 }
 
-func esDo(t *testing.T, esURL, method, path, body string) []byte {
-	t.Helper()
-	req, err := http.NewRequest(method, esURL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 && !(method == "DELETE" && resp.StatusCode == 404) {
-		t.Fatalf("%s %s: %s: %s", method, path, resp.Status, out)
-	}
-	return out
-}
-
 // esCount counts the documents of index matching a query-string query.
 func esCount(esURL, index, q string) int {
 	req, _ := http.NewRequest("POST", esURL+"/"+index+"/_count?ignore_unavailable=true",
@@ -456,23 +382,13 @@ func esCount(esURL, index, q string) int {
 // the _source of the documents of index.
 func writtenFields(t *testing.T, esURL, index string) map[string]bool {
 	t.Helper()
-	esDo(t, esURL, "POST", "/"+index+"/_refresh", "")
-	body := esDo(t, esURL, "POST", "/"+index+"/_search", `{"size":10000,"query":{"match_all":{}}}`)
-	var res struct {
-		Hits struct {
-			Hits []struct {
-				Source map[string]any `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := json.Unmarshal(body, &res); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ESDo(t, esURL, "POST", "/"+index+"/_refresh", "")
+	docs := testenv.ESSources(t, esURL, index)
 	set := map[string]bool{}
-	for _, h := range res.Hits.Hits {
-		flatten("", h.Source, set)
+	for _, d := range docs {
+		flatten("", d, set)
 	}
-	if len(res.Hits.Hits) == 0 {
+	if len(docs) == 0 {
 		t.Errorf("no documents in %s", index)
 	}
 	return set

@@ -34,6 +34,7 @@ const (
 const (
 	logsView    = "heartwood-logs"
 	metricsView = "heartwood-metrics"
+	agentView   = "heartwood-agent"
 )
 
 // Queries shared by several objects.
@@ -50,7 +51,7 @@ const (
 // column is one Lens column.
 type column struct {
 	id     string
-	op     string // date_histogram, terms, count, sum, average, max, unique_count, last_value
+	op     string // date_histogram, terms, count, sum, average, max, unique_count, last_value, counter_rate
 	field  string
 	label  string
 	filter string // KQL applied to this metric only
@@ -100,6 +101,7 @@ type dashboard struct {
 var dataViews = []struct{ id, title, name string }{
 	{logsView, "logs-*", "Container logs and Heartwood events"},
 	{metricsView, "metrics-heartwood.container-*", "Container utilization (Heartwood)"},
+	{agentView, "metrics-heartwood.agent-*", "Heartwood agents' health"},
 }
 
 var searches = []search{
@@ -197,7 +199,49 @@ var visualizations = []lens{
 			{id: "host", op: "last_value", field: "host.name", label: "Node"},
 			{id: "svc", op: "last_value", field: "service.name", label: "Service"}}},
 
-	// Heartwood health.
+	// Heartwood health: the agents' own documents, and the log streams'
+	// dead letters and gaps.
+	{id: "heartwood-shipping-lag", title: "Shipping lag by node", view: agentView, vis: "line",
+		desc: "Seconds between the newest line Elasticsearch acknowledged and now, for the node's most delayed container.",
+		cols: []column{timeCol(), {id: "node", op: "terms", field: "host.name", label: "Node", size: 10, order: "lag"},
+			{id: "lag", op: "max", field: "heartwood.agent.shipper.lag_seconds", label: "Lag (s)", format: "number"}},
+		x: "time", split: "node", metrics: []string{"lag"}},
+	{id: "heartwood-shipping-behind", title: "Log data not yet shipped by node", view: agentView, vis: "line",
+		desc: "Bytes read and in flight, or still unread in the containers' log files.",
+		cols: []column{timeCol(), {id: "node", op: "terms", field: "host.name", label: "Node", size: 10, order: "b"},
+			{id: "b", op: "max", field: "heartwood.agent.shipper.behind_bytes", label: "Behind", format: "bytes"}},
+		x: "time", split: "node", metrics: []string{"b"}},
+	{id: "heartwood-bulk-retries", title: "Bulk retries by node", view: agentView, vis: "bar_stacked",
+		desc: "Document sends to Elasticsearch that failed retryably (429, 5xx, connection) and were retried, per second.",
+		cols: []column{timeCol(), {id: "node", op: "terms", field: "host.name", label: "Node", size: 10, order: "r"},
+			{id: "r", op: "counter_rate", field: "heartwood.agent.shipper.retries", label: "Retries per second"}},
+		x: "time", split: "node", metrics: []string{"r"}},
+	{id: "heartwood-consul-errors", title: "Consul errors by node", view: agentView, vis: "bar_stacked",
+		desc: "Failed reads and writes of the local Consul agent by the registrar, per second.",
+		cols: []column{timeCol(), {id: "node", op: "terms", field: "host.name", label: "Node", size: 10, order: "e"},
+			{id: "e", op: "counter_rate", field: "heartwood.agent.registrar.consul_errors", label: "Consul errors per second"}},
+		x: "time", split: "node", metrics: []string{"e"}},
+	{id: "heartwood-registration-drift", title: "Registrations by node", view: agentView, vis: "table",
+		desc: "Services the node's containers should have in Consul, those the local Consul agent has and has as desired, and the differences the last full reconcile found.",
+		cols: []column{{id: "node", op: "terms", field: "host.name", label: "Node", size: 100, order: "drift"},
+			{id: "drift", op: "max", field: "heartwood.agent.registrar.drift", label: "Most drift", format: "number"},
+			{id: "want", op: "last_value", field: "heartwood.agent.registrar.desired", label: "Desired", format: "number"},
+			{id: "have", op: "last_value", field: "heartwood.agent.registrar.registered", label: "In Consul", format: "number"},
+			{id: "sync", op: "last_value", field: "heartwood.agent.registrar.in_sync", label: "In sync", format: "number"}}},
+	{id: "heartwood-agents", title: "Agents", view: agentView, vis: "table",
+		desc: "Per node: uptime, restarts of the agent's parts, and running totals since the agent started.",
+		cols: []column{{id: "node", op: "terms", field: "host.name", label: "Node", size: 100, order: "restarts"},
+			{id: "restarts", op: "max", field: "heartwood.agent.restarts.total", label: "Restarts", format: "number"},
+			{id: "up", op: "last_value", field: "heartwood.agent.uptime_seconds", label: "Uptime (s)", format: "number"},
+			{id: "docker", op: "last_value", field: "heartwood.agent.docker.connected", label: "Docker connected"},
+			{id: "dl", op: "max", field: "heartwood.agent.shipper.dead_letters", label: "Dead letters", format: "number"},
+			{id: "lost", op: "max", field: "heartwood.agent.shipper.lost_bytes", label: "Log bytes lost", format: "bytes"},
+			{id: "kv", op: "max", field: "heartwood.agent.watchman.kv_errors", label: "Watchman KV errors", format: "number"}}},
+	{id: "heartwood-restarts", title: "Agent restarts", view: agentView, vis: "bar_stacked",
+		desc: "Restarts of the agent's parts after a failure (inventory, registrar, shipper, watchman, health), per second, by node.",
+		cols: []column{timeCol(), {id: "node", op: "terms", field: "host.name", label: "Node", size: 10, order: "r"},
+			{id: "r", op: "counter_rate", field: "heartwood.agent.restarts.total", label: "Restarts per second"}},
+		x: "time", split: "node", metrics: []string{"r"}},
 	{id: "heartwood-dead-letters-over-time", title: "Dead letters", view: logsView, vis: "bar_stacked",
 		desc: "Lines Elasticsearch rejected, by rejection type.", query: qDeadLetters,
 		cols: []column{timeCol(), {id: "t", op: "terms", field: "error.type", label: "Rejection", size: 8, order: "n"},
@@ -245,15 +289,22 @@ var dashboardsList = []dashboard{
 			{"heartwood-watchman-decisions", "search", 0, 36, 48, 14},
 		}},
 	{id: "heartwood-health-dashboard", title: "Heartwood: Health",
-		desc:     "Dead letters, lost log data and gaps, watchman failures. Shipping lag, retries, registration drift, Consul errors and restarts are Prometheus metrics: see the Grafana dashboard.",
-		controls: []control{{"host.name", "Node", logsView}},
+		desc:     "Shipping lag and retries, registration drift, Consul errors and restarts per node (the agents' health documents), dead letters, lost log data and gaps, watchman failures.",
+		controls: []control{{"host.name", "Node", agentView}},
 		panels: []panel{
-			{"heartwood-dead-letters-over-time", "lens", 0, 0, 24, 12},
-			{"heartwood-lost-bytes", "lens", 24, 0, 8, 12},
-			{"heartwood-gaps-by-node", "lens", 32, 0, 16, 12},
-			{"heartwood-decision-failures", "lens", 0, 12, 24, 12},
-			{"heartwood-gaps", "search", 24, 12, 24, 12},
-			{"heartwood-dead-letters", "search", 0, 24, 48, 14},
+			{"heartwood-shipping-lag", "lens", 0, 0, 24, 12},
+			{"heartwood-shipping-behind", "lens", 24, 0, 24, 12},
+			{"heartwood-bulk-retries", "lens", 0, 12, 24, 12},
+			{"heartwood-consul-errors", "lens", 24, 12, 24, 12},
+			{"heartwood-registration-drift", "lens", 0, 24, 24, 12},
+			{"heartwood-restarts", "lens", 24, 24, 24, 12},
+			{"heartwood-agents", "lens", 0, 36, 48, 12},
+			{"heartwood-dead-letters-over-time", "lens", 0, 48, 24, 12},
+			{"heartwood-lost-bytes", "lens", 24, 48, 8, 12},
+			{"heartwood-gaps-by-node", "lens", 32, 48, 16, 12},
+			{"heartwood-decision-failures", "lens", 0, 60, 24, 12},
+			{"heartwood-gaps", "search", 24, 60, 24, 12},
+			{"heartwood-dead-letters", "search", 0, 72, 48, 14},
 		}},
 }
 
@@ -290,8 +341,17 @@ func (c column) state(cols map[string]column) map[string]any {
 		}
 	case "last_value":
 		s["sourceField"], s["scale"], s["dataType"] = c.field, "ordinal", "string"
+		if c.format != "" { // a figure, not a name
+			s["scale"], s["dataType"] = "ratio", "number"
+		}
 		s["params"] = map[string]any{"sortField": "@timestamp", "showArrayValues": true}
 		s["filter"] = kql(c.field + " : *")
+	case "counter_rate":
+		// The per-second rate of a running total (resets, such as an
+		// agent restart, are not counted as negative): Lens computes it
+		// from the maximum per interval, a hidden column of its own.
+		s["references"] = []string{c.id + "X0"}
+		s["timeScale"] = "s"
 	default:
 		panic("unknown Lens operation " + c.op)
 	}
@@ -316,6 +376,11 @@ func (l lens) object() map[string]any {
 	}
 	for _, c := range l.cols {
 		cols[c.id] = c.state(byID)
+		if c.op == "counter_rate" {
+			part := column{id: c.id + "X0", op: "max", field: c.field, label: "Part of " + c.label}
+			cols[part.id] = part.state(byID)
+			order = append(order, part.id)
+		}
 		order = append(order, c.id)
 	}
 	var visType string

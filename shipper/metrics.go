@@ -2,6 +2,9 @@ package shipper
 
 import (
 	"fmt"
+	"sync/atomic"
+
+	"github.com/heartwood-ops/heartwood/internal/promvalue"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,6 +27,9 @@ type metrics struct {
 	panics          *prometheus.CounterVec
 	// checkpointsQuarantined counts unreadable checkpoint files moved aside.
 	checkpointsQuarantined prometheus.Counter
+	// retiredGaps and retiredLostBytes keep the totals of forgotten
+	// containers' series, for the health documents' running totals.
+	retiredGaps, retiredLostBytes atomic.Uint64
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -76,6 +82,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // forget deletes a removed container's series.
 func (m *metrics) forget(container string) {
+	if c, err := m.gaps.GetMetricWithLabelValues(container); err == nil {
+		m.retiredGaps.Add(uint64(promvalue.Sum(c)))
+	}
+	if c, err := m.lostBytes.GetMetricWithLabelValues(container); err == nil {
+		m.retiredLostBytes.Add(uint64(promvalue.Sum(c)))
+	}
 	m.lag.DeleteLabelValues(container)
 	m.gaps.DeleteLabelValues(container)
 	m.lostBytes.DeleteLabelValues(container)

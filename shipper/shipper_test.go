@@ -137,7 +137,7 @@ func (e *env) addContainer(id string, labels map[string]string) string {
 	return filepath.Join(e.root, id, id+"-json.log")
 }
 
-func appendLines(t *testing.T, path string, lines ...string) {
+func appendLines(t testing.TB, path string, lines ...string) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -398,20 +398,28 @@ func TestCorruptCheckpointQuarantined(t *testing.T) {
 // TestRemovedContainerSeriesDeleted: once a removed container is drained,
 // its per-container series (gaps, lost bytes, headroom warnings, lag) are
 // deleted, so that churn does not grow /metrics without bound.
-func TestRemovedContainerSeriesDeleted(t *testing.T) {
-	e := newEnv(t)
-	id := "8888888888880000000000000000000000000000000000000000000000000008"
+// containerWithGap adds a container with lines in its log and a
+// checkpoint in a file that no longer exists, so that its reader reports a
+// gap; it returns the log's path.
+func (e *env) containerWithGap(id string, lines ...string) string {
+	e.t.Helper()
 	p := e.addContainer(id, nil)
-	appendLines(t, p, "one\n", "two\n")
-	// A checkpoint in a file that no longer exists: the reader reports a gap.
+	appendLines(e.t, p, lines...)
 	st, err := checkpoint.Open(e.data)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	st.Set(id, checkpoint.Entry{File: checkpoint.FileID{Dev: 1, Ino: 1, FP: 1}, Offset: 10})
 	if err := st.Flush(); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
+	return p
+}
+
+func TestRemovedContainerSeriesDeleted(t *testing.T) {
+	e := newEnv(t)
+	id := "8888888888880000000000000000000000000000000000000000000000000008"
+	p := e.containerWithGap(id, "one\n", "two\n")
 	out := newFakeOutput()
 	s, stop := e.start(out)
 	defer stop()

@@ -224,6 +224,10 @@ func TestHeartwoodService(t *testing.T) {
 	}
 	if hc := s.Healthcheck; hc == nil || len(hc.Test) < 3 || !slices.Equal(hc.Test[:3], []string{"CMD", "/heartwood", "healthcheck"}) {
 		t.Errorf("health check = %+v, want the heartwood healthcheck subcommand", hc)
+	} else if !slices.Contains(hc.Test, "--live") {
+		// Swarm kills unhealthy tasks: a readiness check would restart every
+		// agent of the cluster during an Elasticsearch or Consul outage.
+		t.Errorf("health check = %v, want liveness (--live)", hc.Test)
 	}
 	if s.Deploy.UpdateConfig["failure_action"] != "rollback" {
 		t.Errorf("update_config.failure_action = %v, want rollback", s.Deploy.UpdateConfig["failure_action"])

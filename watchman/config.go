@@ -26,7 +26,7 @@ type Config struct {
 	Net      float64       `yaml:"net" help:"default network threshold in bytes/s, receive+transmit (label heartwood.watchman.net)"`
 	Disk     float64       `yaml:"disk" help:"default block I/O threshold in bytes/s, read+write (label heartwood.watchman.disk)"`
 	GPU      float64       `yaml:"gpu" help:"default GPU utilization threshold in percent (label heartwood.watchman.gpu)"`
-	Pressure float64       `yaml:"pressure" help:"PSI stall ratio (0-1) of cpu, memory or io above which a container is never idle"`
+	Pressure float64       `yaml:"pressure" help:"PSI stall ratio (0-1) of memory or io above which a container is never idle (cpu pressure is not used: it measures contention from other cgroups)"`
 	Action   string        `yaml:"action" help:"default action for idle containers: pause, stop or notify (label heartwood.watchman.action)"`
 	DryRun   bool          `yaml:"dry-run" help:"node-wide dry run: record what would be done, do nothing"`
 

@@ -14,6 +14,7 @@ import (
 	"github.com/heartwood-ops/heartwood/agent"
 	"github.com/heartwood-ops/heartwood/agent/doctor"
 	"github.com/heartwood-ops/heartwood/dashboards"
+	"github.com/heartwood-ops/heartwood/internal/esschema"
 	"github.com/heartwood-ops/heartwood/watchman"
 )
 
@@ -91,6 +92,9 @@ func doctorChecks(cfg agent.Config, kb kibanaFlags, timeout time.Duration) ([]do
 		"logs-" + sh.Output.DeadLetter.Dataset + "-" + sh.Output.DeadLetter.Namespace,
 		"logs-" + watchman.EventDataset + "-" + sh.Namespace,
 		"metrics-heartwood.container-" + sh.Namespace,
+	}
+	if cfg.HealthInterval > 0 {
+		streams = append(streams, "metrics-"+esschema.AgentDataset+"-"+sh.Namespace)
 	}
 	return []doctor.Check{
 		doctor.Docker(cfg.DockerHost, docker),

@@ -44,6 +44,7 @@ func TestIntegrationTemplates(t *testing.T) {
 		{"logs-docker.container-default", true},
 		{"logs-heartwood.watchman-default", true},
 		{"metrics-heartwood.container-default", true},
+		{"metrics-heartwood.agent-default", true},
 	} {
 		status, body, err := es.Do(ctx, http.MethodPost, "/_index_template/_simulate_index/"+tc.index, nil)
 		if err != nil {

@@ -82,7 +82,10 @@ func TestRetention(t *testing.T) {
 	if s := settingsOf(ilm, Logs); !strings.Contains(s, `"lifecycle":{"name":"heartwood-logs"}`) {
 		t.Errorf("logs settings with ILM: %s", s)
 	}
-	if p := ilm.ILMPolicies(); len(p) != 2 || !strings.Contains(string(p[0].Body), `"min_age":"30d"`) {
+	// The agents' health documents are kept as long as the utilization
+	// samples.
+	if p := ilm.ILMPolicies(); len(p) != 3 || !strings.Contains(string(p[0].Body), `"min_age":"30d"`) ||
+		p[2].Name != "heartwood-agent" || !strings.Contains(string(p[2].Body), `"min_age":"12h"`) {
 		t.Errorf("ILM policies: %v", p)
 	}
 	none := Options{Retention: ret}
@@ -156,15 +159,15 @@ func TestInstallIsIdempotent(t *testing.T) {
 	o := Options{LogPatterns: []string{"logs-docker.container-*"}, Priority: 200,
 		Retention: map[Kind]time.Duration{Logs: 24 * time.Hour}, Features: Features{ILM: true}}
 	ch, err := o.Install(context.Background(), es, true)
-	if err != nil || len(ch) != 1+9+4 || es.puts != 0 {
+	if err != nil || len(ch) != 1+11+5 || es.puts != 0 {
 		t.Fatalf("dry run: %d changes %v, %d puts, %v", len(ch), ch, es.puts, err)
 	}
 	ch, err = o.Install(context.Background(), es, false)
-	if err != nil || len(ch) != 14 || es.puts != 14 {
+	if err != nil || len(ch) != 17 || es.puts != 17 {
 		t.Fatalf("first install: %d changes, %d puts, %v", len(ch), es.puts, err)
 	}
 	ch, err = o.Install(context.Background(), es, false)
-	if err != nil || len(ch) != 0 || es.puts != 14 {
+	if err != nil || len(ch) != 0 || es.puts != 17 {
 		t.Fatalf("second install: changes %v, %d puts, %v", ch, es.puts, err)
 	}
 	// A dead-letter template an earlier version installed is removed.
@@ -177,5 +180,39 @@ func TestInstallIsIdempotent(t *testing.T) {
 	ch, err = o.Install(context.Background(), es, false)
 	if err != nil || len(ch) != 1 || ch[0].String() != "ILM policy heartwood-logs" {
 		t.Fatalf("after a retention change: %v, %v", ch, err)
+	}
+}
+
+func TestAgentStream(t *testing.T) {
+	o := Options{Namespace: "t1"}
+	if got := o.Patterns(Agent); !slices.Equal(got, []string{"metrics-heartwood.agent-t1"}) {
+		t.Errorf("Patterns(Agent) = %v", got)
+	}
+	for _, tc := range []struct {
+		f        Features
+		wantMode bool
+	}{{Features{}, false}, {Features{TimeSeries: true}, true}} {
+		o := Options{Features: tc.f}
+		var settings string
+		for _, c := range o.ComponentTemplates() {
+			if c.Name == "heartwood-agent@settings" {
+				settings = string(c.Body)
+			}
+		}
+		if got := strings.Contains(settings, `"mode":"time_series"`) && strings.Contains(settings, `"routing_path":["host.name"]`); got != tc.wantMode {
+			t.Errorf("time series %v: settings %s", tc.f.TimeSeries, settings)
+		}
+		p := props(Agent, tc.f)
+		host := p["host"].(map[string]any)["properties"].(map[string]any)["name"].(map[string]any)
+		if (host["time_series_dimension"] == true) != tc.wantMode {
+			t.Errorf("time series %v: host.name %v", tc.f.TimeSeries, host)
+		}
+		restarts := p["heartwood"].(map[string]any)["properties"].(map[string]any)["agent"].(map[string]any)["properties"].(map[string]any)["restarts"].(map[string]any)["properties"].(map[string]any)
+		for _, u := range append([]string{"total"}, AgentUnits...) {
+			r, _ := restarts[u].(map[string]any)
+			if r["type"] != "long" || tc.wantMode && r["time_series_metric"] != "counter" {
+				t.Errorf("time series %v: restarts.%s = %v", tc.f.TimeSeries, u, r)
+			}
+		}
 	}
 }

@@ -23,16 +23,20 @@ const (
 	Decisions   Kind = "decisions"
 	DeadLetters Kind = "deadletters"
 	Metrics     Kind = "metrics"
+	// Agent is the agents' own health documents (agent.go in this
+	// package).
+	Agent Kind = "agent"
 )
 
 // Kinds lists every kind, in install order.
-var Kinds = []Kind{Logs, Decisions, DeadLetters, Metrics}
+var Kinds = []Kind{Logs, Decisions, DeadLetters, Metrics, Agent}
 
 // Datasets of Heartwood's own streams.
 const (
 	DecisionsDataset  = "heartwood.watchman"
 	DeadLetterDataset = "heartwood.deadletter"
 	MetricsDataset    = "heartwood.container"
+	AgentDataset      = "heartwood.agent"
 )
 
 // Features are what the cluster supports; Detect fills them.
@@ -243,6 +247,11 @@ func Mappings(k Kind, f Features) m {
 		if f.TimeSeries {
 			merge(props, timeSeriesFields())
 		}
+	case Agent:
+		merge(props, agentFields(f))
+		if f.TimeSeries {
+			merge(props, agentTimeSeriesFields())
+		}
 	}
 	return props
 }
@@ -299,6 +308,8 @@ func (o Options) Patterns(k Kind) []string {
 			ds = DeadLetterDataset
 		}
 		return []string{"logs-" + ds + "-" + ns}
+	case Agent:
+		return []string{"metrics-" + AgentDataset + "-" + ns}
 	default:
 		return []string{"metrics-" + MetricsDataset + "-" + ns}
 	}
@@ -329,6 +340,8 @@ func (o Options) ComponentTemplates() []Template {
 			own = deadLetterFields()
 		case Metrics:
 			own = metricFields(f)
+		case Agent:
+			own = agentFields(f)
 		}
 		out = append(out, Template{o.component(k), mustJSON(m{"_meta": meta, "template": m{"mappings": m{"properties": own}}})})
 		out = append(out, Template{o.settings(k), mustJSON(m{"_meta": meta, "template": o.settingsFor(k)})})
@@ -342,7 +355,7 @@ func (o Options) settingsFor(k Kind) m {
 		idx["refresh_interval"] = "1s"
 	}
 	tpl := m{"settings": m{"index": idx}}
-	ret := o.Retention[k]
+	ret := o.retention(k)
 	switch {
 	case ret > 0 && o.Features.Lifecycle:
 		tpl["lifecycle"] = m{"data_retention": durationString(ret)}
@@ -355,7 +368,21 @@ func (o Options) settingsFor(k Kind) m {
 		// The dimensions are in the base component; mark them here.
 		tpl["mappings"] = m{"properties": timeSeriesFields()}
 	}
+	if k == Agent && o.Features.TimeSeries {
+		idx["mode"] = "time_series"
+		idx["routing_path"] = []string{"host.name"}
+		tpl["mappings"] = m{"properties": agentTimeSeriesFields()}
+	}
 	return tpl
+}
+
+// retention is a kind's retention; the agents' health documents are
+// metrics and are kept as long as the utilization samples unless set.
+func (o Options) retention(k Kind) time.Duration {
+	if d, ok := o.Retention[k]; ok || k != Agent {
+		return d
+	}
+	return o.Retention[Metrics]
 }
 
 // durationString writes d in Elasticsearch's units (whole days or hours).
@@ -401,7 +428,7 @@ func (o Options) ILMPolicies() []Template {
 	}
 	var out []Template
 	for _, k := range Kinds {
-		ret := o.Retention[k]
+		ret := o.retention(k)
 		if ret <= 0 {
 			continue
 		}

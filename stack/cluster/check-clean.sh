@@ -10,14 +10,15 @@
 #
 # Other engineers' tests use the host's shared engine meanwhile, so its own
 # churn (container veths, overlay mounts under /var/lib/docker, the DOCKER
-# iptables chains, testenv's private engines under /tmp/hwdockerd-* and
-# their hwd* bridges) is reported but not held against
+# iptables chains, the br-<id> bridges of its user-defined networks,
+# testenv's private engines under /tmp/hwdockerd-* and their hwd* bridges)
+# is reported but not held against
 # the cluster. Everything else must be identical.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=${HWC_STATE:-/var/lib/heartwood-cluster}
-IGNORE=${HWC_CLEAN_IGNORE:-'^link veth|^mount /tmp/hwdockerd-|^link hwd[0-9a-f]+\s|^mount /var/lib/docker/|^mount /run/docker/|^ipt .*(docker0|br-[0-9a-f]+|DOCKER)|^addr hwd[0-9a-f]+ |^ipt nat -A POSTROUTING -s [0-9.]+/32 -d [0-9.]+/32 -p (tcp|udp) -m (tcp|udp) --dport [0-9]+ -j MASQUERADE'}
+IGNORE=${HWC_CLEAN_IGNORE:-'^link veth|^mount /tmp/hwdockerd-|^link hwd[0-9a-f]+\s|^mount /var/lib/docker/|^mount /run/docker/|^ipt .*(docker0|br-[0-9a-f]+|DOCKER)|^addr hwd[0-9a-f]+ |^link br-[0-9a-f]{12}\s|^addr br-[0-9a-f]{12} |^ipt nat -A POSTROUTING -s [0-9.]+/32 -d [0-9.]+/32 -p (tcp|udp) -m (tcp|udp) --dport [0-9]+ -j MASQUERADE'}
 
 snapshot() {
   {

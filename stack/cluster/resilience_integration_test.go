@@ -4,7 +4,9 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -19,15 +21,29 @@ import (
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 )
 
-// agentUp reports whether node's Heartwood agent answers /healthz.
-func agentUp(node string) bool {
+// agentUp reports whether node's Heartwood agent answers /healthz, and why
+// not.
+func agentUp(node string) (bool, string) {
+	up, _, why := probeAgent(node)
+	return up, why
+}
+
+// probeAgent asks node's agent for /healthz: up, or not and whether the
+// probe only timed out (a stalled process on a loaded machine, not yet
+// evidence that no agent runs), with the reason.
+func probeAgent(node string) (up, timedOut bool, why string) {
 	resp, err := httpShort.Get("http://" + env.ip[node] + ":9321/healthz")
 	if err != nil {
-		return false
+		var ne net.Error
+		return false, errors.As(err, &ne) && ne.Timeout(), err.Error()
 	}
 	resp.Body.Close()
-	return resp.StatusCode == 200
+	return resp.StatusCode == 200, false, resp.Status
 }
+
+// hungAfter is how long an agent may leave /healthz unanswered (timeouts,
+// not refusals) before it counts as down from its first missed answer.
+const hungAfter = 3 * time.Second
 
 var httpShort = &http.Client{Timeout: time.Second}
 
@@ -103,16 +119,20 @@ func TestIntegrationClusterRollingUpgrade(t *testing.T) {
 		}(n)
 	}
 	// Watch: every agent's /healthz (one poller per node, down intervals
-	// recorded) and the steady registrations on every node's agent.
+	// recorded) and the steady registrations on every node's agent. An agent
+	// is down while nothing answers on its port (refused, or not 200), or
+	// once it leaves probes unanswered for hungAfter; shorter stalls are
+	// counted and reported apart.
 	type interval struct{ from, to time.Time }
 	downs := map[string][]interval{}
+	stalls := map[string]int{}
 	samples, absent := 0, 0
 	var absentWhat []string
 	for _, n := range env.nodes {
 		wg.Add(1)
 		go func(n string) {
 			defer wg.Done()
-			var downSince time.Time
+			var downSince, slowSince time.Time
 			for {
 				select {
 				case <-stop:
@@ -124,15 +144,32 @@ func TestIntegrationClusterRollingUpgrade(t *testing.T) {
 					return
 				case <-time.After(100 * time.Millisecond):
 				}
-				up := agentUp(n)
+				up, timedOut, why := probeAgent(n)
+				now := time.Now()
 				switch {
-				case !up && downSince.IsZero():
-					downSince = time.Now()
-				case up && !downSince.IsZero():
+				case up:
 					mu.Lock()
-					downs[n] = append(downs[n], interval{downSince, time.Now()})
+					if !downSince.IsZero() {
+						downs[n] = append(downs[n], interval{downSince, now})
+					} else if !slowSince.IsZero() {
+						stalls[n]++
+					}
 					mu.Unlock()
-					downSince = time.Time{}
+					downSince, slowSince = time.Time{}, time.Time{}
+				case timedOut:
+					if slowSince.IsZero() {
+						slowSince = now
+					}
+					if downSince.IsZero() && now.Sub(slowSince) >= hungAfter {
+						downSince = slowSince
+						t.Logf("%s agent hung since %s: %s", n, downSince.Format("15:04:05.000"), why)
+					}
+				case downSince.IsZero():
+					downSince = now
+					if !slowSince.IsZero() {
+						downSince = slowSince
+					}
+					t.Logf("%s agent down at %s: %s", n, downSince.Format("15:04:05.000"), why)
 				}
 			}
 		}(n)
@@ -185,6 +222,12 @@ func TestIntegrationClusterRollingUpgrade(t *testing.T) {
 		t.Fatalf("rolling update did not finish: %v", err)
 	}
 	upgradeTook := time.Since(start)
+	if all, err := manager(t).TaskList(context.Background(), swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", hwService))}); err == nil {
+		ids := idToNode(t)
+		for _, tk := range all {
+			t.Logf("task %s on %s image %s desired %s state %s at %s err %q exit %d", tk.ID[:8], ids[tk.NodeID], tk.Spec.ContainerSpec.Image, tk.DesiredState, tk.Status.State, tk.Status.Timestamp.Format("15:04:05.000"), tk.Status.Err, tk.Status.ContainerStatus.ExitCode)
+		}
+	}
 	if state != "completed" {
 		t.Errorf("rolling update ended %q, want completed", state)
 	}
@@ -240,8 +283,8 @@ func TestIntegrationClusterRollingUpgrade(t *testing.T) {
 	if absent > 0 {
 		t.Errorf("steady registrations absent in %d of %d samples: %v", absent, samples, absentWhat[:min(3, len(absentWhat))])
 	}
-	t.Logf("FIGURE rolling upgrade over %d nodes took %s; agent down intervals: %v, at most %d down at once; steady registrations absent in %d of %d samples; %d churn containers; lines expected %d, shipped %d, lost %d, duplicated %d",
-		len(env.nodes), upgradeTook.Round(time.Second), downSeen, maxDown, absent, samples, churned, c.Expected, c.Shipped, c.Lost, c.Duplicated)
+	t.Logf("FIGURE rolling upgrade over %d nodes took %s; agent down intervals: %v, at most %d down at once; stalls under %s without a refusal: %v; steady registrations absent in %d of %d samples; %d churn containers; lines expected %d, shipped %d, lost %d, duplicated %d",
+		len(env.nodes), upgradeTook.Round(time.Second), downSeen, maxDown, hungAfter, stalls, absent, samples, churned, c.Expected, c.Shipped, c.Lost, c.Duplicated)
 }
 
 // catalogOf returns, for Consul service name, the instances in the catalog
@@ -372,8 +415,8 @@ func TestIntegrationClusterNodeLoss(t *testing.T) {
 		if len(swarmPlacement(t, hwService)[victim]) != 1 {
 			return fmt.Errorf("no Heartwood task running on %s yet", victim)
 		}
-		if !agentUp(victim) {
-			return fmt.Errorf("%s's agent not answering", victim)
+		if up, why := agentUp(victim); !up {
+			return fmt.Errorf("%s's agent not answering: %s", victim, why)
 		}
 		if err := catalogRight(false); err != nil {
 			return err
