@@ -13,7 +13,7 @@
 // connection does not arrive the instant a container is paused), connects
 // from the host and times connect → first byte of the reply. It prints
 // p50/p99/max, the engine's own unpause time for comparison (docker
-// pause/unpause of the same container, n times, without the agent), the
+// pause/unpause of a second httpd, n times, without the agent), the
 // mechanism the agent reported (heartwood_watchman_connection_watch), and
 // the agent process's CPU over -idle with nothing paused and again while the
 // container sits paused with nothing connecting (the difference is the
@@ -91,42 +91,32 @@ func run(n int, mechs []string, idle, gap time.Duration, bin string) error {
 	if _, err := cli.NetworkCreate(ctx, runID, network.CreateOptions{Labels: labels}); err != nil {
 		return fmt.Errorf("create network: %w", err)
 	}
-	ctrLabels := map[string]string{"heartwood.test": runID, "heartwood.watchman.enable": "true"}
-	resp, err := cli.ContainerCreate(ctx, &container.Config{Image: image, Labels: ctrLabels,
-		Cmd: []string{"sh", "-c", "mkdir -p /www && echo hello-wake > /www/index.html && exec httpd -f -p 8080 -h /www"}},
-		&container.HostConfig{NetworkMode: container.NetworkMode(runID)}, nil, nil, runID+"-httpd")
+	// The engine's own pause/unpause, on a container of its own (Docker
+	// 20.10 can keep reporting a container paused after a quick pause and
+	// unpause), for comparison: the floor of any connect → reply through
+	// Docker.
+	engineID, _, err := httpd(ctx, cli, runID, "engine", false)
 	if err != nil {
 		return err
 	}
-	id := resp.ID
-	if err := cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return err
-	}
-	in, err := cli.ContainerInspect(ctx, id)
+	id, addr, err := httpd(ctx, cli, runID, "httpd", true)
 	if err != nil {
 		return err
 	}
-	addr := net.JoinHostPort(in.NetworkSettings.Networks[runID].IPAddress, "8080")
-	if err := until(10*time.Second, func() bool { _, err := get(addr); return err == nil }); err != nil {
-		return fmt.Errorf("httpd never answered: %w", err)
-	}
-
-	// The engine's own pause/unpause, for comparison: the floor of any
-	// connect → reply through Docker.
 	var unpause []time.Duration
 	for range n {
 		// Docker 20.10 can report a container as paused for a moment
 		// after an unpause that followed a pause closely: retry.
-		if err := until(5*time.Second, func() bool { return cli.ContainerPause(ctx, id) == nil }); err != nil {
+		if err := until(5*time.Second, func() bool { return cli.ContainerPause(ctx, engineID) == nil }); err != nil {
 			return fmt.Errorf("pause: %w", err)
 		}
 		time.Sleep(gap)
 		t0 := time.Now()
-		if err := cli.ContainerUnpause(ctx, id); err != nil {
+		if err := cli.ContainerUnpause(ctx, engineID); err != nil {
 			return err
 		}
 		unpause = append(unpause, time.Since(t0))
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(gap)
 	}
 	fmt.Printf("container %.12s on bridge network %s, %d connections per mechanism, %s between pause and connect\n", id, runID, n, gap)
 	fmt.Printf("%-22s %s\n", "engine unpause alone", summary(unpause))
@@ -138,6 +128,33 @@ func run(n int, mechs []string, idle, gap time.Duration, bin string) error {
 	}
 	fmt.Printf("load average: %s\n", loadavg())
 	return nil
+}
+
+// httpd starts a busybox httpd on the bench's network, opted in to the
+// watchman if optIn, and returns its ID and address once it answers.
+func httpd(ctx context.Context, cli *client.Client, runID, name string, optIn bool) (id, addr string, err error) {
+	labels := map[string]string{"heartwood.test": runID}
+	if optIn {
+		labels["heartwood.watchman.enable"] = "true"
+	}
+	resp, err := cli.ContainerCreate(ctx, &container.Config{Image: image, Labels: labels,
+		Cmd: []string{"sh", "-c", "mkdir -p /www && echo hello-wake > /www/index.html && exec httpd -f -p 8080 -h /www"}},
+		&container.HostConfig{NetworkMode: container.NetworkMode(runID)}, nil, nil, runID+"-"+name)
+	if err != nil {
+		return "", "", err
+	}
+	if err := cli.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		return "", "", err
+	}
+	in, err := cli.ContainerInspect(ctx, resp.ID)
+	if err != nil {
+		return "", "", err
+	}
+	addr = net.JoinHostPort(in.NetworkSettings.Networks[runID].IPAddress, "8080")
+	if err := until(10*time.Second, func() bool { _, err := get(addr); return err == nil }); err != nil {
+		return "", "", fmt.Errorf("httpd never answered: %w", err)
+	}
+	return resp.ID, addr, nil
 }
 
 // measure runs the agent with wake-mechanism mech and makes n connections.
