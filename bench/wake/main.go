@@ -121,8 +121,12 @@ func run(n int, mechs []string, idle, gap time.Duration, bin string) error {
 	fmt.Printf("container %.12s on bridge network %s, %d connections per mechanism, %s between pause and connect\n", id, runID, n, gap)
 	fmt.Printf("%-22s %s\n", "engine unpause alone", summary(unpause))
 
-	for i, mech := range mechs {
-		if err := measure(ctx, cli, bin, tmp, id, addr, mech, 19400+i, n, idle, gap); err != nil {
+	for _, mech := range mechs {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		if err := measure(ctx, cli, bin, tmp, id, addr, mech, port, n, idle, gap); err != nil {
 			return fmt.Errorf("mechanism %s: %w", mech, err)
 		}
 	}
@@ -254,6 +258,16 @@ func detections(logs []byte) []time.Time {
 		}
 	}
 	return out
+}
+
+// freePort returns a loopback TCP port nobody listens on now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func cpuShare(cpu, over time.Duration) string {
