@@ -35,7 +35,8 @@ type Config struct {
 	KVPrefix           string   `yaml:"kv-prefix" help:"Consul KV prefix for live cluster-wide defaults (window, cpu, ..., dry-run, nodes/<node>/dry-run); empty disables"`
 
 	WakeOnConnect     bool          `yaml:"wake-on-connect" help:"unpause a paused container when a new TCP connection reaches one of its listening ports"`
-	WakePoll          time.Duration `yaml:"wake-poll" help:"how often a paused container's TCP table is checked for new connections"`
+	WakeMechanism     string        `yaml:"wake-mechanism" help:"how connections to a paused container are found: auto (socket events where the agent can hold the container's sockets, polling elsewhere) or poll"`
+	WakePoll          time.Duration `yaml:"wake-poll" help:"how often a paused container's socket tables are checked for new connections when polling"`
 	HealthCheckPeers  []string      `yaml:"health-check-peers" help:"IPs or CIDRs whose connections never wake a container (e.g. the Consul agent)"`
 	WakeHealthTimeout time.Duration `yaml:"wake-health-timeout" help:"how long a wake waits for the Docker health check to pass before ending maintenance anyway"`
 }
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 		MaxPausesPerMinute: 10,
 		KVPrefix:           "heartwood/watchman/",
 		WakeOnConnect:      true,
+		WakeMechanism:      MechanismAuto,
 		WakePoll:           50 * time.Millisecond,
 		WakeHealthTimeout:  2 * time.Minute,
 	}
@@ -111,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.KVPrefix != "" && strings.HasPrefix(c.KVPrefix, "/") {
 		p.Add("kv-prefix", "must not start with '/', got %q", c.KVPrefix)
+	}
+	if c.WakeMechanism != MechanismAuto && c.WakeMechanism != MechanismPoll {
+		p.Add("wake-mechanism", "must be %s or %s, got %q", MechanismAuto, MechanismPoll, c.WakeMechanism)
 	}
 	if c.WakePoll < 5*time.Millisecond || c.WakePoll > 10*time.Second {
 		p.Add("wake-poll", "must be between 5ms and 10s, got %s", c.WakePoll)

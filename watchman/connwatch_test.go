@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -41,14 +42,10 @@ func TestConnWatch(t *testing.T) {
 		{"no listener, no wake", "", fromGateway, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			proc := t.TempDir()
-			dir := filepath.Join(proc, "9", "net")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			proc, writeNet := fakeNetProc(t)
 			write := func(v6 string) {
-				os.WriteFile(filepath.Join(dir, "tcp"), []byte(tcpHeader), 0o644)
-				os.WriteFile(filepath.Join(dir, "tcp6"), []byte(tcp6Header+v6), 0o644)
+				writeNet("tcp", tcpHeader)
+				writeNet("tcp6", tcp6Header+v6)
 			}
 			write(tc.baseline)
 			cw, err := newConnWatch(proc, 9, peers)
@@ -68,5 +65,78 @@ func TestConnWatch(t *testing.T) {
 				t.Errorf("remote %s, want %s", s.Remote, tc.remote)
 			}
 		})
+	}
+}
+
+const udpHeader = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+
+// Lines in /proc/net/udp format: a server bound to :9999, the same with a
+// datagram queued, and a connected client socket (a resolver's).
+const (
+	udpServer       = "  123: 00000000:270F 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n"
+	udpServerQueued = "  123: 00000000:270F 00000000:0000 07 00000000:00000340 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n"
+	udpClient       = "  124: 020015AC:A001 0B00007F:0035 01 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 0\n"
+	udpClientQueued = "  124: 020015AC:A001 0B00007F:0035 01 00000000:00000340 00:00000000 00000000     0        0 4243 2 0000000000000000 0\n"
+	dockerDNS       = "  125: 0B00007F:A7E1 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4244 2 0000000000000000 0\n"
+	dockerDNSQueued = "  125: 0B00007F:A7E1 00000000:0000 07 00000000:00000340 00:00000000 00000000     0        0 4244 2 0000000000000000 0\n"
+)
+
+func TestConnWatchUDP(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		baseline, next string
+		hit            bool
+		watched        []uint64
+	}{
+		{"nothing queued", udpServer, udpServer, false, []uint64{4242}},
+		{"datagram to a server socket", udpServer, udpServerQueued, true, []uint64{4242}},
+		{"already queued at pause time", udpServerQueued, udpServerQueued, false, []uint64{4242}},
+		{"connected client socket ignored", udpClient, udpClientQueued, false, nil},
+		{"loopback server (Docker's DNS) ignored", dockerDNS, dockerDNSQueued, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proc, writeNet := fakeNetProc(t)
+			write := func(udp string) {
+				writeNet("tcp", tcpHeader)
+				writeNet("udp", udpHeader+udp)
+			}
+			write(tc.baseline)
+			cw, err := newConnWatch(proc, 9, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cw.close()
+			var watched []uint64
+			for ino := range cw.watch {
+				watched = append(watched, ino)
+			}
+			if !slices.Equal(watched, tc.watched) {
+				t.Errorf("sockets to hold %v, want %v", watched, tc.watched)
+			}
+			write(tc.next)
+			h, hit, err := cw.check()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hit != tc.hit || hit && (!h.udp || h.Local.Port() != 9999) {
+				t.Fatalf("hit = %v (%+v)", hit, h)
+			}
+		})
+	}
+}
+
+// fakeNetProc makes a /proc with /proc/9/net and returns its root and a
+// function that writes one of its files.
+func fakeNetProc(t *testing.T) (root string, write func(name, content string)) {
+	t.Helper()
+	root = t.TempDir()
+	dir := filepath.Join(root, "9", "net")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root, func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

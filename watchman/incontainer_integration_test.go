@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/heartwood-ops/heartwood/internal/testenv"
@@ -58,46 +59,18 @@ func TestIntegrationWatchmanInContainer(t *testing.T) {
 	for _, mode := range []container.CgroupnsMode{"host", "private"} {
 		t.Run("cgroupns="+string(mode), func(t *testing.T) {
 			id := testenv.Run(t, cli, runID, testenv.Spec{Name: "wm-ic-" + string(mode) + "-" + runID,
-				Config: &container.Config{Image: probe, Cmd: []string{target}},
-				HostConfig: &container.HostConfig{
-					NetworkMode:  "host",
-					CgroupnsMode: mode,
-					Binds: []string{
-						"/var/run/docker.sock:/var/run/docker.sock",
-						"/proc:/host/proc:ro",
-						"/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
-					},
-				}})
-			wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-			defer cancel()
-			waitC, errC := cli.ContainerWait(wctx, id, container.WaitConditionNotRunning)
-			var exit int64
-			select {
-			case st := <-waitC:
-				exit = st.StatusCode
-			case err := <-errC:
-				t.Fatalf("wait for the probe: %v", err)
-			}
+				Config:     &container.Config{Image: probe, Cmd: []string{target}},
+				HostConfig: agentLikeHostConfig(func(hc *container.HostConfig) { hc.CgroupnsMode = mode })})
+			exit := waitProbe(t, cli, id)
 			// The host's own readings, right after the probe's.
 			hostCPU := readUint(t, filepath.Join(cgroupRoot, "cpuacct", "docker", target, "cpuacct.usage"))
 			hostMem := readUint(t, filepath.Join(cgroupRoot, "memory", "docker", target, "memory.usage_in_bytes"))
 			hostRx := hostNetRx(t, pid, "eth0")
 
-			logs, err := cli.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer logs.Close()
-			var stdout, stderr bytes.Buffer
-			if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil {
-				t.Fatal(err)
-			}
-			if exit != 0 {
-				t.Fatalf("probe exited %d: %s%s", exit, stderr.String(), stdout.String())
-			}
+			stdout := probeStdout(t, cli, id, exit)
 			var res probeResult
-			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-				t.Fatalf("probe output %q: %v", stdout.String(), err)
+			if err := json.Unmarshal(stdout, &res); err != nil {
+				t.Fatalf("probe output %q: %v", stdout, err)
 			}
 			t.Logf("probe: source %s, id %s, metrics %v", res.Source, res.IDLabel, res.Metrics)
 
@@ -169,4 +142,58 @@ func hostNetRx(t *testing.T, pid int, iface string) uint64 {
 	}
 	t.Fatalf("no %s in the target's net/dev", iface)
 	return 0
+}
+
+// agentLikeHostConfig is a probe container's host configuration as
+// stack/heartwood.yml sets up the agent: the host network, the Docker
+// socket, the host's /proc and cgroup tree under /host, read-only. mod
+// adjusts it.
+func agentLikeHostConfig(mod func(*container.HostConfig)) *container.HostConfig {
+	hc := &container.HostConfig{
+		NetworkMode: "host",
+		Binds: []string{
+			"/var/run/docker.sock:/var/run/docker.sock",
+			"/proc:/host/proc:ro",
+			"/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
+		},
+	}
+	if mod != nil {
+		mod(hc)
+	}
+	return hc
+}
+
+// waitProbe waits (3 minutes at most) for the probe container id to exit
+// and returns its exit code.
+func waitProbe(t *testing.T, cli *client.Client, id string) int64 {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	waitC, errC := cli.ContainerWait(wctx, id, container.WaitConditionNotRunning)
+	select {
+	case st := <-waitC:
+		return st.StatusCode
+	case err := <-errC:
+		t.Fatalf("wait for the probe: %v", err)
+	}
+	return -1
+}
+
+// probeStdout returns what the probe container id printed; it fails the
+// test, with everything the probe printed, if exit is not 0.
+func probeStdout(t *testing.T, cli *client.Client, id string, exit int64) []byte {
+	t.Helper()
+	logs, err := cli.ContainerLogs(context.Background(), id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	var stdout, stderr bytes.Buffer
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil {
+		t.Fatal(err)
+	}
+	if exit != 0 {
+		t.Fatalf("probe exited %d: %s%s", exit, stderr.String(), stdout.String())
+	}
+	return stdout.Bytes()
 }

@@ -21,6 +21,7 @@ type metrics struct {
 	policyErrors, kvErrors, skipped  prometheus.Counter
 	dockerSamples, tickCPU           prometheus.Counter
 	sampleDuration, tickDuration     prometheus.Histogram
+	connWatch                        *prometheus.GaugeVec
 }
 
 func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
@@ -47,6 +48,7 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 		sampleDuration:  set.Histogram("container_sample_duration_seconds", "Time to read one container's cgroup and network files.", prometheus.ExponentialBuckets(5e-6, 2, 14)),
 		tickDuration:    set.Histogram("tick_duration_seconds", "Time to sample every container once and decide.", prometheus.ExponentialBuckets(1e-4, 2, 16)),
 	}
+	m.connWatch = set.GaugeVec("connection_watch", "1 for each paused container watched for connections, by container name and mechanism (pidfd: socket events, poll: polling).", "name", "mechanism")
 	// Known label values start at zero, so that rate() and alerts see the
 	// series before the first error.
 	for _, source := range []string{"cgroup", "docker"} {

@@ -58,8 +58,13 @@ type Watchman struct {
 	// watchKick asks Run to start connection watches for containers the
 	// watchman paused outside Run's goroutine (API pauses, failed wakes).
 	watchKick chan struct{}
-	events    chan map[string]any
-	fbSem     chan struct{}
+	// mechLogged holds the mechanism/reason kinds of connection watches
+	// already logged; watchSeries counts the watches behind each
+	// connection_watch series.
+	mechLogged  map[string]bool
+	watchSeries map[[2]string]int
+	events      chan map[string]any
+	fbSem       chan struct{}
 	// nets shares each network namespace's net/dev among its containers.
 	nets *netnsSet
 }
@@ -91,6 +96,8 @@ func New(cfg Config, deps Deps) (*Watchman, error) {
 		defaults:      cfg.defaults(),
 		limiter:       policy.NewLimiter(cfg.MaxPausesPerMinute),
 		watchKick:     make(chan struct{}, 1),
+		mechLogged:    map[string]bool{},
+		watchSeries:   map[[2]string]int{},
 		events:        make(chan map[string]any, 256),
 		fbSem:         make(chan struct{}, 2),
 		nets:          newNetnsSet(cfg.ProcRoot),

@@ -542,6 +542,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.MaxPausesPerMinute = -1 }, "watchman.max-pauses-per-minute"},
 		{func(c *Config) { c.HealthCheckPeers = []string{"10.0.0.0/8", "nope"} }, "watchman.health-check-peers: \"nope\" is neither"},
 		{func(c *Config) { c.WakePoll = time.Millisecond }, "watchman.wake-poll"},
+		{func(c *Config) { c.WakeMechanism = "ebpf" }, `watchman.wake-mechanism: must be auto or poll, got "ebpf"`},
 		{func(c *Config) { c.ProcRoot = "" }, "watchman.proc-root"},
 		{func(c *Config) { c.Exclude = []string{""} }, "watchman.exclude"},
 		{func(c *Config) { c.KVPrefix = "/x" }, "watchman.kv-prefix"},
