@@ -122,3 +122,62 @@ func TestIntegrationUpgradeFromBroadTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationUpgradeFromLegacyDeadLetterTemplate: the dead-letter
+// template of earlier versions ranks above the new ones and data streams use
+// it, so Elasticsearch refuses to delete it. The install still succeeds: the
+// stream of the configured namespace moves to the new template, another
+// namespace's stream keeps the legacy one, and a second install changes
+// nothing.
+func TestIntegrationUpgradeFromLegacyDeadLetterTemplate(t *testing.T) {
+	es := HTTP{URL: testenv.RequireES(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f, _, err := Detect(ctx, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := testenv.RunID()
+	ns := "dl" + run
+	prefix := "hwtest-dl-" + run
+	// A dataset of the test's own: no other template on a shared cluster
+	// covers its streams.
+	dataset := "hwtest.deadletter" + run
+	legacy := prefix + "-" + dataset
+	old := `{"index_patterns":["logs-` + dataset + `-` + ns + `*"],"priority":450,"data_stream":{},"_meta":{"managed_by":"heartwood"}}`
+	if status, body, err := es.Do(ctx, http.MethodPut, "/_index_template/"+legacy, []byte(old)); err != nil || status != http.StatusOK {
+		t.Fatalf("legacy template: %d %s %v", status, body, err)
+	}
+	own, foreign := "logs-"+dataset+"-"+ns, "logs-"+dataset+"-"+ns+"other"
+	for _, s := range []string{own, foreign} {
+		if status, body, err := es.Do(ctx, http.MethodPost, "/"+s+"/_doc", []byte(`{"@timestamp":"2026-01-01T00:00:00Z","message":"m"}`)); err != nil || status != http.StatusCreated {
+			t.Fatalf("create %s: %d %s %v", s, status, body, err)
+		}
+	}
+	o := Options{LogPatterns: []string{"logs-docker.container-" + ns}, Priority: 319, Features: f, Prefix: prefix, Namespace: ns, DeadLetterDataset: dataset}
+	changes, err := o.Install(ctx, es, false)
+	if err != nil {
+		t.Fatalf("install over the legacy dead-letter template: %v", err)
+	}
+	t.Logf("changes: %v", changes)
+	if ch, err := o.Install(ctx, es, false); err != nil || len(ch) != 0 {
+		t.Fatalf("second install changed %v (%v)", ch, err)
+	}
+	simulate := func(s string) string {
+		status, body, err := es.Do(ctx, http.MethodPost, "/_index_template/_simulate_index/"+s, nil)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("simulate %s: %d %.300s %v", s, status, body, err)
+		}
+		return string(body)
+	}
+	if b := simulate(own); !strings.Contains(b, `"swarm"`) {
+		t.Errorf("%s does not get the new dead-letter template's mappings: %.400s", own, b)
+	}
+	if b := simulate(foreign); strings.Contains(b, `"swarm"`) {
+		t.Errorf("%s, which only the legacy template covers, changed template: %.400s", foreign, b)
+	}
+	status, body, err := es.Do(ctx, http.MethodGet, "/_index_template/"+legacy, nil)
+	if err != nil || status != http.StatusOK || !strings.Contains(string(body), `"priority":318`) {
+		t.Errorf("legacy template after the install: %d %.300s %v; want it kept at priority 318", status, body, err)
+	}
+}

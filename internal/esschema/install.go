@@ -206,21 +206,6 @@ func (o Options) Install(ctx context.Context, c Client, dryRun bool) ([]Change, 
 		items = append(items, item{"index template", "/_index_template/" + t.Name, "/_index_template/" + t.Name, "index_template", t})
 	}
 	var changes []Change
-	// Earlier versions installed a dead-letter index template of their own
-	// at a higher priority; it would shadow the new one.
-	legacy := o.prefix() + "-" + o.Patterns(DeadLetters)[0][len("logs-"):strings.LastIndex(o.Patterns(DeadLetters)[0], "-")]
-	status, body, err := c.Do(ctx, http.MethodGet, "/_index_template/"+legacy, nil)
-	if err != nil {
-		return nil, fmt.Errorf("legacy template %s: %w", legacy, err)
-	}
-	if status == http.StatusOK && strings.Contains(string(body), `"managed_by":"heartwood"`) {
-		changes = append(changes, Change{"removed legacy index template", legacy})
-		if !dryRun {
-			if status, body, err := c.Do(ctx, http.MethodDelete, "/_index_template/"+legacy, nil); err != nil || status != http.StatusOK && status != http.StatusNotFound {
-				return changes, &StatusError{Op: "DELETE legacy index template " + legacy, Status: status, Reason: fmt.Sprint(err, " ", reason(body))}
-			}
-		}
-	}
 	for _, it := range items {
 		same, err := holds(ctx, c, it.get, it.wrap, it.t)
 		if err != nil {
@@ -255,7 +240,72 @@ func (o Options) Install(ctx context.Context, c Client, dryRun bool) ([]Change, 
 			return changes, &StatusError{Op: it.kind + " " + it.t.Name, Status: status, Reason: reason(body)}
 		}
 	}
-	return changes, nil
+	retired, err := o.retireLegacy(ctx, c, dryRun)
+	return append(changes, retired...), err
+}
+
+// retireLegacy takes the dead-letter index template of earlier versions
+// out of the way: it ranked above the new templates and would shadow them.
+// It runs after the new templates are in place, so that the streams they
+// cover can move to them. Elasticsearch refuses to delete a template that
+// a data stream still uses (the highest-priority match of one): the
+// template is then put below the new ones, where it governs only the
+// streams no other template covers (other namespaces' dead letters), and
+// is kept for them.
+func (o Options) retireLegacy(ctx context.Context, c Client, dryRun bool) ([]Change, error) {
+	legacy := o.prefix() + "-" + o.Patterns(DeadLetters)[0][len("logs-"):strings.LastIndex(o.Patterns(DeadLetters)[0], "-")]
+	path := "/_index_template/" + legacy
+	status, body, err := c.Do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("legacy template %s: %w", legacy, err)
+	}
+	if status != http.StatusOK || !strings.Contains(string(body), `"managed_by":"heartwood"`) {
+		return nil, nil
+	}
+	var got struct {
+		IndexTemplates []struct {
+			IndexTemplate map[string]any `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil || len(got.IndexTemplates) != 1 {
+		return nil, fmt.Errorf("legacy template %s: unexpected answer %.200q", legacy, body)
+	}
+	tpl := got.IndexTemplates[0].IndexTemplate
+	below := o.Priority - 1
+	if p, _ := tpl["priority"].(float64); int(p) == below {
+		return nil, nil // kept below the new templates by an earlier run
+	}
+	removed := []Change{{"removed legacy index template", legacy}}
+	if dryRun {
+		return removed, nil
+	}
+	del := func() (inUse bool, err error) {
+		status, body, err := c.Do(ctx, http.MethodDelete, path, nil)
+		switch {
+		case err != nil:
+			return false, &StatusError{Op: "DELETE legacy index template " + legacy, Status: status, Reason: err.Error()}
+		case status == http.StatusOK || status == http.StatusNotFound:
+			return false, nil
+		case status == http.StatusBadRequest && strings.Contains(string(body), "in use by"):
+			return true, nil
+		}
+		return false, &StatusError{Op: "DELETE legacy index template " + legacy, Status: status, Reason: reason(body)}
+	}
+	if inUse, err := del(); err != nil || !inUse {
+		return removed, err
+	}
+	tpl["priority"] = below
+	status, body, err = c.Do(ctx, http.MethodPut, path, mustJSON(tpl))
+	if err != nil || status != http.StatusOK {
+		return nil, &StatusError{Op: "lower legacy index template " + legacy, Status: status, Reason: fmt.Sprint(err, " ", reason(body))}
+	}
+	// The streams the new templates cover use them now; what is left uses
+	// the legacy template only if no other template matches it.
+	inUse, err := del()
+	if err != nil || !inUse {
+		return removed, err
+	}
+	return []Change{{"kept legacy index template below the new ones, for data streams only it covers", legacy}}, nil
 }
 
 // holds reports whether the cluster's object at path already contains t.

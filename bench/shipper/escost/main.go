@@ -332,7 +332,7 @@ func runVariant(ctx context.Context, o options, root string, ids []string, f ess
 	stream := "logs-docker.container-" + ns
 	cfg := shipper.DefaultConfig()
 	cfg.ContainersRoot = filepath.Join(root, "containers")
-	benchkit.Isolate(&cfg, ns, "escost-"+ns, 200)
+	benchkit.Isolate(&cfg, ns, "escost-"+ns, 420) // apart from the default templates (200, 201), whose patterns overlap
 	if v.output != nil {
 		v.output(&cfg.Output.Config)
 	}
