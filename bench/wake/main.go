@@ -186,9 +186,11 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 		}
 	}
 	defer stop()
+	// The log is read once the agent has stopped writing it.
+	stopAndTail := func() []byte { stop(); return tail(logs.Bytes(), 4096) }
 	base := "http://" + listen
 	if err := until(30*time.Second, func() bool { return state(base, id) == "active" || state(base, id) == "idle" }); err != nil {
-		return fmt.Errorf("agent never tracked the container: %w\n%s", err, logs.String())
+		return fmt.Errorf("agent never tracked the container: %w\n%s", err, stopAndTail())
 	}
 	// The agent's own background (inventory events of the shared engine,
 	// the API): CPU over the same window with nothing paused.
@@ -221,11 +223,11 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 		connects = append(connects, time.Now())
 		d, err := get(addr)
 		if err != nil {
-			return fmt.Errorf("try %d: GET: %w", i, err)
+			return fmt.Errorf("try %d: GET: %w\nthe agent's log, last lines:\n%s", i, err, stopAndTail())
 		}
 		lat = append(lat, d)
 		if err := until(10*time.Second, func() bool { return state(base, id) == "active" }); err != nil {
-			return fmt.Errorf("try %d: not active after the wake", i)
+			return fmt.Errorf("try %d: not active after the wake\nthe agent's log, last lines:\n%s", i, stopAndTail())
 		}
 	}
 	stop() // the logs are complete
@@ -272,6 +274,18 @@ func freePort() (int, error) {
 
 func cpuShare(cpu, over time.Duration) string {
 	return fmt.Sprintf("%.2f%% of a core over %s (%d ms)", 100*cpu.Seconds()/over.Seconds(), over, cpu.Milliseconds())
+}
+
+// tail returns the last n bytes of b, from a line start.
+func tail(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	b = b[len(b)-n:]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	return b
 }
 
 // get connects, sends a GET and returns the time to the reply's first byte.
