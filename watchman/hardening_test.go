@@ -247,7 +247,7 @@ func TestPanicInSampleIsRecovered(t *testing.T) {
 	h.w.mu.Lock()
 	tr := h.w.ctrs["a"]
 	tr.sm = &sampler{every: cadence{pressure: 1, detail: 1}, cg: (*cgroup.Reader)(nil)} // reading it panics
-	h.w.sampleLocked(h.ctx, tr, h.now, gpu.ContainerUsage{}, false)
+	h.w.sampleLocked(h.ctx, tr, gpu.ContainerUsage{}, false)
 	h.w.mu.Unlock()
 	if got := testutil.ToFloat64(h.w.m.panics.WithLabelValues("sample")); got != 1 {
 		t.Errorf("panics_total{where=sample} = %v", got)

@@ -31,7 +31,7 @@ func (m *measurement) resetMeasurement() {
 
 // sampleLocked takes one sample of t and updates its verdict. A panic while
 // sampling one container costs that container's sample, not the tick.
-func (w *Watchman) sampleLocked(ctx context.Context, t *tracked, now time.Time, g gpu.ContainerUsage, gpuKnown bool) {
+func (w *Watchman) sampleLocked(ctx context.Context, t *tracked, g gpu.ContainerUsage, gpuKnown bool) {
 	defer w.recoverPanic("sample", func() {
 		// Start over with fresh files; closing the broken ones may panic
 		// too.
@@ -71,8 +71,11 @@ func (w *Watchman) sampleLocked(ctx context.Context, t *tracked, now time.Time, 
 	t.prev, t.cur = t.cur, t.prev
 	t.hasPrev = t.hasCur
 	t.hasCur = false
+	// Stamp each sample when its files are read, not when the tick began:
+	// a tick over many containers takes long enough to skew the rates of
+	// those read last.
 	start := time.Now()
-	err := t.sm.read(&t.cur, now)
+	err := t.sm.read(&t.cur, w.now())
 	w.m.sampleDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		t.sm.close()

@@ -233,11 +233,10 @@ func (w *Watchman) tick(ctx context.Context) {
 	if w.gpu != nil {
 		w.gpuDevs = snap.Devices
 	}
-	now := w.now()
 	for id, t := range w.ctrs {
-		w.sampleLocked(ctx, t, now, snap.Containers[id], snap.Containers != nil)
+		w.sampleLocked(ctx, t, snap.Containers[id], snap.Containers != nil)
 	}
-	w.decideLocked(ctx, now)
+	w.decideLocked(ctx, w.now())
 	w.mu.Unlock()
 	w.m.tickDuration.Observe(time.Since(start).Seconds())
 }
