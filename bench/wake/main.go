@@ -57,13 +57,14 @@ func main() {
 	idle := flag.Duration("idle", 10*time.Second, "how long the agent's CPU is measured while the container is paused and nothing connects")
 	gap := flag.Duration("gap", 300*time.Millisecond, "wait between a pause and the connection (plus 0-49 ms, varied)")
 	bin := flag.String("bin", "", "heartwood binary (default: built from this tree into a temporary directory)")
+	agentLog := flag.String("agent-log", "", "on a failed try, also write the agent's whole log to this file (HEARTWOOD_LOG_LEVEL=debug makes it detailed)")
 	flag.Parse()
-	if err := run(*n, strings.Split(*mechs, ","), *idle, *gap, *bin); err != nil {
+	if err := run(*n, strings.Split(*mechs, ","), *idle, *gap, *bin, *agentLog); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(n int, mechs []string, idle, gap time.Duration, bin string) error {
+func run(n int, mechs []string, idle, gap time.Duration, bin, agentLog string) error {
 	ctx := context.Background()
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -126,7 +127,7 @@ func run(n int, mechs []string, idle, gap time.Duration, bin string) error {
 		if err != nil {
 			return err
 		}
-		if err := measure(ctx, cli, bin, tmp, id, addr, mech, port, n, idle, gap); err != nil {
+		if err := measure(ctx, cli, bin, tmp, id, addr, mech, port, n, idle, gap, agentLog); err != nil {
 			return fmt.Errorf("mechanism %s: %w", mech, err)
 		}
 	}
@@ -162,7 +163,7 @@ func httpd(ctx context.Context, cli *client.Client, runID, name string, optIn bo
 }
 
 // measure runs the agent with wake-mechanism mech and makes n connections.
-func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech string, port, n int, idle, gap time.Duration) error {
+func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech string, port, n int, idle, gap time.Duration, agentLog string) error {
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	dataDir := filepath.Join(tmp, "data-"+mech)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -187,7 +188,15 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 	}
 	defer stop()
 	// The log is read once the agent has stopped writing it.
-	stopAndTail := func() []byte { stop(); return tail(logs.Bytes(), 4096) }
+	stopAndTail := func() []byte {
+		stop()
+		if agentLog != "" {
+			if err := os.WriteFile(agentLog, logs.Bytes(), 0o644); err != nil {
+				log.Printf("write the agent's log: %v", err)
+			}
+		}
+		return tail(logs.Bytes(), 4096)
+	}
 	base := "http://" + listen
 	if err := until(30*time.Second, func() bool { return state(base, id) == "active" || state(base, id) == "idle" }); err != nil {
 		return fmt.Errorf("agent never tracked the container: %w\n%s", err, stopAndTail())

@@ -1,8 +1,10 @@
 // Package kfile re-reads files the kernel generates on every read (cgroup
 // and proc files) through a descriptor kept open: each read is one pread at
 // offset 0 into the caller's buffer, which makes the kernel produce the
-// current contents without a path lookup and without a second call that
-// only finds the end of the file.
+// current contents without a path lookup and, for contents under 3 KiB,
+// without a second call that only finds the end of the file. Longer
+// contents are read to the end: the kernel hands out a multi-record file a
+// page at a time.
 package kfile
 
 import (
@@ -58,28 +60,47 @@ func (f *File) Stat(st *syscall.Stat_t) error {
 	return nil
 }
 
-// Read returns the file's current contents, read with one pread at offset 0
-// into *buf. Only when the contents fill *buf does it grow *buf (to four
-// times its size, at most MaxSize) and read again, so a steady state makes
-// one system call and no allocation. The result aliases *buf.
+// completeBelow is the length under which one read is known to have
+// returned the whole file. The kernel generates a multi-record file (a
+// seq_file: /proc/<pid>/net/tcp, net/dev) into a buffer of at least a page
+// (4 KiB) and a read returns at most that buffer, stopping before the
+// first record that does not fit; so a read that returned less than a
+// page minus the longest record (1 KiB here; the tables' lines are 150 to
+// 350 bytes) stopped at the end of the file. A longer read may have
+// stopped at the buffer's end, and the next read continues from there.
+const completeBelow = 4096 - 1024
+
+// Read returns the file's current contents: one pread at offset 0 into
+// *buf, and only when that returned more than a few KiB, further preads at
+// the following offsets until one returns nothing (a file the kernel
+// generates may hand out a page per read; see completeBelow). *buf grows
+// (to four times its size, at most MaxSize) when the contents fill it, so a
+// steady state makes one system call and no allocation. The result aliases
+// *buf.
 func (f *File) Read(buf *[]byte) ([]byte, error) {
 	if len(*buf) == 0 {
 		*buf = make([]byte, 4096)
 	}
+	total := 0
 	for {
-		n, err := syscall.Pread(f.fd, *buf, 0)
+		if total == len(*buf) {
+			if len(*buf) >= MaxSize {
+				return nil, fmt.Errorf("read %s: more than %d bytes", f.name, MaxSize)
+			}
+			grown := make([]byte, min(4*len(*buf), MaxSize))
+			copy(grown, (*buf)[:total])
+			*buf = grown
+		}
+		n, err := syscall.Pread(f.fd, (*buf)[total:], int64(total))
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
 			return nil, &os.PathError{Op: "read", Path: f.name, Err: err}
 		}
-		if n < len(*buf) {
-			return (*buf)[:n], nil
+		total += n
+		if n == 0 || total < completeBelow {
+			return (*buf)[:total], nil
 		}
-		if len(*buf) >= MaxSize {
-			return nil, fmt.Errorf("read %s: more than %d bytes", f.name, MaxSize)
-		}
-		*buf = make([]byte, min(4*len(*buf), MaxSize))
 	}
 }

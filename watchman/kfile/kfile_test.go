@@ -2,6 +2,8 @@ package kfile
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +49,41 @@ func TestRead(t *testing.T) {
 				t.Errorf("%v allocations per read", n)
 			}
 		})
+	}
+}
+
+// TestReadMultiPageProcTable reads a table the kernel hands out a page per
+// read: /proc/self/net/tcp with more listeners than fit in one page (150
+// bytes a line). Every listener must be in the contents, read after read.
+func TestReadMultiPageProcTable(t *testing.T) {
+	var ports []string
+	for range 100 {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, fmt.Sprintf("0100007F:%04X", l.Addr().(*net.TCPAddr).Port))
+	}
+	f, err := Open("/proc/self/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var buf []byte
+	for i := range 3 {
+		b, err := f.Read(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 100*150 {
+			t.Fatalf("read %d: %d bytes, want at least 100 lines of 150", i, len(b))
+		}
+		for _, p := range ports {
+			if !strings.Contains(string(b), p) {
+				t.Fatalf("read %d (%d bytes): listener %s missing", i, len(b), p)
+			}
+		}
 	}
 }
 
