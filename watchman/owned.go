@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/internal/atomicfile"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -175,47 +177,16 @@ func (s *ownedStore) save(recs []ownedRecord) error {
 	if bytes.Equal(b, s.last) {
 		return nil
 	}
-	if err := writeFileAtomic(s.path, b); err != nil {
+	// A data directory that does not exist yet is made, as the shipper's
+	// checkpoint store does, rather than failing every write.
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(s.path, b); err != nil {
 		s.errs.WithLabelValues("write").Inc()
 		return err
 	}
 	s.last = b
-	return nil
-}
-
-// writeFileAtomic replaces path with b: readers see the old or the new
-// content, never a part.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	// A data directory that does not exist yet is made, as the shipper's
-	// checkpoint store does, rather than failing every write.
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 	return nil
 }
 

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/internal/atomicfile"
 )
 
 // FileID identifies one log file generation: its device and inode while it
@@ -178,7 +180,7 @@ func (s *Store) Flush() error {
 	if err != nil {
 		return fmt.Errorf("encode checkpoints: %w", err)
 	}
-	if err := writeAtomic(s.path, b); err != nil {
+	if err := atomicfile.Write(s.path, b); err != nil {
 		s.mu.Lock()
 		s.dirty = true
 		s.mu.Unlock()
@@ -205,36 +207,4 @@ func (s *Store) Run(ctx context.Context, interval time.Duration, onErr func(erro
 			}
 		}
 	}
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write checkpoints: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write checkpoints: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("sync checkpoints: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close checkpoints: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename checkpoints: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync checkpoint directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync checkpoint directory: %w", err)
-	}
-	return nil
 }

@@ -77,6 +77,7 @@ type options struct {
 	keep       bool
 	settle     time.Duration
 	rounds     int
+	warmup     int
 	cpuProfile string
 }
 
@@ -90,6 +91,7 @@ func run() error {
 	flag.IntVar(&o.lineBytes, "line-bytes", 100, "bytes per log line, newline included")
 	flag.StringVar(&o.dir, "dir", "", "keep the generated logs here and reuse them in later runs")
 	flag.StringVar(&names, "variants", "default,auto-id,main", "comma-separated variants to run, in order (see -list)")
+	flag.IntVar(&o.warmup, "warmup", 1, "rounds of every variant run first and left out of the table (Elasticsearch's JIT warms up over the first few hundred thousand documents)")
 	flag.IntVar(&o.rounds, "rounds", 1, "run the variants this many times, interleaved; the table shows each one's median")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the agent's shipping here (of the last variant run: use with one variant)")
 	flag.BoolVar(&list, "list", false, "list the variants and exit")
@@ -135,15 +137,21 @@ func run() error {
 	// load hits them alike; the table shows each variant's median round
 	// (by cluster CPU).
 	byVariant := map[string][]result{}
-	for round := range o.rounds {
+	for round := range o.warmup + o.rounds {
+		label := fmt.Sprintf("round %d", round+1-o.warmup)
+		if round < o.warmup {
+			label = fmt.Sprintf("warm-up %d", round+1)
+		}
 		for _, name := range o.variants {
 			v, _ := variantByName(name)
 			r, err := runVariant(ctx, o, root, ids, f, v)
 			if err != nil {
 				return fmt.Errorf("variant %s: %w", name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %s: %s (load %s)\n", round+1, name, r.line(), loadAvg())
-			byVariant[name] = append(byVariant[name], r)
+			fmt.Fprintf(os.Stderr, "%s %s: %s (load %s)\n", label, name, r.line(), loadAvg())
+			if round >= o.warmup {
+				byVariant[name] = append(byVariant[name], r)
+			}
 		}
 	}
 	var rows []result
@@ -153,7 +161,7 @@ func run() error {
 		rows = append(rows, rs[len(rs)/2])
 	}
 	fmt.Printf("load average at end: %s\n", loadAvg())
-	fmt.Printf("%d lines per variant, %d containers, %d-byte lines, median of %d round(s)\n\n", o.lines/o.containers*o.containers, o.containers, o.lineBytes, o.rounds)
+	fmt.Printf("%d lines per variant, %d containers, %d-byte lines, median of %d round(s) after %d warm-up round(s)\n\n", o.lines/o.containers*o.containers, o.containers, o.lineBytes, o.rounds, o.warmup)
 	printTable(os.Stdout, rows)
 	return nil
 }
