@@ -346,6 +346,20 @@ func (inv *Inventory) handleEvent(ctx context.Context, msg events.Message) {
 	}
 	inv.m.events.WithLabelValues(action).Inc()
 	attrs := msg.Actor.Attributes
+	if action == "network_connect" {
+		// Docker connects a starting container's networks while it holds
+		// the container's lock for the whole start, so an inspect now
+		// waits until the start is done (a second or more with published
+		// ports) and holds up every later event of every container. A
+		// container that is not running yet gets its start event, and its
+		// networks are inspected then.
+		inv.mu.Lock()
+		prev, ok := inv.containers[id]
+		inv.mu.Unlock()
+		if ok && !prev.State.Running {
+			return
+		}
+	}
 	if action == "destroy" {
 		inv.mu.Lock()
 		inv.removeLocked(id, action)

@@ -22,10 +22,11 @@ type fakeDocker struct {
 	msgs       chan events.Message
 	errs       chan error
 	listErr    error
+	inspects   map[string]int // inspect calls per container
 }
 
 func newFakeDocker() *fakeDocker {
-	return &fakeDocker{containers: map[string]container.InspectResponse{}}
+	return &fakeDocker{containers: map[string]container.InspectResponse{}, inspects: map[string]int{}}
 }
 
 func (f *fakeDocker) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
@@ -52,6 +53,7 @@ func (f *fakeDocker) ContainerList(context.Context, container.ListOptions) ([]co
 func (f *fakeDocker) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.inspects[id]++
 	c, ok := f.containers[id]
 	if !ok {
 		return c, errdefs.NotFound(errors.New("no such container"))
@@ -331,6 +333,50 @@ func TestNetworkEventsReinspectTheContainer(t *testing.T) {
 	fd.emit("a", "kill")
 	if ch := next(t, sub); ch.Action != "kill" {
 		t.Fatalf("next change = %s, want kill (network create ignored)", ch.Action)
+	}
+}
+
+// TestNetworkConnectOfAStartingContainerWaitsForStart: Docker connects a
+// starting container's networks under the container's lock, so the
+// inventory does not inspect (and wait) then; the start event's inspect
+// brings the networks.
+func TestNetworkConnectOfAStartingContainerWaitsForStart(t *testing.T) {
+	fd := newFakeDocker()
+	_, sub := startInventory(t, fd)
+
+	fd.set("a", "alpha", "created")
+	fd.emit("a", "create")
+	if ch := next(t, sub); ch.Action != "create" || ch.Container.State.Running {
+		t.Fatalf("change = %s running=%v, want create of a stopped container", ch.Action, ch.Container.State.Running)
+	}
+	connect := events.Message{Type: events.NetworkEventType, Action: "connect",
+		Actor: events.Actor{ID: "n1", Attributes: map[string]string{"container": "a", "name": "bridge"}}}
+	fd.emitMsg(connect)
+	fd.set("a", "alpha", "running")
+	fd.emit("a", "start")
+	ch := next(t, sub)
+	if ch.Action != "start" || !ch.Container.State.Running || len(ch.Container.Networks) == 0 {
+		t.Fatalf("change = %s %+v, want the start with its networks (network_connect of a created container skipped)", ch.Action, ch.Container)
+	}
+	fd.mu.Lock()
+	n := fd.inspects["a"]
+	fd.mu.Unlock()
+	if n != 2 {
+		t.Errorf("%d inspects of a, want 2 (create and start, none for the network connect)", n)
+	}
+	// A running container's network connect is inspected.
+	fd.emitMsg(connect)
+	fd.emit("a", "kill")
+	for _, want := range []string{"kill"} {
+		if ch := next(t, sub); ch.Action != want {
+			t.Fatalf("change = %s, want %s", ch.Action, want)
+		}
+	}
+	fd.mu.Lock()
+	n = fd.inspects["a"]
+	fd.mu.Unlock()
+	if n != 3 {
+		t.Errorf("%d inspects of a after a running container's network connect, want 3", n)
 	}
 }
 
