@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -65,6 +66,71 @@ func TestConnWatch(t *testing.T) {
 				t.Errorf("remote %s, want %s", s.Remote, tc.remote)
 			}
 		})
+	}
+}
+
+// netDev is /proc/net/dev with rx received packets on eth0.
+func netDev(rx int) string {
+	return "Inter-|   Receive                                                |  Transmit\n" +
+		" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
+		"    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n" +
+		"  eth0:    1296      " + strconv.Itoa(rx) + "    0    0    0     0          0         0      936      12    0    0    0     0       0          0\n"
+}
+
+// TestConnWatchPacketGate: polling rescans the socket tables only after the
+// namespace received a packet; without net/dev it always rescans.
+func TestConnWatchPacketGate(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dev       bool
+		steps     []int  // net/dev rx before each look (0: leave as is)
+		tables    string // the tables from the second look on
+		wantQuiet []bool // quiet() at each look
+	}{
+		{"no packet, no rescan", true, []int{10, 10}, listen8080, []bool{true, true}},
+		{"a packet, a rescan, then quiet again", true, []int{10, 11, 11}, listen8080, []bool{true, false, true}},
+		{"no net/dev: always rescan", false, []int{0, 0}, listen8080, []bool{false, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proc, writeNet := fakeNetProc(t)
+			writeNet("tcp", tcpHeader)
+			writeNet("tcp6", tcp6Header+listen8080)
+			if tc.dev {
+				writeNet("dev", netDev(10))
+			}
+			cw, err := newConnWatch(proc, 9, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cw.close()
+			for i, rx := range tc.steps {
+				if rx != 0 {
+					writeNet("dev", netDev(rx))
+				}
+				if got := cw.quiet(); got != tc.wantQuiet[i] {
+					t.Fatalf("look %d: quiet = %v, want %v", i, got, tc.wantQuiet[i])
+				}
+			}
+		})
+	}
+	// The counters are read before the tables, so a connection that the
+	// baseline missed comes with a packet the gate has not seen.
+	proc, writeNet := fakeNetProc(t)
+	writeNet("tcp", tcpHeader)
+	writeNet("tcp6", tcp6Header+listen8080)
+	writeNet("dev", netDev(10))
+	cw, err := newConnWatch(proc, 9, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cw.close()
+	writeNet("tcp6", tcp6Header+listen8080+fromGateway)
+	writeNet("dev", netDev(13))
+	if cw.quiet() {
+		t.Fatal("quiet after packets arrived")
+	}
+	if _, hit, err := cw.check(); err != nil || !hit {
+		t.Fatalf("check after the packets: hit %v, err %v", hit, err)
 	}
 }
 
