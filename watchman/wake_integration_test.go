@@ -160,7 +160,7 @@ func TestIntegrationWakeOnConnectSocketEvents(t *testing.T) {
 				}
 				t.Logf("connect to reply %s", d)
 				poll.UntilTrue(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
-				wakes := e.sink.find(id, "wake")
+				wakes := e.sink.await(t, id, "wake", 1)
 				if len(wakes) != 1 {
 					t.Fatalf("%d wake events, want 1", len(wakes))
 				}
@@ -228,7 +228,7 @@ func TestIntegrationWakeOnDatagram(t *testing.T) {
 	}
 	t.Logf("datagram to echo %s", d)
 	poll.UntilTrue(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
-	wakes := e.sink.find(id, "wake")
+	wakes := e.sink.await(t, id, "wake", 1)
 	if len(wakes) != 1 {
 		t.Fatalf("%d wake events, want 1", len(wakes))
 	}
@@ -266,7 +266,7 @@ func TestIntegrationWakeOnConnectPollingFallback(t *testing.T) {
 	}
 	t.Logf("connect to reply %s", d)
 	poll.UntilTrue(t, 10*time.Second, "wake finished", func() bool { return e.view(t, id).State == watchman.StateActive })
-	if n := len(e.sink.find(id, "wake")); n != 1 {
+	if n := len(e.sink.await(t, id, "wake", 1)); n != 1 {
 		t.Fatalf("%d wake events, want 1", n)
 	}
 }

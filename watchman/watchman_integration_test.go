@@ -95,6 +95,22 @@ func (r *recSink) find(id, action string) []map[string]any {
 	return out
 }
 
+// await returns the events with the given action for container id once
+// there are at least n of them, or what there is after 5 s. The watchman
+// hands events to its sink from a queue, so an event can follow the state
+// change it records by a moment.
+func (r *recSink) await(t *testing.T, id, action string, n int) []map[string]any {
+	t.Helper()
+	var got []map[string]any
+	_, _ = poll.Every(poll.Interval).Wait(5*time.Second, func() error {
+		if got = r.find(id, action); len(got) < n {
+			return fmt.Errorf("%d of %d", len(got), n)
+		}
+		return nil
+	})
+	return got
+}
+
 type env struct {
 	cli   *client.Client
 	runID string
@@ -256,8 +272,7 @@ func TestIntegrationIdlePauseOptInAndDryRun(t *testing.T) {
 	poll.UntilTrue(t, 5*time.Second, "state paused after the freeze", func() bool {
 		return e.view(t, optIn).State == watchman.StatePaused
 	})
-	poll.UntilTrue(t, 5*time.Second, "pause event", func() bool { return len(e.sink.find(optIn, "pause")) > 0 })
-	if n := len(e.sink.find(optIn, "pause")); n != 1 {
+	if n := len(e.sink.await(t, optIn, "pause", 1)); n != 1 {
 		t.Errorf("%d pause events, want one", n)
 	}
 	// Dry run: the would-pause event exists, the container runs on.
@@ -286,8 +301,8 @@ func TestIntegrationIdlePauseOptInAndDryRun(t *testing.T) {
 		v := e.view(t, optIn)
 		return v.State == watchman.StateActive || v.State == watchman.StateIdle
 	})
-	if len(e.sink.find(optIn, "wake")) != 1 {
-		t.Errorf("want a wake event for the manual unpause")
+	if n := len(e.sink.await(t, optIn, "wake", 1)); n != 1 {
+		t.Errorf("%d wake events for the manual unpause, want 1", n)
 	}
 	poll.UntilTrue(t, 5*time.Second, "maintenance off after manual unpause", func() bool {
 		c := e.maint.get(optIn)
@@ -492,7 +507,7 @@ func TestIntegrationWakeOnConnect(t *testing.T) {
 	if p99 >= 250*time.Millisecond {
 		t.Errorf("p99 %s, want < 250ms", p99)
 	}
-	if n := len(e.sink.find(id, "wake")); n != 20 {
+	if n := len(e.sink.await(t, id, "wake", 20)); n != 20 {
 		t.Errorf("%d wake events, want 20", n)
 	}
 	calls := e.maint.get(id)
@@ -748,8 +763,8 @@ func TestIntegrationStopAction(t *testing.T) {
 	if c := e.maint.get(id); len(c) != 2 || c[1].on {
 		t.Errorf("maintenance %+v", c)
 	}
-	if len(e.sink.find(id, "stop")) != 1 || len(e.sink.find(id, "wake")) != 1 {
-		t.Error("missing stop or wake event")
+	if len(e.sink.await(t, id, "stop", 1)) != 1 || len(e.sink.await(t, id, "wake", 1)) != 1 {
+		t.Error("missing stop or wake event, or more than one")
 	}
 }
 
