@@ -2,8 +2,8 @@
 #
 #   make run    build the agent, start local Docker, Consul and Elasticsearch
 #               if they are not running, and run the agent against them
-#   make test   provision the real services, then run the unit tests (-race)
-#               and the integration tests against them
+#   make test   provision the real services, then run the unit tests (-race),
+#               the integration tests against them and the cluster tests
 #   make cluster-up NODES=3 / cluster-deploy / test-cluster / cluster-down
 #               a Swarm of N nodes on this machine (stack/cluster/README.md)
 
@@ -46,7 +46,7 @@ run: build services
 	./bin/heartwood run --data-dir $(RUN_DIR)/data --docker-host unix:///var/run/docker.sock \
 		--consul-addr 127.0.0.1:8500 --es-url http://127.0.0.1:9200 --listen 127.0.0.1:9321
 
-test: vet services test-unit test-integration
+test: vet services test-unit test-integration test-cluster
 
 test-unit:
 	$(GO) test -race -count=1 ./...
