@@ -49,11 +49,7 @@ func TestConnWatch(t *testing.T) {
 				writeNet("tcp6", tcp6Header+v6)
 			}
 			write(tc.baseline)
-			cw, err := newConnWatch(proc, 9, peers)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cw.close()
+			cw := openConnWatch(t, proc, 9, peers)
 			write(tc.next)
 			s, hit, err := cw.check()
 			if err != nil {
@@ -98,11 +94,7 @@ func TestConnWatchPacketGate(t *testing.T) {
 			if tc.dev {
 				writeNet("dev", netDev(10))
 			}
-			cw, err := newConnWatch(proc, 9, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cw.close()
+			cw := openConnWatch(t, proc, 9, nil)
 			for i, rx := range tc.steps {
 				if rx != 0 {
 					writeNet("dev", netDev(rx))
@@ -119,11 +111,7 @@ func TestConnWatchPacketGate(t *testing.T) {
 	writeNet("tcp", tcpHeader)
 	writeNet("tcp6", tcp6Header+listen8080)
 	writeNet("dev", netDev(10))
-	cw, err := newConnWatch(proc, 9, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cw.close()
+	cw := openConnWatch(t, proc, 9, nil)
 	writeNet("tcp6", tcp6Header+listen8080+fromGateway)
 	writeNet("dev", netDev(13))
 	if cw.quiet() {
@@ -167,11 +155,7 @@ func TestConnWatchUDP(t *testing.T) {
 				writeNet("udp", udpHeader+udp)
 			}
 			write(tc.baseline)
-			cw, err := newConnWatch(proc, 9, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cw.close()
+			cw := openConnWatch(t, proc, 9, nil)
 			var watched []uint64
 			for ino := range cw.watch {
 				watched = append(watched, ino)
@@ -189,6 +173,18 @@ func TestConnWatchUDP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openConnWatch takes the baseline of /proc/9 under proc and closes the
+// watch when the test ends.
+func openConnWatch(t *testing.T, proc string, pid int, peers []netip.Prefix) *connWatch {
+	t.Helper()
+	cw, err := newConnWatch(proc, pid, peers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cw.close)
+	return cw
 }
 
 // fakeNetProc makes a /proc with /proc/9/net and returns its root and a
