@@ -179,10 +179,11 @@ func (s *ownedStore) save(recs []ownedRecord) error {
 	}
 	// A data directory that does not exist yet is made, as the shipper's
 	// checkpoint store does, rather than failing every write.
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return err
+	err = os.MkdirAll(filepath.Dir(s.path), 0o700)
+	if err == nil {
+		err = atomicfile.Write(s.path, b)
 	}
-	if err := atomicfile.Write(s.path, b); err != nil {
+	if err != nil {
 		s.errs.WithLabelValues("write").Inc()
 		return err
 	}
