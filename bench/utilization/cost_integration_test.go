@@ -7,6 +7,8 @@ package utilization
 import (
 	"bytes"
 
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
+
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -92,14 +94,11 @@ func TestIntegrationUtilizationCost(t *testing.T) {
 
 // procCPU returns the process's user+system CPU seconds.
 func procCPU(t *testing.T, pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := hoststat.ProcessCPU(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ
+	return d.Seconds()
 }
 
 func count(esURL, index string) int {

@@ -36,9 +36,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -131,7 +132,7 @@ func run(n int, mechs []string, idle, gap time.Duration, bin, agentLog string) e
 			return fmt.Errorf("mechanism %s: %w", mech, err)
 		}
 	}
-	fmt.Printf("load average: %s\n", loadavg())
+	fmt.Printf("load average: %s\n", hoststat.LoadAvg())
 	return nil
 }
 
@@ -203,10 +204,11 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 	}
 	// The agent's own background (inventory events of the shared engine,
 	// the API): CPU over the same window with nothing paused.
-	c0 := procCPU(cmd.Process.Pid)
-	time.Sleep(idle)
-	c1 := procCPU(cmd.Process.Pid)
-	fmt.Printf("%-22s agent CPU, nothing paused:           %s\n", mech, cpuShare(c1-c0, idle))
+	used, err := hoststat.CPUDuring(cmd.Process.Pid, func() { time.Sleep(idle) })
+	if err != nil {
+		return fmt.Errorf("agent CPU: %w", err)
+	}
+	fmt.Printf("%-22s agent CPU, nothing paused:           %s\n", mech, cpuShare(used, idle))
 	var lat []time.Duration
 	var connects []time.Time
 	mechSeen := ""
@@ -222,10 +224,11 @@ func measure(ctx context.Context, cli *client.Client, bin, tmp, id, addr, mech s
 			time.Sleep(gap)
 			mechSeen = mechanism(base)
 			// Idle CPU: paused, nothing connects.
-			c0 := procCPU(cmd.Process.Pid)
-			time.Sleep(idle)
-			c1 := procCPU(cmd.Process.Pid)
-			fmt.Printf("%-22s agent CPU, paused, nothing connects: %s\n", mech, cpuShare(c1-c0, idle))
+			used, err := hoststat.CPUDuring(cmd.Process.Pid, func() { time.Sleep(idle) })
+			if err != nil {
+				return fmt.Errorf("agent CPU: %w", err)
+			}
+			fmt.Printf("%-22s agent CPU, paused, nothing connects: %s\n", mech, cpuShare(used, idle))
 		} else {
 			time.Sleep(gap + jitter)
 		}
@@ -375,19 +378,6 @@ func mechanism(base string) string {
 	return "none"
 }
 
-// procCPU is the process's user+system time from /proc/<pid>/stat.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
-}
-
 func summary(d []time.Duration) string {
 	if len(d) == 0 {
 		return "no samples"
@@ -411,15 +401,6 @@ func until(timeout time.Duration, f func() bool) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func cleanup(cli *client.Client, runID string) {

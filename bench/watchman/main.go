@@ -37,7 +37,6 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,6 +53,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -287,15 +288,15 @@ func measure(ctx context.Context, o options, bin string) (result, error) {
 		now := time.Now()
 		if i == 0 {
 			m0, p0, w0 = m, p, now
-			res.load0 = loadavg()
+			res.load0 = hoststat.LoadAvg()
 		}
 		m1, p1, w1 = m, p, now
 		res.hwmKiB = max(res.hwmKiB, p.hwmKiB)
 	}
-	res.load1 = loadavg()
+	res.load1 = hoststat.LoadAvg()
 	res.window = w1.Sub(w0)
 	sec := res.window.Seconds()
-	res.procCPU = float64(p1.cpuTicks-p0.cpuTicks) / clkTck / sec
+	res.procCPU = (p1.cpu - p0.cpu).Seconds() / sec
 	res.rssKiB = p1.rssKiB
 	d := func(k string) float64 { return m1[k] - m0[k] }
 	res.samples = d("heartwood_watchman_container_sample_duration_seconds_count")
@@ -396,30 +397,20 @@ func waitReady(ctx context.Context, addr string, timeout time.Duration) error {
 	return fmt.Errorf("agent not ready on %s after %s", addr, timeout)
 }
 
-// clkTck is USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
-const clkTck = 100
-
 type procStat struct {
-	cpuTicks       int64
+	cpu            time.Duration
 	syscr          int64
 	rssKiB, hwmKiB int64
 }
 
 func readProc(pid int) (procStat, error) {
 	var p procStat
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	cpu, err := hoststat.ProcessCPU(pid)
 	if err != nil {
 		return p, err
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return p, errors.New("short /proc/<pid>/stat")
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	sy, _ := strconv.ParseInt(f[12], 10, 64)
-	p.cpuTicks = u + sy
-	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	p.cpu = cpu
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
 		return p, err
 	}
@@ -441,15 +432,6 @@ func field(s, key string) int64 {
 		}
 	}
 	return 0
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func nproc() int {

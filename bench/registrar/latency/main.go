@@ -51,6 +51,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
+
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -103,7 +105,7 @@ func run(n int, bins []string, consulAddr string, breakdown bool, consulOnly int
 	runID := fmt.Sprintf("reglat-%d", time.Now().UnixNano())
 	defer removeLabelled(docker, runID)
 	h := &harness{docker: docker, consul: consul, consulAddr: consulAddr, runID: runID}
-	fmt.Printf("run %s, %d starts per binary, load average %s\n", runID, n, loadavg())
+	fmt.Printf("run %s, %d starts per binary, load average %s\n", runID, n, hoststat.LoadAvg())
 
 	if consulOnly > 0 {
 		if err := h.consulAlone(ctx, consulOnly); err != nil {
@@ -120,7 +122,7 @@ func run(n int, bins []string, consulAddr string, breakdown bool, consulOnly int
 			}
 		}
 	}
-	fmt.Printf("load average at the end %s\n", loadavg())
+	fmt.Printf("load average at the end %s\n", hoststat.LoadAvg())
 	return nil
 }
 
@@ -291,7 +293,7 @@ func (h *harness) measure(ctx context.Context, tag, bin string, n int, split boo
 	var up, gone, toPut, putRT, putToSeen, toDel, toGet, getRT, getToPut, startDelivered, dieDelivered []time.Duration
 	defer func() {
 		// Also after a failure or Ctrl-C: the starts measured so far.
-		fmt.Printf("\n%s (%s), %d of %d starts, load average %s\n", bin, variant, len(up), n, loadavg())
+		fmt.Printf("\n%s (%s), %d of %d starts, load average %s\n", bin, variant, len(up), n, hoststat.LoadAvg())
 		row("  start event → in catalog", up)
 		row("  die event → gone from catalog", gone)
 		row("  start event → delivered to a subscriber (Docker)", startDelivered)
@@ -664,18 +666,6 @@ func row(what string, d []time.Duration) {
 }
 
 func fmtDur(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
 
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

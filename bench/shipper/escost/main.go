@@ -48,6 +48,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
+
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -131,7 +133,7 @@ func run() error {
 		return err
 	}
 	fmt.Printf("cluster: %s\n", strings.Join(notes, "; "))
-	fmt.Printf("load average at start: %s\n", loadAvg())
+	fmt.Printf("load average at start: %s\n", hoststat.LoadAvg())
 
 	// Rounds interleave the variants, so that a change in the machine's
 	// load hits them alike; the table shows each variant's median round
@@ -148,7 +150,7 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("variant %s: %w", name, err)
 			}
-			fmt.Fprintf(os.Stderr, "%s %s: %s (load %s)\n", label, name, r.line(), loadAvg())
+			fmt.Fprintf(os.Stderr, "%s %s: %s (load %s)\n", label, name, r.line(), hoststat.LoadAvg())
 			if round >= o.warmup {
 				byVariant[name] = append(byVariant[name], r)
 			}
@@ -160,7 +162,7 @@ func run() error {
 		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.nodeCPU, b.nodeCPU) })
 		rows = append(rows, rs[len(rs)/2])
 	}
-	fmt.Printf("load average at end: %s\n", loadAvg())
+	fmt.Printf("load average at end: %s\n", hoststat.LoadAvg())
 	fmt.Printf("%d lines per variant, %d containers, %d-byte lines, median of %d round(s) after %d warm-up round(s)\n\n", o.lines/o.containers*o.containers, o.containers, o.lineBytes, o.rounds, o.warmup)
 	printTable(os.Stdout, rows)
 	return nil
@@ -748,12 +750,4 @@ func writeLog(file string, c, n, lineBytes int) error {
 		return err
 	}
 	return f.Close()
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -15,6 +15,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
+
 	"flag"
 	"fmt"
 	"io"
@@ -149,7 +151,7 @@ func run() error {
 		}
 	}()
 	esPid := findES()
-	es0 := procCPU(esPid)
+	es0, _ := hoststat.ProcessCPU(esPid) // 0 when Elasticsearch's process is not found
 	cpu0 := benchkit.SelfCPU()
 	t0 := time.Now()
 
@@ -219,7 +221,8 @@ func run() error {
 	<-allDone
 	elapsed := time.Since(t0)
 	cpu := benchkit.SelfCPU() - cpu0
-	esCPU := procCPU(esPid) - es0
+	es1, _ := hoststat.ProcessCPU(esPid)
+	esCPU := es1 - es0
 	close(sampleDone)
 	cancel()
 	<-runDone
@@ -377,26 +380,6 @@ func findES() int {
 		}
 	}
 	return 0
-}
-
-// procCPU returns a process's user+system CPU time from /proc (100 Hz
-// clock ticks).
-func procCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func gather(reg *prometheus.Registry) map[string]any {
