@@ -33,7 +33,7 @@ type gen struct {
 	dev     uint64
 	ino     uint64
 	size    int64 // size at the last listing
-	deleted bool  // no longer listed under any name
+	deleted bool  // unlinked: no name refers to it any more
 }
 
 // Gap describes log data that was lost before it could be read.
@@ -302,8 +302,10 @@ func (t *Follower) merge(gens []*gen) {
 	for _, h := range t.next {
 		if g, ok := listed[[2]uint64{h.dev, h.ino}]; ok {
 			h.size = g.size
-		} else {
-			h.deleted = true
+		} else if !h.deleted {
+			// Not listed: deleted, or renamed between the listing's
+			// opens (a rotation under way). Only the link count tells.
+			h.deleted = unlinked(h.f)
 		}
 	}
 	// New generations come after everything we hold, except those listed
@@ -362,8 +364,9 @@ func (t *Follower) list() ([]*gen, error) {
 		gens = append(gens, &gen{f: f, dev: uint64(st.Dev), ino: st.Ino, size: st.Size})
 		return true, nil
 	}
-	ok, err := open(t.base)
-	if err != nil || !ok {
+	// The live name is briefly absent while Docker rotates (renamed to .1,
+	// its successor not yet created): list the rotated names regardless.
+	if _, err := open(t.base); err != nil {
 		return nil, err
 	}
 	for i := 1; ; i++ {
@@ -393,6 +396,17 @@ func (t *Follower) list() ([]*gen, error) {
 		out = append(out, g)
 	}
 	return out, nil
+}
+
+// unlinked reports whether the open file has no name left. A file whose
+// link count cannot be read is taken as still linked: holding it costs a
+// descriptor, giving it up would count its bytes as lost.
+func unlinked(f *os.File) bool {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return st.Nlink == 0
 }
 
 func closeAll(gens []*gen) {

@@ -241,3 +241,79 @@ func TestTruncatedInPlace(t *testing.T) {
 		t.Fatalf("read %q, want %q", got, want)
 	}
 }
+
+// TestListingDuringRotation: a listing taken while Docker is part-way
+// through a rotation does not see every generation under a name (the live
+// file has been renamed and its successor is not created yet, or a held
+// file is between two names). Nothing still linked is counted as lost, and
+// the generations are read in order, once each.
+func TestListingDuringRotation(t *testing.T) {
+	tests := []struct {
+		name string
+		// interrupt runs the first half of a max-file 2 rotation (a,
+		// being read, deleted; b, live and held, renamed) and returns
+		// the second half (c created).
+		interrupt func(d *dockerLog) (finish func())
+	}{
+		{
+			name: "live name absent",
+			interrupt: func(d *dockerLog) func() {
+				_ = d.f.Close()
+				_ = os.Remove(d.base + ".1")
+				if err := os.Rename(d.base, d.base+".1"); err != nil {
+					t.Fatal(err)
+				}
+				return func() { d.create(); d.write("c1\n") }
+			},
+		},
+		{
+			name: "held file between names",
+			interrupt: func(d *dockerLog) func() {
+				_ = d.f.Close()
+				_ = os.Remove(d.base + ".1")
+				if err := os.Rename(d.base, d.base+".moving"); err != nil {
+					t.Fatal(err)
+				}
+				return func() {
+					if err := os.Rename(d.base+".moving", d.base+".1"); err != nil {
+						t.Fatal(err)
+					}
+					d.create()
+					d.write("c1\n")
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDockerLog(t, 2)
+			f := New(d.base, 0) // no deleted generation may be held
+			defer f.Close()
+			d.write("a1\n")
+			if _, err := f.Start(nil); err != nil {
+				t.Fatal(err)
+			}
+			d.rotate() // a is .1, being read; b live
+			d.write("b1\n")
+			if err := f.Watch(); err != nil { // holds b
+				t.Fatal(err)
+			}
+			finish := tc.interrupt(d)
+			if err := f.Watch(); err != nil { // mid-rotation
+				t.Fatal(err)
+			}
+			if gaps := f.Gaps(); len(gaps) != 0 {
+				t.Fatalf("gaps mid-rotation: %+v", gaps)
+			}
+			finish()
+			var sb strings.Builder
+			readAll(t, f, &sb)
+			if got, want := sb.String(), "a1\nb1\nc1\n"; got != want {
+				t.Fatalf("read %q, want %q", got, want)
+			}
+			if gaps := f.Gaps(); len(gaps) != 0 {
+				t.Fatalf("unexpected gaps %+v", gaps)
+			}
+		})
+	}
+}
