@@ -1,9 +1,16 @@
 package esout
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"testing"
+
+	kgzip "github.com/klauspost/compress/gzip"
 )
 
 func TestAppendCreate(t *testing.T) {
@@ -37,6 +44,37 @@ func TestAppendCreate(t *testing.T) {
 				if n := createSize(tc.index, tc.id, []byte(tc.body)); n != len(got) {
 					t.Fatalf("createSize = %d, encoded %d", n, len(got))
 				}
+			}
+		})
+	}
+}
+
+// TestEncodeCompressedEqualsPlain: a gzipped request body decompresses to
+// exactly the plain one, for requests smaller than one encoding chunk,
+// spanning several, and empty.
+func TestEncodeCompressedEqualsPlain(t *testing.T) {
+	for _, n := range []int{0, 1, 10, 3 * encodeChunk / 200} {
+		t.Run(fmt.Sprint(n, "docs"), func(t *testing.T) {
+			var items []*item
+			for _, d := range benchDocs(n) {
+				items = append(items, &item{doc: d})
+			}
+			s := &sender{}
+			s.gz, _ = kgzip.NewWriterLevel(io.Discard, kgzip.BestSpeed)
+			plain := slices.Clone(encode(s, items, false))
+			zr, err := gzip.NewReader(bytes.NewReader(encode(s, items, true)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, plain) {
+				t.Fatalf("decompressed body (%d bytes) differs from the plain one (%d bytes)", len(got), len(plain))
+			}
+			if n > 0 && bytes.Count(plain, []byte("\n")) != 2*n {
+				t.Fatalf("plain body has %d lines, want %d", bytes.Count(plain, []byte("\n")), 2*n)
 			}
 		})
 	}
