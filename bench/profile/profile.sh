@@ -25,6 +25,8 @@
 # Needs the dev services (make services) and the test image
 # heartwood-test/busybox:latest (any testenv.Busybox test builds it).
 # PROFILE_DIR sets where profiles are kept (default bench/profile/out).
+# PROFILE_KERNEL=1 also records the same window with perf and prints where
+# the time goes in the kernel (the watchman's cost is mostly there).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUB=${1:-}
@@ -121,9 +123,19 @@ esac
 
 sleep 5 # let the load settle before profiling
 PROF=$OUT/$SUB-$(date -u +%Y%m%dT%H%M%SZ).pprof
+PERFDATA=
+if [[ ${PROFILE_KERNEL:-0} == 1 ]]; then
+  command -v perf >/dev/null || { echo "PROFILE_KERNEL=1 needs perf" >&2; exit 1; }
+  PERFDATA=${PROF%.pprof}.perf.data
+  # The same window, sampled by the kernel too: where the agent's system
+  # time goes, which the Go profile shows only as syscalls.
+  perf record -q -F 999 -g -p "$AGENT" -o "$PERFDATA" -- sleep "$SECS" 2>/dev/null &
+  PERF=$!
+fi
 cpu0=$(awk '{print $14+$15}' "/proc/$AGENT/stat")
 curl -sf -o "$PROF" "http://$API/debug/pprof/profile?seconds=$SECS"
 cpu1=$(awk '{print $14+$15}' "/proc/$AGENT/stat")
+[[ -z $PERFDATA ]] || wait "$PERF"
 tck=$(getconf CLK_TCK)
 echo "== $SUB: $N $( [[ $SUB == registrar ]] && echo churn loops || echo containers ), ${SECS}s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 awk -v c0="$cpu0" -v c1="$cpu1" -v t="$tck" -v s="$SECS" \
@@ -133,4 +145,10 @@ if [[ $SUB == registrar ]]; then
 fi
 go tool pprof -top -nodecount=30 bin/heartwood "$PROF" 2>/dev/null
 echo "profile: $PROF"
+if [[ -n $PERFDATA ]]; then
+  echo "== kernel functions, including callees, share of the agent's samples (perf; top 30)"
+  perf report -i "$PERFDATA" --children --sort sym -g none --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%.*\[k\]/ && ++n <= 30'
+  echo "perf data: $PERFDATA (perf report -i $PERFDATA)"
+fi
 echo "inspect: go tool pprof -http 127.0.0.1:0 bin/heartwood $PROF"
