@@ -16,7 +16,10 @@ import (
 // BenchmarkIntegrationSampleContainer is the cost of one sample of a real
 // container on this host (cgroup v1 + hybrid PSI, a bridge network with
 // eth0), with PSI every 5th sample and the other slow figures every 15th,
-// as with a 1 s interval:
+// as with a 1 s interval. "quiet" is the idle container as it is (its CPU
+// counter does not move between samples: only that counter is read);
+// "active" makes every sample see the counter move, so block I/O and
+// net/dev are read too:
 //
 //	go test -tags integration -run XXX -bench IntegrationSample ./watchman/
 func BenchmarkIntegrationSampleContainer(b *testing.B) {
@@ -41,22 +44,35 @@ func BenchmarkIntegrationSampleContainer(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sm.close()
-	var s [2]Sample
-	now := time.Now()
-	if err := sm.read(&s[0], now); err != nil {
-		b.Fatal(err)
-	}
-	if !s[0].HasNet || len(s[0].Net) != 2 {
-		b.Fatalf("net %+v", s[0].Net)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		i++
-		now = now.Add(time.Second)
-		if err := sm.read(&s[i&1], now); err != nil {
-			b.Fatal(err)
-		}
-		_ = computeRates(&s[(i-1)&1], &s[i&1])
+	for _, active := range []bool{false, true} {
+		b.Run(map[bool]string{false: "quiet", true: "active"}[active], func(b *testing.B) {
+			var s [2]Sample
+			now := time.Now()
+			if _, err := sm.read(&s[0], now); err != nil {
+				b.Fatal(err)
+			}
+			if !s[0].HasNet || len(s[0].Net) != 2 {
+				b.Fatalf("net %+v", s[0].Net)
+			}
+			b.ReportAllocs()
+			i, quiet := 0, 0
+			for b.Loop() {
+				i++
+				now = now.Add(time.Second)
+				sm.nets.nextTick()
+				if active {
+					sm.lastCPU = ^s[(i-1)&1].Cgroup.CPUUsage
+				}
+				q, err := sm.read(&s[i&1], now)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if q {
+					quiet++
+				}
+				_ = computeRates(&s[(i-1)&1], &s[i&1])
+			}
+			b.ReportMetric(float64(quiet)/float64(i), "quiet/op")
+		})
 	}
 }

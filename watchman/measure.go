@@ -75,8 +75,11 @@ func (w *Watchman) sampleLocked(ctx context.Context, t *tracked, g gpu.Container
 	// a tick over many containers takes long enough to skew the rates of
 	// those read last.
 	start := time.Now()
-	err := t.sm.read(&t.cur, w.now())
+	quiet, err := t.sm.read(&t.cur, w.now())
 	w.m.sampleDuration.Observe(time.Since(start).Seconds())
+	if quiet {
+		w.m.quietSamples.Inc()
+	}
 	if err != nil {
 		t.sm.close()
 		t.sm = nil

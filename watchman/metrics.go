@@ -20,6 +20,7 @@ type metrics struct {
 	samplesShipped, samplesDropped   prometheus.Counter
 	policyErrors, kvErrors, skipped  prometheus.Counter
 	dockerSamples, tickCPU           prometheus.Counter
+	quietSamples                     prometheus.Counter
 	sampleDuration, tickDuration     prometheus.Histogram
 	connWatch                        *prometheus.GaugeVec
 }
@@ -45,6 +46,7 @@ func newMetrics(w *Watchman, reg prometheus.Registerer) (*metrics, error) {
 		skipped:         set.Counter("samples_skipped_total", "Samples skipped because the container went away."),
 		dockerSamples:   set.Counter("docker_stats_fallback_total", "Samples taken through the Docker stats API because the cgroup could not be read."),
 		tickCPU:         set.Counter("tick_cpu_seconds_total", "CPU time (user+system) the sampling and decision ticks used."),
+		quietSamples:    set.Counter("quiet_samples_total", "Samples that read only the CPU counter: it had not moved since the last sample, so block I/O and network were carried over."),
 		sampleDuration:  set.Histogram("container_sample_duration_seconds", "Time to read one container's cgroup and network files.", prometheus.ExponentialBuckets(5e-6, 2, 14)),
 		tickDuration:    set.Histogram("tick_duration_seconds", "Time to sample every container once and decide.", prometheus.ExponentialBuckets(1e-4, 2, 16)),
 	}

@@ -123,8 +123,8 @@ func (w *Watchman) cadence() cadence {
 	return cadence{pressure: max(1, int(pressurePeriod/w.cfg.Interval)), detail: max(1, int(detailPeriod/w.cfg.Interval))}
 }
 
-// cadence says how often the figures outside cgroup.Activity are read, in
-// samples.
+// cadence says how often the figures outside cgroup.Activity are read, and
+// how often a sample reads everything, in samples.
 type cadence struct {
 	// pressure: memory and I/O PSI, from which the idle test's pressure
 	// signal is computed.
@@ -154,6 +154,10 @@ type sampler struct {
 	nets   *netnsSet
 	net    *netns
 	cgPath string // cAdvisor-style id label: the cgroup path
+	// lastCPU is the CPU counter at the last read; hasCPU is false until
+	// the first.
+	lastCPU uint64
+	hasCPU  bool
 }
 
 // errNoCgroup means the cgroup could not be opened: fall back to Docker.
@@ -207,26 +211,46 @@ func cgroupID(root string, p cgroup.Paths) string {
 }
 
 // read fills s. An error wrapping cgroup.ErrVanished or procfs.ErrVanished
-// means the container went away: skip the sample. Every sample re-reads
-// the idle test's counters (cgroup.Activity and net/dev); PSI and the
-// other figures are re-read at their own cadence and carried over in
-// between.
-func (sm *sampler) read(s *Sample, now time.Time) error {
+// means the container went away: skip the sample. It reports whether the
+// sample was quiet (see below).
+//
+// Every sample reads the CPU counter. When it has moved since the last
+// sample, the idle test's other counters (block I/O, and net/dev of the
+// container's network namespace) are read too. When it has not moved by a
+// single nanosecond, none of the container's processes ran, so none of
+// them sent, received or read anything: the block I/O and network figures
+// of the last read are carried over. What the kernel handles alone (ARP,
+// ICMP, refused connections, write-back of pages written earlier) is
+// counted at the next full read. PSI is read every pressure period; every
+// detail period a sample reads everything.
+func (sm *sampler) read(s *Sample, now time.Time) (quiet bool, err error) {
 	s.At = now
 	s.FromDocker = false
-	parts := cgroup.Activity
 	pressure := sm.reads%sm.every.pressure == 0
-	if pressure {
-		parts |= cgroup.Pressure
-	}
 	detail := sm.reads%sm.every.detail == 0
-	if detail {
-		parts |= cgroup.Detail
-	}
 	sm.reads++
-	if err := sm.cg.ReadParts(&s.Cgroup, parts); err != nil {
-		return err
+	first := cgroup.Activity
+	if !detail && sm.hasCPU {
+		first = cgroup.CPU
 	}
+	if pressure {
+		first |= cgroup.Pressure
+	}
+	if detail {
+		first |= cgroup.Detail
+	}
+	if err := sm.cg.ReadParts(&s.Cgroup, first); err != nil {
+		return false, err
+	}
+	if first&cgroup.IO == 0 {
+		quiet = s.Cgroup.CPUUsage == sm.lastCPU
+		if !quiet {
+			if err := sm.cg.ReadParts(&s.Cgroup, cgroup.IO); err != nil {
+				return false, err
+			}
+		}
+	}
+	sm.lastCPU, sm.hasCPU = s.Cgroup.CPUUsage, true
 	if pressure && s.Cgroup.HasPSI {
 		mem, io := s.Cgroup.MemoryPressure.Some.Total, s.Cgroup.IOPressure.Some.Total
 		if !sm.psiAt.IsZero() {
@@ -243,16 +267,19 @@ func (sm *sampler) read(s *Sample, now time.Time) error {
 		sm.net = sm.nets.acquire(sm.pid) // retry a namespace that failed
 	}
 	if sm.net != nil {
-		ifs, err := sm.net.read(now)
-		if err != nil {
-			sm.nets.release(sm.net)
-			sm.net = nil
-		} else {
-			s.Net = append(s.Net[:0], ifs...)
-			s.HasNet = true
+		ifs, ok := sm.net.last()
+		if !quiet || !ok {
+			var err error
+			if ifs, err = sm.net.read(); err != nil {
+				sm.nets.release(sm.net)
+				sm.net = nil
+				return quiet, nil
+			}
 		}
+		s.Net = append(s.Net[:0], ifs...)
+		s.HasNet = true
 	}
-	return nil
+	return quiet, nil
 }
 
 func (sm *sampler) close() {
@@ -274,7 +301,13 @@ func (sm *sampler) close() {
 type netnsSet struct {
 	procRoot string
 	m        map[netnsKey]*netns
+	// tick counts the watchman's ticks (nextTick): a namespace is read
+	// once per tick.
+	tick uint64
 }
+
+// nextTick starts a tick: the next read of each namespace reads its file.
+func (ns *netnsSet) nextTick() { ns.tick++ }
 
 // netnsKey identifies a network namespace: the device and inode of
 // /proc/<pid>/ns/net. When that cannot be read (the namespace link needs
@@ -286,13 +319,14 @@ type netnsKey struct {
 
 // netns is one namespace's open net/dev and its last reading.
 type netns struct {
-	set  *netnsSet
-	key  netnsKey
-	f    *procfs.File
-	refs int
-	at   time.Time // time of the tick of the last read
-	ifs  []procfs.Iface
-	err  error
+	set   *netnsSet
+	key   netnsKey
+	f     *procfs.File
+	refs  int
+	read1 bool   // read at least once
+	tick  uint64 // the set's tick at the last read
+	ifs   []procfs.Iface
+	err   error
 }
 
 func newNetnsSet(procRoot string) *netnsSet {
@@ -333,15 +367,15 @@ func (ns *netnsSet) release(n *netns) {
 	}
 }
 
-// read returns the namespace's interfaces at the tick at, reading the file
-// only for the first container of the tick. After a failed read the next
-// container of the namespace to acquire it opens it afresh (through its
-// own process: the one n was opened through may be gone).
-func (n *netns) read(at time.Time) ([]procfs.Iface, error) {
-	if !n.at.IsZero() && n.at.Equal(at) {
+// read returns the namespace's interfaces, reading the file only for the
+// first container of the tick. After a failed read the next container of
+// the namespace to acquire it opens it afresh (through its own process:
+// the one n was opened through may be gone).
+func (n *netns) read() ([]procfs.Iface, error) {
+	if n.read1 && n.tick == n.set.tick {
 		return n.ifs, n.err
 	}
-	n.at = at
+	n.read1, n.tick = true, n.set.tick
 	b, err := n.f.Read()
 	if err == nil {
 		n.ifs, err = procfs.ParseNetDev(b, n.ifs)
@@ -350,6 +384,11 @@ func (n *netns) read(at time.Time) ([]procfs.Iface, error) {
 		delete(n.set.m, n.key)
 	}
 	return n.ifs, err
+}
+
+// last returns the namespace's last successful reading, if any.
+func (n *netns) last() ([]procfs.Iface, bool) {
+	return n.ifs, n.read1 && n.err == nil
 }
 
 // vanished reports whether err means the container's cgroup or process is

@@ -233,6 +233,7 @@ func (w *Watchman) tick(ctx context.Context) {
 	if w.gpu != nil {
 		w.gpuDevs = snap.Devices
 	}
+	w.nets.nextTick()
 	for id, t := range w.ctrs {
 		w.sampleLocked(ctx, t, snap.Containers[id], snap.Containers != nil)
 	}

@@ -581,14 +581,15 @@ func ifc(name string, rx, tx uint64) procfs.Iface {
 	return procfs.Iface{Name: name, RxBytes: rx, TxBytes: tx}
 }
 
-// TestSamplerPressure: PSI is read with the detail files and the stall
-// ratio covers the whole detail period.
-func TestSamplerPressure(t *testing.T) {
-	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+// fakeContainerTree makes a container's files under a temporary root from
+// the v2 cgroupfs fixture: its cgroup directory (returned), and
+// /proc/4242/cgroup pointing at it.
+func fakeContainerTree(t *testing.T, id string) (root, cg, dir string) {
+	t.Helper()
 	src := filepath.Join("cgroup", "testdata", "v2-cgroupfs")
-	root := t.TempDir()
-	cg := filepath.Join(root, "sys/fs/cgroup")
-	dir := filepath.Join(cg, "docker", id)
+	root = t.TempDir()
+	cg = filepath.Join(root, "sys/fs/cgroup")
+	dir = filepath.Join(cg, "docker", id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -603,7 +604,14 @@ func TestSamplerPressure(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(root, "proc/4242"), 0o755)
 	os.WriteFile(filepath.Join(root, "proc/4242/cgroup"), []byte("0::/docker/"+id+"\n"), 0o644)
+	return root, cg, dir
+}
 
+// TestSamplerPressure: PSI is read with the detail files and the stall
+// ratio covers the whole detail period.
+func TestSamplerPressure(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	root, cg, dir := fakeContainerTree(t, id)
 	sm, err := openSampler(filepath.Join(root, "proc"), cg, 4242, newNetnsSet(filepath.Join(root, "proc")), cadence{pressure: 5, detail: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -611,23 +619,23 @@ func TestSamplerPressure(t *testing.T) {
 	defer sm.close()
 	var s Sample
 	at := t0
-	if err := sm.read(&s, at); err != nil || s.HasPressure {
+	if _, err := sm.read(&s, at); err != nil || s.HasPressure {
 		t.Fatalf("first read: %v, pressure %v", err, s.HasPressure)
 	}
 	// 2.5 s of I/O stall during the next 5 s.
 	os.WriteFile(filepath.Join(dir, "io.pressure"), []byte("some avg10=0.00 avg60=0.00 avg300=0.00 total=3389123\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=1\n"), 0o644)
 	for i := 1; i <= 4; i++ {
 		at = at.Add(time.Second)
-		if err := sm.read(&s, at); err != nil || s.HasPressure {
+		if _, err := sm.read(&s, at); err != nil || s.HasPressure {
 			t.Fatalf("hot read %d: %v, pressure %v", i, err, s.HasPressure)
 		}
 	}
 	at = at.Add(time.Second)
-	if err := sm.read(&s, at); err != nil || !s.HasPressure || s.Pressure != 0.5 {
+	if _, err := sm.read(&s, at); err != nil || !s.HasPressure || s.Pressure != 0.5 {
 		t.Fatalf("full read: %v, pressure %v %v", err, s.HasPressure, s.Pressure)
 	}
 	at = at.Add(time.Second)
-	if err := sm.read(&s, at); err != nil || s.Pressure != 0.5 {
+	if _, err := sm.read(&s, at); err != nil || s.Pressure != 0.5 {
 		t.Fatalf("the ratio holds until the next full read: %v %v", err, s.Pressure)
 	}
 	if sm.cgPath != "/docker/"+id {

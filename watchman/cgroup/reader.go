@@ -48,11 +48,12 @@ type Stats struct {
 type Part uint8
 
 const (
-	// Activity is what the idle test needs every sample: CPU usage, CFS
-	// throttling (on v1 only while a CFS quota is set: without one the
-	// counters cannot move) and block I/O bytes. On v2 it also refreshes
-	// the CPU user/system split, which is in the same file.
-	Activity Part = 1 << iota
+	// CPU is the CPU usage counter: v1 cpuacct.usage; on v2 cpu.stat, which
+	// also holds the CFS throttling counters and the user/system split.
+	CPU Part = 1 << iota
+	// IO is the block I/O byte counters and, on v1 while a CFS quota is
+	// set (without one they cannot move), the CFS throttling counters.
+	IO
 	// Pressure is the memory and I/O PSI the idle test's pressure signal
 	// is computed from.
 	Pressure
@@ -60,6 +61,8 @@ const (
 	// counts, CPU user/system split and PSI on v1, freezer state, CPU
 	// pressure.
 	Detail
+	// Activity is what the idle test needs every sample: CPU and IO.
+	Activity = CPU | IO
 	// All is every figure.
 	All = Activity | Pressure | Detail
 )
@@ -297,7 +300,7 @@ func (r *Reader) ReadParts(s *Stats, parts Part) error {
 		r.checkLeaf()
 	}
 	devs := s.BlkIO[:0]
-	if parts&Activity == 0 || !r.v2 && parts&Detail == 0 {
+	if parts&IO == 0 || !r.v2 && parts&Detail == 0 {
 		// Not every block I/O file is read: keep the other counters.
 		devs = append(devs, r.last.BlkIO...)
 	}
@@ -330,11 +333,16 @@ func (r *Reader) ReadParts(s *Stats, parts Part) error {
 // part returns the part file slot belongs to.
 func (r *Reader) part(slot int) Part {
 	switch slot {
-	case fCPUUsage, fBlkBytes:
-		return Activity
+	case fCPUUsage:
+		return CPU
+	case fBlkBytes:
+		return IO
 	case fCPUStat:
-		if r.v2 || r.throttleHot {
-			return Activity
+		if r.v2 {
+			return CPU
+		}
+		if r.throttleHot {
+			return IO
 		}
 	case fPSIMem, fPSIIO:
 		return Pressure
