@@ -101,32 +101,29 @@ func (w *Writer) send(ctx context.Context, s *sender, pending []*item) sendOutco
 	}
 }
 
-// encodeChunk is how much of a compressed request is built before it is
-// handed to the compressor: small enough to stay in the CPU cache, so the
-// documents are copied once from where the readers wrote them and the
-// compressor reads them back from the cache, not from memory.
+// encodeChunk is how much of a compressed request body is built before it
+// is handed to the compressor, so that a sender never holds the whole
+// uncompressed request (flush-bytes, 2 MiB by default) as well.
 const encodeChunk = 32 << 10
 
 // encode builds the bulk request body for pending in s's buffers: the
 // NDJSON as is, or gzipped.
 func encode(s *sender, pending []*item, compressed bool) []byte {
 	s.raw = s.raw[:0]
-	if !compressed {
-		for _, it := range pending {
-			index, id, body := it.target()
-			s.raw = appendCreate(s.raw, index, id, body)
-		}
-		return s.raw
+	if compressed {
+		s.zbuf.Reset()
+		s.gz.Reset(&s.zbuf)
 	}
-	s.zbuf.Reset()
-	s.gz.Reset(&s.zbuf)
 	for _, it := range pending {
 		index, id, body := it.target()
 		s.raw = appendCreate(s.raw, index, id, body)
-		if len(s.raw) >= encodeChunk {
+		if compressed && len(s.raw) >= encodeChunk {
 			_, _ = s.gz.Write(s.raw) // writes to a bytes.Buffer do not fail
 			s.raw = s.raw[:0]
 		}
+	}
+	if !compressed {
+		return s.raw
 	}
 	_, _ = s.gz.Write(s.raw)
 	_ = s.gz.Close()
