@@ -1,11 +1,11 @@
 package watchman
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 )
 
@@ -65,12 +65,12 @@ func TestConnWatch(t *testing.T) {
 	}
 }
 
-// netDev is /proc/net/dev with rx received packets on eth0.
-func netDev(rx int) string {
+// netDevEth0 is /proc/<pid>/net/dev with one interface, eth0, that has
+// received rxBytes bytes in rxPackets packets.
+func netDevEth0(rxBytes, rxPackets int) string {
 	return "Inter-|   Receive                                                |  Transmit\n" +
 		" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
-		"    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n" +
-		"  eth0:    1296      " + strconv.Itoa(rx) + "    0    0    0     0          0         0      936      12    0    0    0     0       0          0\n"
+		fmt.Sprintf("  eth0: %d %d 0 0 0 0 0 0 936 12 0 0 0 0 0 0\n", rxBytes, rxPackets)
 }
 
 // TestConnWatchPacketGate: polling rescans the socket tables only after the
@@ -92,12 +92,12 @@ func TestConnWatchPacketGate(t *testing.T) {
 			writeNet("tcp", tcpHeader)
 			writeNet("tcp6", tcp6Header+listen8080)
 			if tc.dev {
-				writeNet("dev", netDev(10))
+				writeNet("dev", netDevEth0(1296, 10))
 			}
 			cw := openConnWatch(t, proc, 9, nil)
 			for i, rx := range tc.steps {
 				if rx != 0 {
-					writeNet("dev", netDev(rx))
+					writeNet("dev", netDevEth0(1296, rx))
 				}
 				if got := cw.quiet(); got != tc.wantQuiet[i] {
 					t.Fatalf("look %d: quiet = %v, want %v", i, got, tc.wantQuiet[i])
@@ -110,10 +110,10 @@ func TestConnWatchPacketGate(t *testing.T) {
 	proc, writeNet := fakeNetProc(t)
 	writeNet("tcp", tcpHeader)
 	writeNet("tcp6", tcp6Header+listen8080)
-	writeNet("dev", netDev(10))
+	writeNet("dev", netDevEth0(1296, 10))
 	cw := openConnWatch(t, proc, 9, nil)
 	writeNet("tcp6", tcp6Header+listen8080+fromGateway)
-	writeNet("dev", netDev(13))
+	writeNet("dev", netDevEth0(1296, 13))
 	if cw.quiet() {
 		t.Fatal("quiet after packets arrived")
 	}

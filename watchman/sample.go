@@ -154,10 +154,8 @@ type sampler struct {
 	nets   *netnsSet
 	net    *netns
 	cgPath string // cAdvisor-style id label: the cgroup path
-	// lastCPU is the CPU counter at the last read; hasCPU is false until
-	// the first.
+	// lastCPU is the CPU counter at the last read.
 	lastCPU uint64
-	hasCPU  bool
 }
 
 // errNoCgroup means the cgroup could not be opened: fall back to Docker.
@@ -229,8 +227,9 @@ func (sm *sampler) read(s *Sample, now time.Time) (quiet bool, err error) {
 	pressure := sm.reads%sm.every.pressure == 0
 	detail := sm.reads%sm.every.detail == 0
 	sm.reads++
+	// The first read (reads 0) is a detail read: everything.
 	first := cgroup.Activity
-	if !detail && sm.hasCPU {
+	if !detail {
 		first = cgroup.CPU
 	}
 	if pressure {
@@ -250,7 +249,7 @@ func (sm *sampler) read(s *Sample, now time.Time) (quiet bool, err error) {
 			}
 		}
 	}
-	sm.lastCPU, sm.hasCPU = s.Cgroup.CPUUsage, true
+	sm.lastCPU = s.Cgroup.CPUUsage
 	if pressure && s.Cgroup.HasPSI {
 		mem, io := s.Cgroup.MemoryPressure.Some.Total, s.Cgroup.IOPressure.Some.Total
 		if !sm.psiAt.IsZero() {
@@ -301,8 +300,8 @@ func (sm *sampler) close() {
 type netnsSet struct {
 	procRoot string
 	m        map[netnsKey]*netns
-	// tick counts the watchman's ticks (nextTick): a namespace is read
-	// once per tick.
+	// tick counts the watchman's ticks (nextTick), from 1: a namespace is
+	// read once per tick, and one never read has tick 0.
 	tick uint64
 }
 
@@ -319,18 +318,17 @@ type netnsKey struct {
 
 // netns is one namespace's open net/dev and its last reading.
 type netns struct {
-	set   *netnsSet
-	key   netnsKey
-	f     *procfs.File
-	refs  int
-	read1 bool   // read at least once
-	tick  uint64 // the set's tick at the last read
-	ifs   []procfs.Iface
-	err   error
+	set  *netnsSet
+	key  netnsKey
+	f    *procfs.File
+	refs int
+	tick uint64 // the set's tick at the last read; 0 before the first
+	ifs  []procfs.Iface
+	err  error
 }
 
 func newNetnsSet(procRoot string) *netnsSet {
-	return &netnsSet{procRoot: procRoot, m: map[netnsKey]*netns{}}
+	return &netnsSet{procRoot: procRoot, m: map[netnsKey]*netns{}, tick: 1}
 }
 
 // acquire returns the namespace of pid, opening its net/dev through pid if
@@ -372,10 +370,10 @@ func (ns *netnsSet) release(n *netns) {
 // the namespace to acquire it opens it afresh (through its own process:
 // the one n was opened through may be gone).
 func (n *netns) read() ([]procfs.Iface, error) {
-	if n.read1 && n.tick == n.set.tick {
+	if n.tick == n.set.tick {
 		return n.ifs, n.err
 	}
-	n.read1, n.tick = true, n.set.tick
+	n.tick = n.set.tick
 	b, err := n.f.Read()
 	if err == nil {
 		n.ifs, err = procfs.ParseNetDev(b, n.ifs)
@@ -388,7 +386,7 @@ func (n *netns) read() ([]procfs.Iface, error) {
 
 // last returns the namespace's last successful reading, if any.
 func (n *netns) last() ([]procfs.Iface, bool) {
-	return n.ifs, n.read1 && n.err == nil
+	return n.ifs, n.tick != 0 && n.err == nil
 }
 
 // vanished reports whether err means the container's cgroup or process is

@@ -12,11 +12,6 @@ import (
 // net/dev, read once per tick; the file closes with the last of them.
 func TestNetnsShared(t *testing.T) {
 	proc := t.TempDir()
-	dev := func(rx int) string {
-		return "Inter-|   Receive                                                |  Transmit\n" +
-			" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
-			fmt.Sprintf("  eth0: %d 1 0 0 0 0 0 0 200 2 0 0 0 0 0 0\n", rx)
-	}
 	for _, pid := range []string{"1", "2", "3"} {
 		if err := os.MkdirAll(filepath.Join(proc, pid, "ns"), 0o755); err != nil {
 			t.Fatal(err)
@@ -37,13 +32,13 @@ func TestNetnsShared(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(proc, "4", "net"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	write("4", "net/dev", dev(400))
+	write("4", "net/dev", netDevEth0(400, 1))
 	if err := os.Link(filepath.Join(proc, "1", "ns/net"), filepath.Join(proc, "2", "ns/net")); err != nil {
 		t.Fatal(err) // pid 2 shares pid 1's namespace
 	}
-	write("1", "net/dev", dev(100))
-	write("2", "net/dev", dev(999)) // never read: the namespace is open through pid 1
-	write("3", "net/dev", dev(300))
+	write("1", "net/dev", netDevEth0(100, 1))
+	write("2", "net/dev", netDevEth0(999, 1)) // never read: the namespace is open through pid 1
+	write("3", "net/dev", netDevEth0(300, 1))
 
 	set := newNetnsSet(proc)
 	a, b, c := set.acquire(1), set.acquire(2), set.acquire(3)
@@ -62,7 +57,7 @@ func TestNetnsShared(t *testing.T) {
 	if got := rx(a); got != 100 {
 		t.Errorf("first container: rx %d", got)
 	}
-	write("1", "net/dev", dev(150))
+	write("1", "net/dev", netDevEth0(150, 1))
 	if got := rx(b); got != 100 {
 		t.Errorf("second container in the same tick: rx %d, want the tick's reading 100", got)
 	}
@@ -102,15 +97,10 @@ func TestSamplerQuietCarriesOver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	netDev := func(rx int) string {
-		return "Inter-|   Receive                                                |  Transmit\n" +
-			" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n" +
-			fmt.Sprintf("  eth0: %d 1 0 0 0 0 0 0 200 2 0 0 0 0 0 0\n", rx)
-	}
 	if err := os.MkdirAll(filepath.Join(proc, "4242", "net"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	write(filepath.Join(proc, "4242", "net", "dev"), netDev(100))
+	write(filepath.Join(proc, "4242", "net", "dev"), netDevEth0(100, 1))
 	cpu := func(usec int) {
 		write(filepath.Join(dir, "cpu.stat"), fmt.Sprintf("usage_usec %d\nuser_usec 1\nsystem_usec 1\n", usec))
 	}
@@ -143,7 +133,7 @@ func TestSamplerQuietCarriesOver(t *testing.T) {
 	for _, st := range steps {
 		cpu(st.cpuUsec)
 		io(st.rb)
-		write(filepath.Join(proc, "4242", "net", "dev"), netDev(st.rx))
+		write(filepath.Join(proc, "4242", "net", "dev"), netDevEth0(st.rx, 1))
 		nets.nextTick()
 		at = at.Add(time.Second)
 		quiet, err := sm.read(&s, at)
