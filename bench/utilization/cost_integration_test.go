@@ -7,8 +7,6 @@ package utilization
 import (
 	"bytes"
 
-	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
-
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
 	"github.com/heartwood-ops/heartwood/internal/poll"
 	"github.com/heartwood-ops/heartwood/internal/testenv"
 )

@@ -39,12 +39,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
-
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
 )
 
 const (

@@ -54,12 +54,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
-
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
 )
 
 const (

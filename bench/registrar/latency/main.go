@@ -51,8 +51,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
-
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -60,6 +58,7 @@ import (
 	"github.com/docker/go-connections/nat"
 	consulapi "github.com/hashicorp/consul/api"
 
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
 	"github.com/heartwood-ops/heartwood/bench/registrar/catalogwatch"
 )
 

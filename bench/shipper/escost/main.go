@@ -48,11 +48,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
-
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
 	"github.com/heartwood-ops/heartwood/bench/shipper/benchkit"
 	"github.com/heartwood-ops/heartwood/internal/esschema"
 	"github.com/heartwood-ops/heartwood/inventory"

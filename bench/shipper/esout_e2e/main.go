@@ -15,8 +15,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 
-	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
-
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +32,7 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/heartwood-ops/heartwood/bench/internal/hoststat"
 	"github.com/heartwood-ops/heartwood/bench/shipper/benchkit"
 	"github.com/heartwood-ops/heartwood/shipper/esout"
 	"github.com/prometheus/client_golang/prometheus"
